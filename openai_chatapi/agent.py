@@ -1,0 +1,764 @@
+"""``ChatAgent``: the conversation, its statistics and the tool loop.
+
+Data flows one way: the agent asks the request builder for a body, the transport sends it,
+the parser or stream reader turns the answer into models, and the agent commits the turn to
+the history only when the whole call succeeded. A failed or cancelled call leaves the history
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar, overload
+
+import httpx
+
+from . import _generated as gen
+from .config import CallOptions, ModelConfig, RuntimeConfig
+from .display import StreamDisplay
+from .errors import (
+    ChatAPIException,
+    ConfigurationError,
+    ModelNotFoundError,
+    NotFoundError,
+    ToolExecutionError,
+)
+from .history import load_history, save_history
+from .function_schema import parse_structured, response_format_for
+from .media import ImagePart, MediaInput, MediaSettings, VideoPart, prepare_media
+from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
+from .parsing import parse_completion, parse_model, parse_model_list
+from .request import RequestOptions, build_body
+from .stats import Stats, StreamTiming
+from .streaming import (
+    ContentDeltaEvent,
+    FinishEvent,
+    ReasoningDeltaEvent,
+    StreamAccumulator,
+    StreamEvent,
+    ToolCallDeltaEvent,
+    ToolResultEvent,
+    read_stream,
+)
+from .tools import Tool, ToolFunction, ToolRegistry, ToolResult, serialize_result
+from .transport import Body, Sleep, Transport, is_retryable, logger
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+__all__ = ["ChatAgent"]
+
+T = TypeVar("T")
+ToolSpec = Tool | ToolFunction[..., Any] | Callable[..., Any]
+MediaArg: TypeAlias = "MediaInput | Sequence[MediaInput] | None"
+
+
+def _configure_logging(runtime: RuntimeConfig) -> None:
+    if not runtime.enable_logging:
+        return
+    logger.setLevel(logging.DEBUG if runtime.enable_debug else runtime.log_level)
+    root = logging.getLogger()
+    if not root.handlers and not any(
+        not isinstance(h, logging.NullHandler) for h in logger.handlers
+    ):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def _wire_tool_choice(
+    choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+) -> str | dict[str, Any] | None:
+    """``tool_choice`` in wire form: a mode, or a named function from a name/Tool/@tool."""
+    if choice is None or isinstance(choice, dict):
+        return choice
+    if isinstance(choice, str):
+        if choice in ("none", "auto", "required"):
+            return choice
+        name = choice
+    elif isinstance(choice, (Tool, ToolFunction)):
+        name = choice.name
+    else:
+        raise ConfigurationError(
+            "tool_choice must be 'none', 'auto', 'required', a tool name, a Tool or a @tool",
+            {"field": "tool_choice", "value": repr(choice)},
+        )
+    return {"type": "function", "function": {"name": name}}
+
+
+def _answers_for(
+    calls: Sequence[gen.ToolCall], results: Mapping[str, Any] | Sequence[ToolResult]
+) -> list[ToolResult]:
+    """One ``ToolResult`` per pending call, from a mapping id → value or a list of results."""
+    if isinstance(results, Mapping):
+        by_id = {
+            call_id: ToolResult(
+                tool_call_id=call_id, name="", arguments={}, content=serialize_result(value)
+            )
+            for call_id, value in results.items()
+        }
+    else:
+        by_id = {result.tool_call_id: result for result in results}
+    missing = [call.id for call in calls if call.id not in by_id]
+    if missing:
+        raise ConfigurationError(
+            f"no result given for tool call(s): {', '.join(str(m) for m in missing)}",
+            {"field": "results", "missing": missing},
+        )
+    return [by_id[str(call.id)] for call in calls]
+
+
+class _Call:
+    """Everything one ``chat``/``chat_stream`` call needs, resolved once."""
+
+    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured")
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        options: RequestOptions,
+        registry: ToolRegistry,
+        auto_execute: bool,
+        stream: bool,
+        structured: Any,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.registry = registry
+        self.auto_execute = auto_execute
+        self.stream = stream
+        self.structured = structured
+
+
+class ChatAgent:
+    """A conversation with an OpenAI-compatible chat API.
+
+    Use it as an async context manager: ``async with ChatAgent(cfg, rt) as agent:``. It owns
+    one HTTP connection pool, the history, the registered tools and the statistics.
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig | None = None,
+        runtime_config: RuntimeConfig | None = None,
+        *,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if model_config is not None and not isinstance(model_config, ModelConfig):
+            raise ConfigurationError(
+                "model_config must be a ModelConfig",
+                {"field": "model_config", "value": type(model_config).__name__},
+            )
+        if runtime_config is not None and not isinstance(runtime_config, RuntimeConfig):
+            raise ConfigurationError(
+                "runtime_config must be a RuntimeConfig",
+                {"field": "runtime_config", "value": type(runtime_config).__name__},
+            )
+        self.model_config = model_config if model_config is not None else ModelConfig()
+        self.runtime_config = runtime = runtime_config or RuntimeConfig()
+        _configure_logging(runtime)
+        self._stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._transport = Transport(
+            self.model_config,
+            runtime,
+            http_transport=http_transport,
+            sleep=self._sleep,
+            on_retry=self._stats.record_retry,
+        )
+        self._media = MediaSettings.from_config(runtime)
+        self._history: list[ChatMessage] = []
+        self._tools = ToolRegistry()
+        self._pending: list[ChatMessage] | None = None
+        self.last_response: gen.ChatCompletion | None = None
+        """The full typed response of the last successful model call."""
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> ChatAgent:
+        await self._transport.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (``async with`` does this for you)."""
+        await self._transport.aclose()
+
+    def __repr__(self) -> str:
+        cfg = self.model_config
+        return (
+            f"ChatAgent(model={cfg.model!r}, api_base_url={cfg.api_base_url!r}, "
+            f"messages={len(self._history)}, tools={len(self._tools)})"
+        )
+
+    # ------------------------------------------------------------------ history
+    @property
+    def history(self) -> tuple[ChatMessage, ...]:
+        """A read-only view of the conversation."""
+        return tuple(self._history)
+
+    @property
+    def system_prompt(self) -> str | None:
+        first = self._history[0] if self._history else None
+        return first.text if first is not None and first.role == "system" else None
+
+    def set_system_prompt(self, prompt: str) -> None:
+        """Set (or replace) the system prompt at the start of the conversation."""
+        if not isinstance(prompt, str):
+            raise ConfigurationError(
+                "the system prompt must be a string", {"field": "prompt", "value": prompt}
+            )
+        message = ChatMessage(role="system", content=prompt)
+        if self._history and self._history[0].role == "system":
+            self._history[0] = message
+        else:
+            self._history.insert(0, message)
+
+    def add_message(self, message: ChatMessage) -> None:
+        """Append a message to the history as it is."""
+        if not isinstance(message, ChatMessage):
+            raise ConfigurationError(
+                "add_message takes a ChatMessage",
+                {"field": "message", "value": type(message).__name__},
+            )
+        self._history.append(message)
+
+    def clear_history(self, keep_system: bool = True) -> None:
+        """Forget the conversation (keeping the system prompt unless told otherwise)."""
+        system = self._history[0] if self._history and self._history[0].role == "system" else None
+        self._history = [system] if keep_system and system is not None else []
+        self._pending = None
+
+    def replace_history(self, messages: Sequence[ChatMessage]) -> None:
+        """Replace the whole conversation (used when loading a saved one)."""
+        if not all(isinstance(m, ChatMessage) for m in messages):
+            raise ConfigurationError("replace_history takes ChatMessage objects", {})
+        self._history = list(messages)
+        self._pending = None
+
+    def save_history(self, path: str | os.PathLike[str]) -> None:
+        """Write the conversation to a JSON file (media kept as references)."""
+        save_history(self._history, path)
+
+    def load_history(self, path: str | os.PathLike[str]) -> None:
+        """Replace the conversation with one saved by ``save_history``.
+
+        A missing, corrupt or foreign file raises ``ConfigurationError`` and changes nothing.
+        """
+        self.replace_history(load_history(path))
+
+    # ------------------------------------------------------------------ tools
+    def register_tool(self, tool: ToolSpec, handler: Callable[..., Any] | None = None) -> None:
+        """Register a tool: a ``@tool`` function, or a hand-made ``Tool`` with its handler."""
+        if isinstance(tool, Tool):
+            if handler is None:
+                raise ConfigurationError(
+                    f"tool {tool.name!r} needs a handler: register_tool(tool, handler)",
+                    {"tool": tool.name},
+                )
+            self._tools.register(tool, handler)
+        else:
+            self._tools.register(tool, handler)
+
+    def clear_tools(self) -> None:
+        """Forget every registered tool."""
+        self._tools.clear()
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self._tools
+
+    @property
+    def pending_tool_calls(self) -> list[gen.ToolCall]:
+        """Tool calls the model asked for in a ``chat(..., auto_execute_tools=False)`` call."""
+        if not self._pending:
+            return []
+        return list(self._pending[-1].tool_calls or [])
+
+    # ------------------------------------------------------------------ stats
+    def get_stats(self) -> dict[str, Any]:
+        """Requests, successes, failures, retries, tokens, latency and streaming figures."""
+        return self._stats.as_dict()
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        self._stats.reset()
+
+    # ------------------------------------------------------------------ models
+    async def list_models(self) -> gen.ModelList:
+        """The models the server offers."""
+        raw = await self._transport.request("GET", "models")
+        return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
+
+    async def retrieve_model(self, model_id: str) -> gen.Model:
+        """One model by id; a missing model raises ``ModelNotFoundError``."""
+        if not isinstance(model_id, str) or not model_id:
+            raise ConfigurationError("model_id must be a non-empty string", {"field": "model_id"})
+        try:
+            raw = await self._transport.request("GET", f"models/{model_id}")
+        except NotFoundError as exc:
+            if isinstance(exc, ModelNotFoundError):
+                raise
+            raise ModelNotFoundError(f"model not found: {model_id}", exc.details) from None
+        return parse_model(gen.Model, raw, strict=self.runtime_config.strict_parsing, what="model")
+
+    # ------------------------------------------------------------------ chat
+    @overload
+    async def chat(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> str: ...
+
+    @overload
+    async def chat(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: type[T],
+        **overrides: Unpack[CallOptions],
+    ) -> T: ...
+
+    @overload
+    async def chat(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: dict[str, Any],
+        **overrides: Unpack[CallOptions],
+    ) -> str: ...
+
+    async def chat(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: type[Any] | dict[str, Any] | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> Any:
+        """One turn: send ``text`` (and media), run requested tools, return the reply text.
+
+        With ``response_format=SomeModel`` the reply is validated and returned as a
+        ``SomeModel`` instance. The user message and the reply enter the history only when
+        the call succeeds (and ``add_to_history`` is true).
+        """
+        call = self._prepare_call(
+            overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            auto_execute=auto_execute_tools,
+            stream=None,
+        )
+        user = self._user_message(text, image_paths, video_paths)
+        return await self._complete_turn([user], call, add_to_history)
+
+    async def submit_tool_results(
+        self,
+        results: Mapping[str, Any] | Sequence[ToolResult],
+        *,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        **overrides: Unpack[CallOptions],
+    ) -> str:
+        """Answer the pending tool calls (``auto_execute_tools=False``) and continue the turn.
+
+        ``results`` maps each tool call id to its result (any JSON-serialisable value), or is
+        a list of ``ToolResult``. Every pending call must be answered.
+        """
+        if not self._pending:
+            raise ConfigurationError("there are no pending tool calls to answer", {})
+        calls = self.pending_tool_calls
+        answers = _answers_for(calls, results)
+        call = self._prepare_call(
+            overrides,
+            tools=None,
+            tool_choice=None,
+            parallel_tool_calls=None,
+            response_format=None,
+            auto_execute=auto_execute_tools,
+            stream=None,
+        )
+        turn = [
+            *self._pending,
+            *(
+                ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
+                for a in answers
+            ),
+        ]
+        text = await self._complete_turn(turn, call, add_to_history, resumed=True)
+        return str(text)
+
+    async def _complete_turn(
+        self,
+        turn: list[ChatMessage],
+        call: _Call,
+        add_to_history: bool,
+        *,
+        resumed: bool = False,
+    ) -> Any:
+        final: gen.ChatCompletion | None = None
+        async with aclosing(self._run(turn, call)) as events:
+            async for event in events:
+                if isinstance(event, FinishEvent):
+                    final = event.response
+        assert final is not None
+        return self._finish(turn, call, final, add_to_history, resumed=resumed)
+
+    def _finish(
+        self,
+        turn: list[ChatMessage],
+        call: _Call,
+        final: gen.ChatCompletion,
+        add_to_history: bool,
+        *,
+        resumed: bool = False,
+    ) -> Any:
+        """Commit a completed turn; return the text (or the structured object)."""
+        message = final.choices[0].message
+        text = (message.content if message is not None else None) or ""
+        value: Any = text
+        if call.structured is not None:
+            value = parse_structured(call.structured, text)
+        if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
+            self._pending = turn
+        else:
+            self._pending = None
+            if add_to_history:
+                self._history.extend(turn)
+        self.last_response = final
+        return value
+
+    def _user_message(self, text: str, images: MediaArg, videos: MediaArg) -> ChatMessage:
+        if not isinstance(text, str):
+            raise ConfigurationError(
+                "text must be a string", {"field": "text", "value": type(text).__name__}
+            )
+        media: list[ImagePart | VideoPart] = prepare_media(
+            images, videos, self._media, base_url=self.model_config.api_base_url
+        )
+        if not media:
+            return ChatMessage(role="user", content=text)
+        parts: list[ContentPart] = [TextPart(text=text), *media]
+        return ChatMessage(role="user", content=parts)
+
+    def _prepare_call(
+        self,
+        overrides: Mapping[str, Any],
+        *,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        response_format: type[Any] | dict[str, Any] | None,
+        auto_execute: bool,
+        stream: bool | None,
+    ) -> _Call:
+        config = (
+            self.model_config.with_overrides(dict(overrides)) if overrides else self.model_config
+        )
+        registry = self._tools
+        if tools:
+            registry = registry.copy()
+            for extra in tools:
+                if isinstance(extra, Tool):
+                    raise ConfigurationError(
+                        f"per-call tools must be functions; register Tool {extra.name!r} "
+                        "with its handler via register_tool",
+                        {"tool": extra.name},
+                    )
+                registry.register(extra)
+        structured: Any = None
+        wire_format: dict[str, Any] | None
+        if response_format is None:
+            wire_format = None
+        elif isinstance(response_format, dict):
+            wire_format = response_format
+        elif isinstance(response_format, str):
+            if response_format not in ("text", "json_object"):
+                raise ConfigurationError(
+                    "response_format must be a type, a dict, 'text' or 'json_object'",
+                    {"field": "response_format", "value": response_format},
+                )
+            wire_format = {"type": response_format}
+        else:
+            structured = response_format
+            wire_format = response_format_for(response_format, strict=True)
+        options = RequestOptions(
+            stream=config.stream if stream is None else stream,
+            include_usage=self.runtime_config.stream_include_usage,
+            tools=registry.definitions() or None,
+            tool_choice=_wire_tool_choice(tool_choice),
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=wire_format,
+        )
+        return _Call(config, options, registry, auto_execute, options.stream, structured)
+
+    def _request_history(self, turn: list[ChatMessage]) -> list[ChatMessage]:
+        history = self._history
+        if not self.runtime_config.keep_media_in_history:
+            history = [m.without_media() for m in history]
+        return [*history, *turn]
+
+    # ------------------------------------------------------------------ the loop
+    async def _run(self, turn: list[ChatMessage], call: _Call) -> AsyncGenerator[StreamEvent, None]:
+        """Model turns and tool rounds until a reply without (auto-executed) tool calls.
+
+        Messages produced along the way are appended to ``turn``; nothing touches the
+        history here.
+        """
+        runtime = self.runtime_config
+        rounds = 0
+        failures = 0
+        while True:
+            body = build_body(
+                call.config, self._request_history(turn), call.options, settings=self._media
+            )
+            completion: gen.ChatCompletion | None = None
+            if call.stream:
+                async with aclosing(self._stream_once(body)) as events:
+                    async for event in events:
+                        if isinstance(event, FinishEvent):
+                            completion = event.response
+                        yield event
+            else:
+                completion = await self._complete_once(body)
+                yield FinishEvent(completion.choices[0].finish_reason, completion)
+            assert completion is not None
+            message = completion.choices[0].message
+            content = message.content if message is not None else None
+            calls = message.tool_calls if message is not None else None
+            if not calls:
+                turn.append(
+                    ChatMessage(
+                        role="assistant",
+                        content=content or "",
+                        reasoning_content=getattr(message, "reasoning_content", None),
+                    )
+                )
+                return
+            self._stats.tool_calls += len(calls)
+            assistant = ChatMessage.assistant_tool_calls(content, calls)
+            turn.append(assistant)
+            wire_calls = [call_to_wire(c) for c in assistant.tool_calls or ()]
+            if not call.auto_execute:
+                return
+            rounds += 1
+            if rounds > runtime.max_tool_rounds:
+                raise ToolExecutionError(
+                    f"the model kept calling tools for more than {runtime.max_tool_rounds} rounds",
+                    {
+                        "tool": wire_calls[0]["function"]["name"],
+                        "error": "max_tool_rounds exceeded",
+                        "arguments": wire_calls[0]["function"]["arguments"][:500],
+                        "rounds": rounds - 1,
+                    },
+                )
+            results = await call.registry.execute(
+                wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+            )
+            for result in results:
+                turn.append(
+                    ChatMessage(
+                        role="tool", tool_call_id=result.tool_call_id, content=result.content
+                    )
+                )
+                yield ToolResultEvent(
+                    result.tool_call_id, result.name, result.content, result.ok, result.error
+                )
+                if not result.ok:
+                    failures += 1
+                    if failures > runtime.max_tool_failures:
+                        raise ToolExecutionError(
+                            f"tool {result.name!r} failed too often: {result.error}",
+                            {
+                                "tool": result.name,
+                                "error": result.error,
+                                "arguments": result.arguments,
+                                "failures": failures,
+                            },
+                        )
+
+    async def _complete_once(self, body: Body) -> gen.ChatCompletion:
+        started = time.perf_counter()
+        try:
+            raw = await self._transport.request("POST", "chat/completions", body)
+            completion = parse_completion(
+                raw, strict=self.runtime_config.strict_parsing, scrub=self._transport.secrets
+            )
+        except ChatAPIException:
+            self._stats.record_failure()
+            raise
+        self._stats.record_success(time.perf_counter() - started, completion.usage)
+        return completion
+
+    async def _stream_once(self, body: Body) -> AsyncGenerator[StreamEvent, None]:
+        """One streamed model turn; failures before the first event are retried."""
+        runtime = self.runtime_config
+        attempt = 0
+        while True:
+            accumulator = StreamAccumulator()
+            started = time.perf_counter()
+            first: float | None = None
+            produced = False
+            try:
+                async with self._transport.stream("chat/completions", body) as response:
+                    async with aclosing(
+                        read_stream(response, accumulator, strict=runtime.strict_parsing)
+                    ) as events:
+                        async for event in events:
+                            if first is None and isinstance(
+                                event, (ContentDeltaEvent, ReasoningDeltaEvent, ToolCallDeltaEvent)
+                            ):
+                                first = time.perf_counter() - started
+                            produced = True
+                            yield event
+            except ChatAPIException as exc:
+                if not produced and attempt < runtime.max_retries and is_retryable(exc):
+                    await self._transport.backoff(attempt, None, type(exc).__name__)
+                    attempt += 1
+                    continue
+                self._stats.record_failure()
+                raise
+            break
+        completion = accumulator.result()
+        duration = time.perf_counter() - started
+        self._stats.record_success(duration, completion.usage)
+        usage = completion.usage
+        tokens = (usage.completion_tokens if usage is not None else None) or accumulator.chunks
+        self._stats.record_stream(StreamTiming(first, duration, accumulator.chunks, tokens or 0))
+        yield FinishEvent(accumulator.finish_reason, completion)
+
+    # ------------------------------------------------------------------ streaming
+    async def chat_stream_events(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
+
+        Tools requested by the model run when its turn ends (``ToolResultEvent`` each), and
+        streaming continues with the model's follow-up. The turn enters the history only when
+        the stream completes; stopping early leaves the history untouched.
+        """
+        call = self._prepare_call(
+            overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=None,
+            auto_execute=auto_execute_tools,
+            stream=True,
+        )
+        turn = [self._user_message(text, image_paths, video_paths)]
+        final: gen.ChatCompletion | None = None
+        async with aclosing(self._run(turn, call)) as events:
+            async for event in events:
+                if isinstance(event, FinishEvent):
+                    final = event.response
+                yield event
+        assert final is not None
+        self._finish(turn, call, final, add_to_history)
+
+    async def chat_stream(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        display_stream: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[str, None]:
+        """Stream one turn, yielding the reply's text pieces as they arrive.
+
+        ``display_stream`` also writes them to stdout; ``RuntimeConfig.stream_chunk_callback``
+        gets every piece; ``stream_enable_progress`` shows a live indicator on stderr.
+        """
+        runtime = self.runtime_config
+        display = StreamDisplay(
+            to_stdout=display_stream,
+            callback=runtime.stream_chunk_callback,
+            progress=runtime.stream_enable_progress,
+        )
+        events = self.chat_stream_events(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
+        )
+        try:
+            async with aclosing(events):
+                if display.active:
+                    async for event in events:
+                        if type(event) is ContentDeltaEvent:
+                            display.write(event.text)
+                            yield event.text
+                else:
+                    async for event in events:
+                        if type(event) is ContentDeltaEvent:
+                            yield event.text
+        finally:
+            display.close()

@@ -1,0 +1,301 @@
+"""Configuration: what the model does (``ModelConfig``) and how the client behaves (``RuntimeConfig``).
+
+Both validate themselves on creation and raise ``ConfigurationError`` whose ``details`` name
+the field and the offending value, before any request is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "REQUEST_FIELDS",
+    "CallOptions",
+    "ChatConfig",
+    "ModelConfig",
+    "RuntimeConfig",
+]
+
+_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
+_REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+
+
+def _fail(name: str, value: Any, why: str) -> ConfigurationError:
+    shown = "[REDACTED]" if name == "api_key" else value
+    return ConfigurationError(f"invalid {name}={shown!r}: {why}", {"field": name, "value": shown})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: Any, low: float, high: float, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not _is_number(value) or math.isnan(value):
+        raise _fail(name, value, "must be a number")
+    if not low <= value <= high:
+        raise _fail(name, value, f"must be between {low:g} and {high:g}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(name, value, "must be an integer")
+    if value < minimum:
+        raise _fail(name, value, f"must be >= {minimum}")
+
+
+def _check_optional_str(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(name, value, "must be a string or None")
+
+
+def _check_bool(name: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, bool):
+        raise _fail(name, value, "must be True or False")
+
+
+@dataclass
+class ModelConfig:
+    """How the model behaves: the endpoint, the model name and the sampling parameters.
+
+    ``api_key`` falls back to the ``OPENAI_API_KEY`` environment variable; with no key
+    at all no ``Authorization`` header is sent (local servers). The key never appears in
+    ``repr()`` or ``str()``.
+    """
+
+    # API connection
+    api_base_url: str = "https://api.openai.com/v1"
+    api_key: str | None = field(default=None, repr=False)
+    model: str = "gpt-4o"
+    # sampling
+    temperature: float = 0.7
+    top_p: float = 1.0
+    # length
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    # penalties
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    # other
+    n: int = 1
+    stop: str | list[str] | None = None
+    stream: bool = False
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    seed: int | None = None
+    user: str | None = None
+    reasoning_effort: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key is None:
+            self.api_key = os.environ.get("OPENAI_API_KEY") or None
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ConfigurationError`` naming the first bad one."""
+        url = self.api_base_url
+        if not isinstance(url, str) or not url:
+            raise _fail("api_base_url", url, "must be a non-empty http(s) URL")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise _fail("api_base_url", url, "must be an http:// or https:// URL")
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
+            raise _fail("api_key", self.api_key, "must be a non-empty string or None")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise _fail("model", self.model, "must be a non-empty string")
+        _check_range("temperature", self.temperature, 0.0, 2.0)
+        _check_range("top_p", self.top_p, 0.0, 1.0)
+        _check_int("max_tokens", self.max_tokens, minimum=1, optional=True)
+        _check_int("max_completion_tokens", self.max_completion_tokens, minimum=1, optional=True)
+        _check_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0)
+        _check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)
+        _check_int("n", self.n, minimum=1)
+        stop = self.stop
+        if stop is not None and not isinstance(stop, str):
+            if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+                raise _fail("stop", stop, "must be a string, a list of strings, or None")
+        _check_bool("stream", self.stream)
+        _check_bool("logprobs", self.logprobs, optional=True)
+        _check_int("top_logprobs", self.top_logprobs, minimum=0, optional=True)
+        if self.top_logprobs is not None:
+            if self.top_logprobs > 20:
+                raise _fail("top_logprobs", self.top_logprobs, "must be between 0 and 20")
+            if not self.logprobs:
+                raise _fail("top_logprobs", self.top_logprobs, "requires logprobs=True")
+        _check_int("seed", self.seed, minimum=-(2**63), optional=True)
+        _check_optional_str("user", self.user)
+        effort = self.reasoning_effort
+        if effort is not None and effort not in _REASONING_EFFORTS:
+            raise _fail("reasoning_effort", effort, f"must be one of {sorted(_REASONING_EFFORTS)}")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
+        """A validated copy with per-call ``overrides`` applied; unknown names are refused."""
+        unknown = [key for key in overrides if key not in _OVERRIDABLE]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown call option(s): {', '.join(sorted(unknown))}",
+                {"field": unknown[0], "unknown": sorted(unknown)},
+            )
+        return dataclasses.replace(self, **overrides)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+ChatConfig = ModelConfig
+"""The pre-0.3 name of ``ModelConfig``, kept working."""
+
+
+class CallOptions(TypedDict, total=False):
+    """Per-call overrides of ``ModelConfig``'s request parameters (keyword arguments)."""
+
+    model: str
+    temperature: float
+    top_p: float
+    max_tokens: int | None
+    max_completion_tokens: int | None
+    frequency_penalty: float
+    presence_penalty: float
+    n: int
+    stop: str | list[str] | None
+    logprobs: bool | None
+    top_logprobs: int | None
+    seed: int | None
+    user: str | None
+    reasoning_effort: str | None
+
+
+REQUEST_FIELDS: tuple[str, ...] = tuple(CallOptions.__annotations__)
+_OVERRIDABLE = frozenset(REQUEST_FIELDS)
+
+VideoMode = Literal["auto", "native", "frames"]
+ImageDetail = Literal["auto", "low", "high"]
+ToolErrorMode = Literal["feedback", "raise"]
+
+
+@dataclass
+class RuntimeConfig:
+    """How the client behaves: logging, HTTP, retries, streaming, parsing, tools and media."""
+
+    # logging
+    enable_logging: bool = True
+    log_level: str = "INFO"
+    log_http_requests: bool = False
+    log_http_responses: bool = False
+    # monitoring
+    enable_debug: bool = False
+    capture_token_usage: bool = True
+    capture_latency: bool = True
+    # HTTP
+    timeout: float = 60
+    verify_ssl: bool = True
+    max_retries: int = 0
+    retry_delay: float = 1.0
+    max_retry_delay: float = 60.0
+    max_connections: int = 100
+    max_keepalive_connections: int = 20
+    # streaming
+    stream_chunk_callback: Callable[[str], None] | None = None
+    stream_enable_progress: bool = False
+    stream_include_usage: bool = True
+    # parsing
+    strict_parsing: bool = False
+    truncate_long_errors: bool = True
+    max_error_length: int = 500
+    # tools
+    max_tool_rounds: int = 10
+    tool_timeout: float | None = 60.0
+    tool_errors: ToolErrorMode = "feedback"
+    max_tool_failures: int = 3
+    # media
+    image_detail: ImageDetail | None = None
+    image_max_side: int | None = None
+    image_max_bytes: int | None = None
+    max_media_bytes: int = 512 * 1024 * 1024
+    video_mode: VideoMode = "auto"
+    video_frames: int = 8
+    video_fps: float | None = None
+    video_max_frames: int = 32
+    video_frame_max_side: int | None = 768
+    images_only_hosts: tuple[str, ...] = ("api.openai.com",)
+    keep_media_in_history: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ConfigurationError`` naming the first bad one."""
+        for name in (
+            "enable_logging",
+            "log_http_requests",
+            "log_http_responses",
+            "enable_debug",
+            "capture_token_usage",
+            "capture_latency",
+            "verify_ssl",
+            "stream_enable_progress",
+            "stream_include_usage",
+            "strict_parsing",
+            "truncate_long_errors",
+            "keep_media_in_history",
+        ):
+            _check_bool(name, getattr(self, name))
+        level = self.log_level
+        if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
+            raise _fail("log_level", level, f"must be one of {sorted(_LOG_LEVELS)}")
+        self.log_level = level.upper()
+        _check_positive("timeout", self.timeout)
+        _check_int("max_retries", self.max_retries, minimum=0)
+        _check_non_negative("retry_delay", self.retry_delay)
+        _check_non_negative("max_retry_delay", self.max_retry_delay)
+        _check_int("max_connections", self.max_connections, minimum=1)
+        _check_int("max_keepalive_connections", self.max_keepalive_connections, minimum=0)
+        if self.stream_chunk_callback is not None and not callable(self.stream_chunk_callback):
+            raise _fail("stream_chunk_callback", self.stream_chunk_callback, "must be callable")
+        _check_int("max_error_length", self.max_error_length, minimum=1)
+        _check_int("max_tool_rounds", self.max_tool_rounds, minimum=1)
+        if self.tool_timeout is not None:
+            _check_positive("tool_timeout", self.tool_timeout)
+        if self.tool_errors not in ("feedback", "raise"):
+            raise _fail("tool_errors", self.tool_errors, "must be 'feedback' or 'raise'")
+        _check_int("max_tool_failures", self.max_tool_failures, minimum=0)
+        if self.image_detail not in (None, "auto", "low", "high"):
+            raise _fail("image_detail", self.image_detail, "must be 'auto', 'low' or 'high'")
+        _check_int("image_max_side", self.image_max_side, minimum=16, optional=True)
+        _check_int("image_max_bytes", self.image_max_bytes, minimum=1024, optional=True)
+        _check_int("max_media_bytes", self.max_media_bytes, minimum=1)
+        if self.video_mode not in ("auto", "native", "frames"):
+            raise _fail("video_mode", self.video_mode, "must be 'auto', 'native' or 'frames'")
+        _check_int("video_frames", self.video_frames, minimum=1)
+        if self.video_fps is not None:
+            _check_positive("video_fps", self.video_fps)
+        _check_int("video_max_frames", self.video_max_frames, minimum=1)
+        _check_int("video_frame_max_side", self.video_frame_max_side, minimum=16, optional=True)
+        hosts = self.images_only_hosts
+        if isinstance(hosts, list):
+            self.images_only_hosts = hosts = tuple(hosts)
+        if not isinstance(hosts, tuple) or not all(isinstance(h, str) for h in hosts):
+            raise _fail("images_only_hosts", hosts, "must be a tuple of host names")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not _is_number(value) or math.isnan(value) or value <= 0:
+        raise _fail(name, value, "must be a positive number")
+
+
+def _check_non_negative(name: str, value: Any) -> None:
+    if not _is_number(value) or math.isnan(value) or value < 0:
+        raise _fail(name, value, "must be a number >= 0")

@@ -1,0 +1,77 @@
+"""Saving and loading a conversation as JSON (roles, text, tool calls and results, media refs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from .errors import ConfigurationError
+from .messages import ChatMessage
+
+__all__ = ["HISTORY_FORMAT", "dump_history", "load_history", "save_history"]
+
+HISTORY_FORMAT = "openai_chatapi.history"
+_VERSION = 1
+_MESSAGES = TypeAdapter(list[ChatMessage])
+
+
+def dump_history(messages: Sequence[ChatMessage]) -> dict[str, Any]:
+    """The conversation as a JSON-ready document."""
+    return {
+        "format": HISTORY_FORMAT,
+        "version": _VERSION,
+        "messages": [m.model_dump(mode="json", exclude_none=True) for m in messages],
+    }
+
+
+def save_history(messages: Sequence[ChatMessage], path: str | os.PathLike[str]) -> Path:
+    """Write the conversation to ``path`` atomically (a crash never leaves half a file)."""
+    target = Path(path)
+    text = json.dumps(dump_history(messages), ensure_ascii=False, indent=2)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot save the conversation to {target}: {exc.strerror or exc}",
+            {"path": str(target), "reason": str(exc)},
+        ) from None
+    return target
+
+
+def _bad(path: Path, reason: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot load a conversation from {path}: {reason}", {"path": str(path), "reason": reason}
+    )
+
+
+def load_history(path: str | os.PathLike[str]) -> list[ChatMessage]:
+    """Read a conversation saved by ``save_history``; a corrupt or foreign file raises."""
+    source = Path(path)
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise _bad(source, exc.strerror or str(exc)) from None
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(source, f"not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != HISTORY_FORMAT:
+        raise _bad(source, f"not an {HISTORY_FORMAT} file")
+    if document.get("version") != _VERSION:
+        raise _bad(source, f"unsupported version {document.get('version')!r}")
+    try:
+        return _MESSAGES.validate_python(document.get("messages"))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _bad(source, f"invalid message at {where}: {first['msg']}") from None

@@ -1,0 +1,99 @@
+"""Turning response bodies into generated models: leniently by default, strictly on request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import _generated as gen
+from .errors import APIResponseError, error_from_payload
+
+__all__ = ["parse_completion", "parse_model", "parse_model_list", "validation_error"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
+    gen.ChatCompletion: gen.StrictChatCompletion,
+    gen.ChatCompletionChunk: gen.StrictChatCompletionChunk,
+    gen.Model: gen.StrictModel,
+    gen.ModelList: gen.StrictModelList,
+}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def validation_error(what: str, exc: ValidationError, raw: bytes | str) -> APIResponseError:
+    """An ``APIResponseError`` naming the first offending field of ``exc``."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    field = _location(tuple(first.get("loc", ())))
+    text = raw if isinstance(raw, str) else raw[:2000].decode("utf-8", errors="replace")
+    return APIResponseError(
+        f"invalid {what}: field '{field}': {first.get('msg')}",
+        {
+            "field": field,
+            "errors": [
+                {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg")}
+                for e in errors[:20]
+            ],
+            "body": text[:2000],
+        },
+    )
+
+
+def _error_in_body(raw: bytes | str, scrub: tuple[str, ...]) -> APIResponseError | None:
+    """Some servers answer 200 with an error object; detect it cheaply."""
+    head = raw[:64] if isinstance(raw, bytes) else raw[:64].encode()
+    if b'"error"' not in head and b'"detail"' not in head:
+        return None
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and ("error" in payload or "detail" in payload):
+        if "choices" not in payload and "data" not in payload:
+            return error_from_payload(payload, body=str(payload)[:2000], scrub=scrub)
+    return None
+
+
+def parse_model(
+    cls: type[M],
+    raw: bytes | str,
+    *,
+    strict: bool,
+    what: str,
+    scrub: tuple[str, ...] = (),
+) -> M:
+    """Validate ``raw`` JSON as ``cls``; in strict mode first against its strict twin."""
+    error = _error_in_body(raw, scrub)
+    if error is not None:
+        raise error
+    try:
+        if strict:
+            _STRICT_TWINS[cls].model_validate_json(raw, strict=True)
+        return cls.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(what, exc, raw) from None
+
+
+def parse_completion(
+    raw: bytes, *, strict: bool, scrub: tuple[str, ...] = ()
+) -> gen.ChatCompletion:
+    """A chat completion from a response body; an empty ``choices`` is an error."""
+    completion = parse_model(
+        gen.ChatCompletion, raw, strict=strict, what="chat completion", scrub=scrub
+    )
+    if not completion.choices:
+        raise APIResponseError(
+            "invalid chat completion: the response has no choices",
+            {"field": "choices", "body": raw[:2000].decode("utf-8", errors="replace")},
+        )
+    return completion
+
+
+def parse_model_list(raw: bytes, *, strict: bool) -> gen.ModelList:
+    return parse_model(gen.ModelList, raw, strict=strict, what="model list")

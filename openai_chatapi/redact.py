@@ -1,0 +1,46 @@
+"""Keeping secrets and bulky media out of logs, reprs and error messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+__all__ = ["REDACTED", "elide_base64", "redact_headers", "redact_text"]
+
+REDACTED = "[REDACTED]"
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]*)")
+_LONG_BASE64 = re.compile(r"[A-Za-z0-9+/]{512,}={0,2}")
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``[REDACTED]``."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
+    """A copy of ``headers`` safe to log: credentials replaced, secrets scrubbed."""
+    secrets = tuple(secrets)
+    safe: dict[str, str] = {}
+    for key, value in headers.items():
+        if key.lower() in _SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            safe[key] = f"{scheme} {REDACTED}".strip()
+        else:
+            safe[key] = redact_text(value, secrets)
+    return safe
+
+
+def _describe(match: re.Match[str]) -> str:
+    payload = match.group(2)
+    size = len(payload) * 3 // 4 - payload.count("=")
+    return f"data:{match.group(1)};base64,<{size} bytes elided>"
+
+
+def elide_base64(text: str) -> str:
+    """Replace base64 payloads (data URLs and long runs) by their type and decoded size."""
+    text = _DATA_URL.sub(_describe, text)
+    return _LONG_BASE64.sub(lambda m: f"<base64, {len(m.group(0)) * 3 // 4} bytes elided>", text)

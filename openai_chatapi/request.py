@@ -1,0 +1,163 @@
+"""The request builder: configuration + history + media + tools → the JSON request body.
+
+Every body is validated through the generated ``ChatCompletionRequest`` model and dumped
+without unset fields. Sampling parameters equal to the API's own defaults are left out, so
+servers that reject a parameter are not sent it unless the user asked for a real value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._generated import ChatCompletionRequest
+from .body import MediaSources, encode_json_body
+from .config import ModelConfig
+from .errors import ConfigurationError
+from .media import MediaSettings, to_wire_parts
+from .messages import ChatMessage, TextPart, call_to_wire
+from .transport import Body
+
+__all__ = ["RequestOptions", "build_body", "build_payload", "build_request", "message_to_wire"]
+
+# Parameters the API treats as defaults anyway: omitted at their default value.
+_API_DEFAULTS: dict[str, Any] = {
+    "top_p": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "n": 1,
+}
+_SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "stop",
+    "logprobs",
+    "top_logprobs",
+    "seed",
+    "user",
+    "reasoning_effort",
+)
+
+
+@dataclass(slots=True)
+class RequestOptions:
+    """Per-request settings beyond ``ModelConfig``."""
+
+    stream: bool = False
+    include_usage: bool = True
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+
+
+def message_to_wire(
+    message: ChatMessage,
+    *,
+    settings: MediaSettings,
+    base_url: str,
+    sources: MediaSources,
+) -> dict[str, Any]:
+    """One history message in wire form (media encoded lazily through ``sources``)."""
+    wire: dict[str, Any] = {"role": message.role}
+    content = message.content
+    if isinstance(content, list):
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            else:
+                parts.extend(to_wire_parts(part, settings, base_url=base_url, sources=sources))
+        wire["content"] = parts
+    elif content is not None:
+        wire["content"] = content
+    if message.name is not None:
+        wire["name"] = message.name
+    if message.tool_calls:
+        # Some servers (llama.cpp) refuse a null or missing content beside tool calls.
+        wire.setdefault("content", "")
+        wire["tool_calls"] = [call_to_wire(call) for call in message.tool_calls]
+    elif "content" not in wire:
+        wire["content"] = ""
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def build_request(
+    config: ModelConfig,
+    messages: list[dict[str, Any]],
+    options: RequestOptions,
+) -> ChatCompletionRequest:
+    """The request as the generated model (only the fields that are set)."""
+    payload: dict[str, Any] = {"model": config.model, "messages": messages}
+    for name in _SAMPLING_FIELDS:
+        value = getattr(config, name)
+        if value is None or (name in _API_DEFAULTS and value == _API_DEFAULTS[name]):
+            continue
+        payload[name] = value
+    if options.stream:
+        payload["stream"] = True
+        if options.include_usage:
+            payload["stream_options"] = {"include_usage": True}
+    if options.tools:
+        payload["tools"] = options.tools
+        if options.tool_choice is not None:
+            payload["tool_choice"] = options.tool_choice
+        if options.parallel_tool_calls is not None:
+            payload["parallel_tool_calls"] = options.parallel_tool_calls
+    elif options.tool_choice not in (None, "none"):
+        raise ConfigurationError(
+            "tool_choice was given but no tools are registered or passed",
+            {"field": "tool_choice", "value": options.tool_choice},
+        )
+    if options.response_format is not None:
+        payload["response_format"] = options.response_format
+    try:
+        return ChatCompletionRequest.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigurationError(
+            f"invalid request field '{field}': {first['msg']}",
+            {"field": field, "errors": exc.errors(include_url=False, include_input=False)},
+        ) from None
+
+
+def build_payload(
+    config: ModelConfig,
+    messages: list[dict[str, Any]],
+    options: RequestOptions,
+) -> dict[str, Any]:
+    """The request as a plain JSON-ready dict, without unset fields."""
+    model = build_request(config, messages, options)
+    dumped: dict[str, Any] = model.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    return dumped
+
+
+def build_body(
+    config: ModelConfig,
+    history: list[ChatMessage],
+    options: RequestOptions,
+    *,
+    settings: MediaSettings,
+) -> Body:
+    """The encoded request body: bytes, or a re-iterable stream when media are attached."""
+    sources = MediaSources()
+    base_url = config.api_base_url
+    messages = [
+        message_to_wire(message, settings=settings, base_url=base_url, sources=sources)
+        for message in history
+    ]
+    if not len(sources):
+        model = build_request(config, messages, options)
+        return model.model_dump_json(exclude_unset=True, by_alias=True).encode()
+    payload = build_payload(config, messages, options)
+    return encode_json_body(payload, sources)

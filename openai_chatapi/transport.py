@@ -1,0 +1,343 @@
+"""The only module that touches the network.
+
+``Transport`` owns one ``httpx.AsyncClient``: base URL, auth, timeouts, TLS, pool limits,
+retries with backoff (honouring ``Retry-After``), logging with redaction, and the mapping of
+HTTP failures to the exception tree. Tests swap the httpx transport, never this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import httpx
+
+from ._version import __version__
+from .config import ModelConfig, RuntimeConfig
+from .errors import (
+    APIConnectionError,
+    APIResponseError,
+    APITimeoutError,
+    ChatAPIException,
+    error_from_response,
+)
+from .redact import elide_base64, redact_headers, redact_text
+
+__all__ = ["SentBody", "Transport", "logger"]
+
+logger = logging.getLogger("openai_chatapi")
+logger.addHandler(logging.NullHandler())
+
+USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
+_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_ERROR_BODY_CAP = 64 * 1024
+_RETRYABLE_EXC: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+
+
+class SentBody(Protocol):
+    """A request body that may be streamed (media) and can be sent again on retry."""
+
+    @property
+    def content_length(self) -> int: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+
+Body = bytes | SentBody
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionError:
+    kind = type(exc).__name__
+    details = {"method": method, "url": url, "error": kind}
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"request timed out ({kind}): {method} {url}", details)
+    return APIConnectionError(f"connection failed ({kind}: {exc}): {method} {url}", details)
+
+
+class Transport:
+    """HTTP access for one agent: one pooled client, retries, redacted logging, error mapping."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        runtime: RuntimeConfig,
+        *,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        on_retry: Callable[[], None] | None = None,
+    ) -> None:
+        self._model_config = model_config
+        self._runtime = runtime
+        self._http_transport = http_transport
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self._client: httpx.AsyncClient | None = None
+        self._secrets: tuple[str, ...] = (model_config.api_key,) if model_config.api_key else ()
+        self._log_requests = runtime.enable_logging and (
+            runtime.log_http_requests or runtime.enable_debug
+        )
+        self._log_responses = runtime.enable_logging and (
+            runtime.log_http_responses or runtime.enable_debug
+        )
+        self._max_error_length = runtime.max_error_length if runtime.truncate_long_errors else None
+
+    @property
+    def base_url(self) -> str:
+        return self._model_config.api_base_url
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never be logged or shown (the API key)."""
+        return self._secrets
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None and not self._client.is_closed
+
+    async def open(self) -> None:
+        if self.is_open:
+            return
+        runtime = self._runtime
+        if not runtime.verify_ssl and runtime.enable_logging:
+            logger.warning(
+                "TLS certificate verification is disabled (verify_ssl=False) for %s",
+                self.base_url,
+            )
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._model_config.api_key:
+            headers["Authorization"] = f"Bearer {self._model_config.api_key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(float(runtime.timeout)),
+            verify=runtime.verify_ssl,
+            limits=httpx.Limits(
+                max_connections=runtime.max_connections,
+                max_keepalive_connections=runtime.max_keepalive_connections,
+            ),
+            transport=self._http_transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _require_client(self) -> httpx.AsyncClient:
+        client = self._client
+        if client is None or client.is_closed:
+            raise APIConnectionError(
+                "the agent is not open: use 'async with ChatAgent(...) as agent:'",
+                {"url": self.base_url},
+            )
+        return client
+
+    def _build(self, method: str, path: str, body: Body | None, stream: bool) -> httpx.Request:
+        client = self._require_client()
+        headers: dict[str, str] = {}
+        content: bytes | AsyncIterable[bytes] | None = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            if isinstance(body, bytes):
+                content = body
+            else:
+                headers["Content-Length"] = str(body.content_length)
+                content = body
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        return client.build_request(method, path, content=content, headers=headers)
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        runtime = self._runtime
+        cap = runtime.max_retry_delay
+        if response is not None:
+            asked = _retry_after(response.headers)
+            if asked is not None:
+                return min(asked, cap)
+        base = runtime.retry_delay * (2**attempt)
+        # Full jitter in [0.5, 1.0] of the backoff keeps concurrent clients apart.
+        return float(min(cap, base * (0.5 + random.random() / 2)))
+
+    def _log_request(self, request: httpx.Request, body: Body | None, attempt: int) -> None:
+        if not self._log_requests:
+            return
+        preview = _body_preview(body)
+        logger.info(
+            "HTTP request %s %s attempt=%d headers=%s body=%s",
+            request.method,
+            request.url,
+            attempt + 1,
+            redact_headers(request.headers, self._secrets),
+            redact_text(preview, self._secrets),
+        )
+
+    def _log_response(self, response: httpx.Response, body: bytes | None, elapsed: float) -> None:
+        if not self._log_responses:
+            return
+        text = "<stream>" if body is None else _truncate_bytes(body)
+        logger.info(
+            "HTTP response %d %s in %.3fs headers=%s body=%s",
+            response.status_code,
+            response.request.url,
+            elapsed,
+            redact_headers(response.headers, self._secrets),
+            redact_text(text, self._secrets),
+        )
+
+    async def _error_for(self, response: httpx.Response) -> APIResponseError:
+        body = await _read_capped(response, _ERROR_BODY_CAP)
+        self._log_response(response, body, 0.0)
+        return error_from_response(
+            response.status_code,
+            body,
+            request_id=response.headers.get("x-request-id"),
+            max_length=self._max_error_length,
+            scrub=self._secrets,
+        )
+
+    async def _send(
+        self, method: str, path: str, body: Body | None, stream: bool
+    ) -> httpx.Response:
+        """Send with retries; return an open, successful (2xx) streaming response."""
+        client = self._require_client()
+        attempts = self._runtime.max_retries + 1
+        for attempt in range(attempts):
+            request = self._build(method, path, body, stream)
+            self._log_request(request, body, attempt)
+            last = attempt == attempts - 1
+            try:
+                response = await client.send(request, stream=True)
+            except _RETRYABLE_EXC as exc:
+                if last:
+                    raise _connection_error(exc, method, str(request.url)) from None
+                await self.backoff(attempt, None, type(exc).__name__)
+                continue
+            except httpx.HTTPError as exc:
+                raise _connection_error(exc, method, str(request.url)) from None
+            if response.status_code < 300:
+                return response
+            error: ChatAPIException
+            try:
+                error = await self._error_for(response)
+            except _RETRYABLE_EXC as exc:
+                error = _connection_error(exc, method, str(request.url))
+            finally:
+                await response.aclose()
+            if last or response.status_code not in _RETRY_STATUSES:
+                raise error
+            await self.backoff(attempt, response, f"HTTP {response.status_code}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def backoff(self, attempt: int, response: httpx.Response | None, why: str) -> None:
+        """Count a retry, log it, and sleep the backoff for ``attempt`` (0-based)."""
+        delay = self._delay(attempt, response)
+        if self._runtime.enable_logging:
+            logger.warning("retrying after %s in %.2fs (retry %d)", why, delay, attempt + 1)
+        if self._on_retry is not None:
+            self._on_retry()
+        await self._sleep(delay)
+
+    async def request(self, method: str, path: str, body: Body | None = None) -> bytes:
+        """Send a request (retrying as configured) and return the successful body."""
+        started = time.perf_counter()
+        response = await self._send(method, path, body, stream=False)
+        try:
+            data = await response.aread()
+        except _RETRYABLE_EXC as exc:
+            raise _connection_error(exc, method, str(response.request.url)) from None
+        except httpx.HTTPError as exc:
+            raise _connection_error(exc, method, str(response.request.url)) from None
+        finally:
+            await response.aclose()
+        if self._log_responses:
+            self._log_response(response, data, time.perf_counter() - started)
+        return data
+
+    @asynccontextmanager
+    async def stream(self, path: str, body: Body) -> AsyncIterator[httpx.Response]:
+        """POST and yield the open streaming response; it is closed when the block exits.
+
+        Failures before the response headers are retried; nothing is retried afterwards.
+        """
+        response = await self._send("POST", path, body, stream=True)
+        try:
+            if self._log_responses:
+                self._log_response(response, None, 0.0)
+            yield response
+        finally:
+            await response.aclose()
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced."""
+        return redact_text(text, self._secrets)
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """Read at most ``cap`` bytes of a body (error pages can be huge), then stop."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= cap:
+            break
+    return b"".join(parts)[:cap]
+
+
+def _truncate_bytes(data: bytes, limit: int = 4000) -> str:
+    text = data[:limit].decode("utf-8", errors="replace")
+    if len(data) > limit:
+        text += f"… [{len(data) - limit} more bytes]"
+    return text
+
+
+def _truncate_text(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def _body_preview(body: Body | None) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes):
+        return _truncate_text(elide_base64(body.decode("utf-8", errors="replace")), 8000)
+    return f"<streamed body, {body.content_length} bytes, media elided>"
+
+
+def is_retryable(exc: ChatAPIException) -> bool:
+    """Whether a failure is of a kind the transport retries (for callers that re-send)."""
+    status = exc.details.get("status_code")
+    return isinstance(exc, APIConnectionError) or status in _RETRY_STATUSES

@@ -1,0 +1,586 @@
+"""Benchmark openai_chatapi against raw httpx + json.loads and the official openai SDK.
+
+A loopback OpenAI-compatible server (``scripts/bench_server.py``) runs in its own process.
+Every client/workload/round runs in a fresh process, so imports never interfere; rounds
+interleave the clients so a drifting machine load hits them alike. Each worker warms up
+(imports, pool, first-call paths) before the timed part. Medians of the rounds are printed
+with the ratios to raw httpx and to ``openai``; wall-clock is the headline, the client
+process's CPU time is shown beside it because it is much less sensitive to other load.
+
+    python scripts/bench.py                      # everything, 3 rounds
+    python scripts/bench.py --quick              # smaller workloads, a minute or so
+    python scripts/bench.py --only stream,chat --rounds 5
+    python scripts/bench.py --clients httpx,openai_chatapi --json results.json
+
+Sections are functions registered by name with ``@section``; see the marked place below for
+the ones still to be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "scripts" / "bench_server.py"
+CLIENTS = ("httpx", "openai", "openai_chatapi")
+OURS = "openai_chatapi"
+MODEL = "bench-model"
+TOKEN = "tok "  # what every content chunk of the bench server carries
+REPLY = "Hello from the bench server."
+# One pool configuration for every client, so the numbers compare code, not pool sizes.
+POOL = {"max_connections": 100, "max_keepalive_connections": 100}
+RESULT_PREFIX = "BENCH-RESULT "
+
+
+# =============================================================================================
+# Worker side: one client, one workload, in a fresh process.
+# =============================================================================================
+
+
+class Runner(Protocol):
+    async def chat(self) -> str: ...
+    async def stream(self, chunks: int) -> str: ...
+    async def aclose(self) -> None: ...
+
+
+class HttpxRunner:
+    """The floor: what the work costs with httpx and json.loads and nothing else."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            headers={"authorization": "Bearer bench"},
+            limits=httpx.Limits(**POOL),
+            timeout=60,
+        )
+        self.body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+
+    async def chat(self) -> str:
+        response = await self.client.post("/chat/completions", json=self.body)
+        response.raise_for_status()
+        content: str = json.loads(response.content)["choices"][0]["message"]["content"]
+        return content
+
+    async def stream(self, chunks: int) -> str:
+        body = {
+            **self.body,
+            "stream": True,
+            "max_tokens": chunks,
+            "stream_options": {"include_usage": True},
+        }
+        parts: list[str] = []
+        async with self.client.stream("POST", "/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                choices = json.loads(data)["choices"]
+                if choices:
+                    content = choices[0]["delta"].get("content")
+                    if content:
+                        parts.append(content)
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class OpenAIRunner:
+    """The official SDK, with the same pool limits."""
+
+    def __init__(self, url: str) -> None:
+        import openai
+
+        # Recent openai releases run on httpx2: build the limits with the SDK's own class.
+        limits: Any = type(openai.DEFAULT_CONNECTION_LIMITS)(**POOL)
+        self.client = openai.AsyncOpenAI(
+            base_url=url,
+            api_key="bench",
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+        )
+        self.messages: Any = [{"role": "user", "content": "hi"}]
+
+    async def chat(self) -> str:
+        completion = await self.client.chat.completions.create(model=MODEL, messages=self.messages)
+        return completion.choices[0].message.content or ""
+
+    async def stream(self, chunks: int) -> str:
+        parts: list[str] = []
+        stream = await self.client.chat.completions.create(
+            model=MODEL,
+            messages=self.messages,
+            stream=True,
+            max_tokens=chunks,
+            stream_options={"include_usage": True},
+        )
+        async for chunk in stream:
+            if chunk.choices:
+                content = chunk.choices[0].delta.content
+                if content:
+                    parts.append(content)
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class ChatAPIRunner:
+    """This package, through its public API only."""
+
+    def __init__(self, url: str) -> None:
+        from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
+
+        self.note = ""
+        try:
+            runtime = RuntimeConfig(
+                enable_logging=False,
+                max_connections=POOL["max_connections"],
+                max_keepalive_connections=POOL["max_keepalive_connections"],
+            )
+        except Exception as exc:  # a config without pool fields: run with its defaults
+            runtime = RuntimeConfig(enable_logging=False)
+            self.note = f"RuntimeConfig rejected {POOL} ({type(exc).__name__}); defaults used"
+        model = ModelConfig(api_base_url=url, api_key="bench", model=MODEL)
+        self.agent: Any = ChatAgent(model, runtime)
+        self.entered = False
+
+    async def _enter(self) -> None:
+        if not self.entered:
+            await self.agent.__aenter__()
+            self.entered = True
+
+    async def chat(self) -> str:
+        await self._enter()
+        reply = await self.agent.chat("hi", add_to_history=False)
+        return reply if isinstance(reply, str) else str(getattr(reply, "content", reply))
+
+    async def stream(self, chunks: int) -> str:
+        await self._enter()
+        parts: list[str] = []
+        async for piece in self.agent.chat_stream(
+            "hi", add_to_history=False, display_stream=False, max_tokens=chunks
+        ):
+            parts.append(piece)
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        if self.entered:
+            await self.agent.__aexit__(None, None, None)
+
+
+RUNNERS: dict[str, Callable[[str], Runner]] = {
+    "httpx": HttpxRunner,
+    "openai": OpenAIRunner,
+    OURS: ChatAPIRunner,
+}
+
+
+def _expect(got: str, want: str) -> None:
+    if got != want:
+        raise AssertionError(f"wrong reply: {len(got)} chars {got[:60]!r}, want {len(want)}")
+
+
+async def _chats(runner: Runner, n: int, in_flight: int) -> None:
+    async def one_lane(count: int) -> None:
+        for _ in range(count):
+            _expect(await runner.chat(), REPLY)
+
+    lanes = max(1, min(in_flight, n))
+    await asyncio.gather(*(one_lane(n // lanes + (i < n % lanes)) for i in range(lanes)))
+
+
+async def _stream(runner: Runner, n: int) -> None:
+    _expect(await runner.stream(n), TOKEN * n)
+
+
+def _workload(name: str, n: int, in_flight: int) -> Callable[[Runner], Awaitable[None]]:
+    if name == "chat":
+        return lambda runner: _chats(runner, n, 1)
+    if name == "concurrent":
+        return lambda runner: _chats(runner, n, in_flight)
+    if name == "stream":
+        return lambda runner: _stream(runner, n)
+    raise ValueError(f"unknown workload {name!r}")
+
+
+def _warmup_size(workload: str, n: int, in_flight: int) -> int:
+    if workload == "stream":
+        return min(n, 2000)
+    if workload == "concurrent":
+        return min(n, 2 * in_flight)
+    return min(n, max(20, n // 10))
+
+
+async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) -> dict[str, Any]:
+    import resource
+
+    try:
+        runner = RUNNERS[client](url)
+    except ImportError as exc:
+        return {"error": f"cannot import {client}: {exc}"}
+    try:
+        await _workload(workload, _warmup_size(workload, n, in_flight), in_flight)(runner)
+        gc.collect()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        await _workload(workload, n, in_flight)(runner)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        await runner.aclose()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    note = getattr(runner, "note", "")
+    return {"wall": wall, "cpu": cpu, "n": n, "maxrss_kb": rss_kb, "note": note}
+
+
+def worker_main(client: str, workload: str, n: int, url: str, in_flight: int) -> None:
+    try:
+        result = asyncio.run(_worker(client, workload, n, url, in_flight))
+    except Exception as exc:
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# =============================================================================================
+# Parent side: server, rounds, sections, table.
+# =============================================================================================
+
+
+@dataclass
+class Row:
+    """One line of the results table: a per-client figure (lower is better)."""
+
+    section: str
+    label: str
+    unit: str
+    wall: dict[str, float | None]
+    cpu: dict[str, float | None] = field(default_factory=dict)
+    target: tuple[str, float] | None = None  # (compare-to client, max ratio of ours)
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    url: str
+    clients: list[str]
+    notes: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.args.quick else full
+
+    def run_worker(self, client: str, workload: str, n: int) -> dict[str, Any]:
+        """Run one workload for one client in a fresh process; return its result dict."""
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", client, workload]
+        cmd += [str(n), "--url", self.url, "--in-flight", str(self.args.in_flight)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=self.env)
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+                return result
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker exited {proc.returncode}: {tail}"}
+
+    def measure(self, workload: str, n: int) -> tuple[dict[str, float | None], ...]:
+        """Median wall and CPU seconds per item over the rounds, clients interleaved."""
+        walls: dict[str, list[float]] = {c: [] for c in self.clients}
+        cpus: dict[str, list[float]] = {c: [] for c in self.clients}
+        failed: set[str] = set()
+        for round_no in range(1, self.args.rounds + 1):
+            for client in self.clients:
+                if client in failed:
+                    continue
+                result = self.run_worker(client, workload, n)
+                if "error" in result:
+                    failed.add(client)
+                    self.notes.append(f"{workload} / {client}: {result['error']}")
+                    _progress(f"  {workload:<10} round {round_no} {client:<15} FAILED")
+                    continue
+                if result.get("note") and result["note"] not in self.notes:
+                    self.notes.append(result["note"])
+                walls[client].append(result["wall"] / n)
+                cpus[client].append(result["cpu"] / n)
+                wall_us, cpu_us = result["wall"] / n * 1e6, result["cpu"] / n * 1e6
+                _progress(
+                    f"  {workload:<10} round {round_no} {client:<15} "
+                    f"{wall_us:9.1f} µs wall  {cpu_us:9.1f} µs cpu"
+                )
+        return _medians(walls), _medians(cpus)
+
+
+def _medians(samples: dict[str, list[float]]) -> dict[str, float | None]:
+    return {c: statistics.median(v) if v else None for c, v in samples.items()}
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+Section = Callable[[Bench], list[Row]]
+SECTIONS: dict[str, Section] = {}
+
+
+def section(name: str) -> Callable[[Section], Section]:
+    """Register a benchmark section under ``name`` (selectable with ``--only``)."""
+
+    def register(func: Section) -> Section:
+        SECTIONS[name] = func
+        return func
+
+    return register
+
+
+@section("import")
+def bench_import(bench: Bench) -> list[Row]:
+    """`python -c "import X"` minus `python -c "pass"`, medians over many runs."""
+    modules = {"httpx": "httpx", "openai": "openai", OURS: OURS}
+    wanted = {c: modules[c] for c in bench.clients}
+    runs = bench.args.import_runs * bench.args.rounds
+    samples: dict[str, list[float]] = {name: [] for name in ["", *wanted]}
+
+    def once(module: str) -> float:
+        code = f"import {module}" if module else "pass"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=bench.env)
+        return time.perf_counter() - start
+
+    for client, module in wanted.items():  # also compiles the .pyc files
+        try:
+            once(module)
+        except subprocess.CalledProcessError:
+            bench.notes.append(f"import / {client}: `import {module}` failed")
+            samples.pop(client)
+    for _ in range(runs):  # interleaved, so load drift hits every module alike
+        samples[""].append(once(""))
+        for client in samples.keys() - {""}:
+            samples[client].append(once(wanted[client]))
+    base = statistics.median(samples.pop(""))
+    _progress(f"  import     interpreter startup {base * 1e3:.1f} ms ({runs} runs)")
+    wall = {c: (statistics.median(samples[c]) - base if c in samples else None) for c in wanted}
+    return [Row("import", "import time", "ms", wall, target=("openai", 0.5))]
+
+
+@section("chat")
+def bench_chat(bench: Bench) -> list[Row]:
+    n = bench.args.chats or bench.size(2000, 300)
+    wall, cpu = bench.measure("chat", n)
+    return [Row("chat", f"{n} sequential chats", "µs/req", wall, cpu, target=("httpx", 1.2))]
+
+
+@section("concurrent")
+def bench_concurrent(bench: Bench) -> list[Row]:
+    n = bench.args.concurrent_chats or bench.size(4000, 800)
+    wall, cpu = bench.measure("concurrent", n)
+    label = f"{n} chats, {bench.args.in_flight} in flight"
+    return [Row("concurrent", label, "µs/req", wall, cpu, target=("httpx", 1.2))]
+
+
+@section("stream")
+def bench_stream(bench: Bench) -> list[Row]:
+    n = bench.args.stream_chunks or bench.size(20_000, 4_000)
+    wall, cpu = bench.measure("stream", n)
+    label = f"one stream of {n} chunks"
+    return [Row("stream", label, "µs/chunk", wall, cpu, target=("httpx", 2.5))]
+
+
+# ---------------------------------------------------------------------------------------------
+# >>> PLACE FOR SECTIONS STILL TO WRITE (lead) <<<
+# Register them here with @section("<name>"), returning Row objects; use bench.run_worker /
+# bench.measure (add a workload to _workload and a method to the runners as needed; worker
+# results already carry "maxrss_kb", the peak RSS of the client process).
+PLANNED = {
+    "media": "large-media request: peak client memory while sending a big image/video",
+    "load": "load benchmark",
+}
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    scale = 1e3 if unit == "ms" else 1e6
+    return f"{value * scale:,.1f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a is not None and b else "—"
+
+
+def print_table(rows: list[Row], clients: list[str]) -> None:
+    header = ["section", "workload", "unit", *clients, "ours/httpx", "ours/openai"]
+    header += ["openai/httpx", "target"]
+    lines: list[list[str]] = [header]
+    for row in rows:
+        for kind, values in (("", row.wall), (" (cpu)", row.cpu)):
+            if not values:
+                continue
+            cells = [row.section + kind, row.label if not kind else "client CPU time", row.unit]
+            cells += [_fmt(values.get(c), row.unit) for c in clients]
+            ours, raw, sdk = values.get(OURS), values.get("httpx"), values.get("openai")
+            cells += [_ratio(ours, raw), _ratio(ours, sdk), _ratio(sdk, raw)]
+            target = ""
+            if row.target and not kind:
+                other, limit = row.target
+                base = values.get(other)
+                verdict = (
+                    "" if ours is None or not base else (" ok" if ours / base <= limit else " MISS")
+                )
+                target = f"≤{limit}× {other}{verdict}"
+            lines.append([*cells, target])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for i, line in enumerate(lines):
+        print(
+            "  ".join(
+                cell.ljust(w) if j < 3 or j == len(line) - 1 else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+class BenchServer:
+    """The loopback server in its own process (started by us, stopped by pid)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.close()
+            raise SystemExit(f"bench server did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [f"python {sys.version.split()[0]}"]
+    for dist in ("httpx", "openai", "openai_chatapi"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} (not installed; from {ROOT})" if dist == OURS else "")
+    return ", ".join(p for p in parts if p)
+
+
+def _load_note() -> str:
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    note = f"load average {load:.2f} on {cpus} CPUs"
+    if load > 0.5 * cpus:
+        note += "  <-- BUSY MACHINE: wall-clock figures are noisy, prefer the CPU rows"
+    return note
+
+
+def _check_ours(env: dict[str, str]) -> str | None:
+    code = f"from {OURS} import ChatAgent, ModelConfig, RuntimeConfig"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    if proc.returncode == 0:
+        return None
+    tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return f"{OURS} public API not available yet ({tail}); its columns are n/a"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = [*SECTIONS, *PLANNED]
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (median)")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma list of sections: {','.join(names)}"
+    )
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma list of clients")
+    parser.add_argument("--chats", type=int, help="sequential chats (default 2000, quick 300)")
+    parser.add_argument("--concurrent-chats", type=int, help="default 4000, quick 800")
+    parser.add_argument("--in-flight", type=int, default=64, help="concurrency of 'concurrent'")
+    parser.add_argument("--stream-chunks", type=int, help="default 20000, quick 4000")
+    parser.add_argument("--import-runs", type=int, default=5, help="import runs per round")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("CLIENT", "WORKLOAD", "N"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        client, workload, n = args.worker
+        worker_main(client, workload, int(n), args.url, args.in_flight)
+        return 0
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SECTIONS and s not in PLANNED]
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    bad_clients = [c for c in clients if c not in RUNNERS]
+    if unknown or bad_clients:
+        raise SystemExit(
+            f"unknown section/client: {unknown + bad_clients}; sections: {list(SECTIONS)}"
+        )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    notes: list[str] = []
+    if OURS in clients and (problem := _check_ours(env)):
+        notes.append(problem)
+        clients_run = [c for c in clients if c != OURS]
+    else:
+        clients_run = clients
+    print(_versions())
+    print(f"before: {_load_note()}")
+    server = BenchServer()
+    rows: list[Row] = []
+    try:
+        bench = Bench(args, server.url, clients_run, notes, env)
+        for name in wanted:
+            if name in PLANNED:
+                notes.append(f"section {name!r} ({PLANNED[name]}) is not written yet")
+                continue
+            _progress(f"[{name}]")
+            rows += SECTIONS[name](bench)
+    finally:
+        server.close()
+    print(f"after:  {_load_note()}")
+    print(
+        f"rounds: {args.rounds}{' (quick sizes)' if args.quick else ''}; medians; lower is better\n"
+    )
+    print_table(rows, clients)
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

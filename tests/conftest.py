@@ -1,0 +1,74 @@
+"""Shared fixtures: a fake server behind the real client, and an injected sleep."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
+
+from .fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests decide about keys themselves; a developer's real key must never leak in.
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+AgentFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_agent(server: FakeServer, sleeps: SleepRecorder) -> AsyncIterator[AgentFactory]:
+    """Open agents wired to the fake server; all are closed after the test."""
+    opened: list[ChatAgent] = []
+
+    async def factory(**kwargs: Any) -> ChatAgent:
+        model_fields = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in ModelConfig.__dataclass_fields__
+        }
+        model_fields.setdefault("api_base_url", BASE_URL)
+        model_fields.setdefault("api_key", API_KEY)
+        model_fields.setdefault("model", "test-model")
+        kwargs.setdefault("enable_logging", False)
+        agent = ChatAgent(
+            ModelConfig(**model_fields),
+            RuntimeConfig(**kwargs),
+            http_transport=server.transport(),
+            sleep=sleeps,
+        )
+        await agent.__aenter__()
+        opened.append(agent)
+        return agent
+
+    yield factory
+    for agent in opened:
+        await agent.aclose()
+
+
+@pytest.fixture
+async def agent(make_agent: AgentFactory) -> ChatAgent:
+    result: ChatAgent = await make_agent()
+    return result
+
+
+def pytest_report_header() -> list[str]:
+    return [f"shared folder: {SHARED} ({'present' if SHARED.is_dir() else 'absent'})"]
