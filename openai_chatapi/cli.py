@@ -1,0 +1,347 @@
+"""The ``openai-chatapi`` command line: one-shot chat, an interactive session, model listing.
+
+With no endpoint configured (no ``--base-url``/``OPENAI_BASE_URL`` and no API key) it starts
+the embedded local model and says so on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._version import __version__
+from .agent import ChatAgent
+from .config import ModelConfig, RuntimeConfig
+from .errors import ChatAPIException, ConfigurationError
+
+__all__ = ["build_parser", "main"]
+
+_HELP = """\
+commands in the interactive session:
+  /system TEXT   set the system prompt          /clear        forget the conversation
+  /image PATH    attach an image to the next message
+  /stats         show usage statistics          /save FILE    save the conversation
+  /load FILE     load a saved conversation      /exit         leave (also Ctrl-D)
+Ctrl-C cancels the reply being streamed; the conversation stays as it was."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openai-chatapi",
+        description="Chat with any OpenAI-compatible API (or the embedded local model).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def endpoint_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--base-url", help="API base URL (env OPENAI_BASE_URL)")
+        p.add_argument("--api-key", help="API key (env OPENAI_API_KEY)")
+        p.add_argument("--model", help="model name (env OPENAI_MODEL)")
+        p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+        p.add_argument("--max-retries", type=int, default=2, help="retries (default 2)")
+        p.add_argument("--debug", action="store_true", help="log HTTP traffic, show tracebacks")
+
+    chat = sub.add_parser("chat", help="one turn with PROMPT, or an interactive session")
+    chat.add_argument("prompt", nargs="?", help="the message; omit for an interactive session")
+    endpoint_flags(chat)
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--image", action="append", default=[], help="attach an image (repeat)")
+    chat.add_argument("--video", action="append", default=[], help="attach a video (repeat)")
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
+    chat.add_argument("--json", action="store_true", help="print the full typed response")
+    chat.add_argument("--tools", help="register @tool functions: module:function,...")
+
+    models = sub.add_parser("models", help="list the models the server offers")
+    endpoint_flags(models)
+    return parser
+
+
+def _load_tools(spec: str) -> list[Any]:
+    tools: list[Any] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        module_name, sep, attribute = item.partition(":")
+        if not sep or not module_name or not attribute:
+            raise ConfigurationError(
+                f"--tools expects module:function, got {item!r}", {"field": "tools"}
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"--tools: cannot import module {module_name!r}: {exc}", {"field": "tools"}
+            ) from None
+        try:
+            tools.append(getattr(module, attribute))
+        except AttributeError:
+            raise ConfigurationError(
+                f"--tools: module {module_name!r} has no attribute {attribute!r}",
+                {"field": "tools"},
+            ) from None
+    return tools
+
+
+@contextlib.asynccontextmanager
+async def _model_config(args: argparse.Namespace, err: TextIO) -> AsyncIterator[ModelConfig]:
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
+    model = args.model or os.environ.get("OPENAI_MODEL")
+    overrides: dict[str, Any] = {}
+    if getattr(args, "temperature", None) is not None:
+        overrides["temperature"] = args.temperature
+    if getattr(args, "max_tokens", None) is not None:
+        overrides["max_tokens"] = args.max_tokens
+    if base_url or api_key:
+        fields: dict[str, Any] = {"api_key": api_key, **overrides}
+        if base_url:
+            fields["api_base_url"] = base_url
+        if model:
+            fields["model"] = model
+        yield ModelConfig(**fields)
+        return
+    from .local import LocalModelServer
+
+    print(
+        "openai-chatapi: no endpoint configured (--base-url / OPENAI_BASE_URL): "
+        "using the embedded local model (SmolLM2-135M-Instruct)",
+        file=err,
+    )
+    async with LocalModelServer() as config:
+        yield config.with_overrides(overrides) if overrides else config
+
+
+def _runtime(args: argparse.Namespace) -> RuntimeConfig:
+    return RuntimeConfig(
+        enable_logging=bool(args.debug),
+        log_level="DEBUG" if args.debug else "WARNING",
+        log_http_requests=bool(args.debug),
+        log_http_responses=bool(args.debug),
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+    )
+
+
+async def _one_turn(agent: ChatAgent, args: argparse.Namespace, out: TextIO) -> None:
+    media: dict[str, Any] = {
+        "image_paths": args.image or None,
+        "video_paths": args.video or None,
+    }
+    if args.no_stream or args.json:
+        text = await agent.chat(args.prompt, **media)
+        if args.json:
+            assert agent.last_response is not None
+            out.write(agent.last_response.model_dump_json(indent=2, exclude_none=True) + "\n")
+        else:
+            out.write(text + "\n")
+        return
+    wrote = False
+    async for piece in agent.chat_stream(args.prompt, display_stream=False, **media):
+        out.write(piece)
+        out.flush()
+        wrote = True
+    if wrote:
+        out.write("\n")
+
+
+class _Renderer:
+    """Shows a streamed reply: Markdown via rich on a terminal, plain text otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._live: Any = None
+        self._markdown: Any = None
+        self._text = ""
+        if out.isatty():
+            try:
+                from rich.console import Console
+                from rich.live import Live
+                from rich.markdown import Markdown
+            except ImportError:
+                return
+            self._markdown = Markdown
+            self._live = Live(console=Console(file=out), refresh_per_second=8)
+
+    def __enter__(self) -> _Renderer:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def write(self, piece: str) -> None:
+        self._text += piece
+        if self._live is not None:
+            self._live.update(self._markdown(self._text))
+        else:
+            self._out.write(piece)
+            self._out.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+        elif self._text:
+            self._out.write("\n")
+            self._out.flush()
+
+
+async def _read_line(prompt: str, out: TextIO) -> str | None:
+    out.write(prompt)
+    out.flush()
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line if line else None
+
+
+async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out: TextIO) -> bool:
+    """Stream one reply; Ctrl-C cancels it. Returns False when cancelled."""
+    loop = asyncio.get_running_loop()
+
+    async def reply() -> None:
+        with _Renderer(out) as renderer:
+            async for piece in agent.chat_stream(
+                text, image_paths=images or None, display_stream=False
+            ):
+                renderer.write(piece)
+
+    task = asyncio.ensure_future(reply())
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        installed = True
+    try:
+        await task
+        return True
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+        out.write("\n[cancelled: the conversation is unchanged]\n")
+        return False
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _interactive(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
+    if sys.stdin.isatty():
+        print(_HELP, file=err)
+    images: list[str] = []
+    while True:
+        line = await _read_line("you> " if sys.stdin.isatty() else "", out)
+        if line is None:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if command in ("/exit", "/quit"):
+                break
+            try:
+                _command(agent, command, rest, images, out)
+            except ChatAPIException as exc:
+                print(f"error: {exc}", file=err)
+            continue
+        try:
+            if await _cancellable_reply(agent, line, images, out):
+                images.clear()
+        except ChatAPIException as exc:
+            print(f"error: {exc}", file=err)
+
+
+def _command(agent: ChatAgent, command: str, rest: str, images: list[str], out: TextIO) -> None:
+    if command == "/system":
+        agent.set_system_prompt(rest)
+        out.write("[system prompt set]\n")
+    elif command == "/clear":
+        agent.clear_history()
+        images.clear()
+        out.write("[conversation cleared]\n")
+    elif command == "/stats":
+        stats = agent.get_stats()
+        keys = (
+            "requests",
+            "successes",
+            "failures",
+            "retries",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "average_latency",
+        )
+        out.write(json.dumps({k: stats[k] for k in keys}, indent=2) + "\n")
+    elif command == "/save":
+        _need(rest, command)
+        agent.save_history(rest)
+        out.write(f"[saved {len(agent.history)} messages to {rest}]\n")
+    elif command == "/load":
+        _need(rest, command)
+        agent.load_history(rest)
+        out.write(f"[loaded {len(agent.history)} messages from {rest}]\n")
+    elif command == "/image":
+        _need(rest, command)
+        from .media import prepare_media
+
+        prepare_media(image_paths=rest)  # validate now: a bad file is reported at once
+        images.append(str(Path(rest).expanduser()))
+        out.write(f"[image attached to the next message: {rest}]\n")
+    else:
+        raise ConfigurationError(f"unknown command {command!r}; try /exit, /system, ...", {})
+
+
+def _need(value: str, command: str) -> None:
+    if not value:
+        raise ConfigurationError(f"{command} needs an argument", {"command": command})
+
+
+async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    async with _model_config(args, err) as config, ChatAgent(config, _runtime(args)) as agent:
+        if args.command == "models":
+            listing = await agent.list_models()
+            for model in listing.data:
+                out.write(f"{model.id}\n")
+            return
+        if args.tools:
+            for function in _load_tools(args.tools):
+                agent.register_tool(function)
+        if args.system:
+            agent.set_system_prompt(args.system)
+        if args.prompt is not None:
+            await _one_turn(agent, args, out)
+        else:
+            await _interactive(agent, out, err)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        asyncio.run(_run(args, out, err))
+    except ChatAPIException as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        print(f"openai-chatapi: error: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("openai-chatapi: interrupted", file=err)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        print(f"openai-chatapi: error: {type(exc).__name__}: {exc}", file=err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
