@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar, overload
@@ -30,8 +30,8 @@ from .errors import (
     NotFoundError,
     ToolExecutionError,
 )
-from .history import load_history, save_history
 from .function_schema import parse_structured, response_format_for
+from .history import load_history, save_history
 from .media import ImagePart, MediaInput, MediaSettings, VideoPart, prepare_media
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
@@ -40,10 +40,8 @@ from .stats import Stats, StreamTiming
 from .streaming import (
     ContentDeltaEvent,
     FinishEvent,
-    ReasoningDeltaEvent,
     StreamAccumulator,
     StreamEvent,
-    ToolCallDeltaEvent,
     ToolResultEvent,
     read_stream,
 )
@@ -444,10 +442,11 @@ class ChatAgent:
         resumed: bool = False,
     ) -> Any:
         final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as events:
-            async for event in events:
-                if isinstance(event, FinishEvent):
-                    final = event.response
+        async with aclosing(self._run(turn, call)) as batches:
+            async for batch in batches:
+                last = batch[-1]
+                if type(last) is FinishEvent:
+                    final = last.response
         assert final is not None
         return self._finish(turn, call, final, add_to_history, resumed=resumed)
 
@@ -546,11 +545,14 @@ class ChatAgent:
         return [*history, *turn]
 
     # ------------------------------------------------------------------ the loop
-    async def _run(self, turn: list[ChatMessage], call: _Call) -> AsyncGenerator[StreamEvent, None]:
+    async def _run(
+        self, turn: list[ChatMessage], call: _Call
+    ) -> AsyncGenerator[list[StreamEvent], None]:
         """Model turns and tool rounds until a reply without (auto-executed) tool calls.
 
-        Messages produced along the way are appended to ``turn``; nothing touches the
-        history here.
+        Yields batches of events (one per network read when streaming; the last batch of
+        each model turn ends with its ``FinishEvent``). Messages produced along the way are
+        appended to ``turn``; nothing touches the history here.
         """
         runtime = self.runtime_config
         rounds = 0
@@ -561,14 +563,15 @@ class ChatAgent:
             )
             completion: gen.ChatCompletion | None = None
             if call.stream:
-                async with aclosing(self._stream_once(body)) as events:
-                    async for event in events:
-                        if isinstance(event, FinishEvent):
-                            completion = event.response
-                        yield event
+                async with aclosing(self._stream_once(body)) as batches:
+                    async for batch in batches:
+                        last = batch[-1]
+                        if type(last) is FinishEvent:
+                            completion = last.response
+                        yield batch
             else:
                 completion = await self._complete_once(body)
-                yield FinishEvent(completion.choices[0].finish_reason, completion)
+                yield [FinishEvent(completion.choices[0].finish_reason, completion)]
             assert completion is not None
             message = completion.choices[0].message
             content = message.content if message is not None else None
@@ -602,14 +605,14 @@ class ChatAgent:
             results = await call.registry.execute(
                 wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
             )
+            yield [
+                ToolResultEvent(r.tool_call_id, r.name, r.content, r.ok, r.error) for r in results
+            ]
             for result in results:
                 turn.append(
                     ChatMessage(
                         role="tool", tool_call_id=result.tool_call_id, content=result.content
                     )
-                )
-                yield ToolResultEvent(
-                    result.tool_call_id, result.name, result.content, result.ok, result.error
                 )
                 if not result.ok:
                     failures += 1
@@ -637,29 +640,27 @@ class ChatAgent:
         self._stats.record_success(time.perf_counter() - started, completion.usage)
         return completion
 
-    async def _stream_once(self, body: Body) -> AsyncGenerator[StreamEvent, None]:
-        """One streamed model turn; failures before the first event are retried."""
+    async def _stream_once(self, body: Body) -> AsyncGenerator[list[StreamEvent], None]:
+        """One streamed model turn in batches; failures before the first event are retried."""
         runtime = self.runtime_config
         attempt = 0
         while True:
             accumulator = StreamAccumulator()
             started = time.perf_counter()
             first: float | None = None
-            produced = False
             try:
-                async with self._transport.stream("chat/completions", body) as response:
-                    async with aclosing(
+                async with (
+                    self._transport.stream("chat/completions", body) as response,
+                    aclosing(
                         read_stream(response, accumulator, strict=runtime.strict_parsing)
-                    ) as events:
-                        async for event in events:
-                            if first is None and isinstance(
-                                event, (ContentDeltaEvent, ReasoningDeltaEvent, ToolCallDeltaEvent)
-                            ):
-                                first = time.perf_counter() - started
-                            produced = True
-                            yield event
+                    ) as batches,
+                ):
+                    async for batch in batches:
+                        if first is None:
+                            first = time.perf_counter() - started
+                        yield batch
             except ChatAPIException as exc:
-                if not produced and attempt < runtime.max_retries and is_retryable(exc):
+                if first is None and attempt < runtime.max_retries and is_retryable(exc):
                     await self._transport.backoff(attempt, None, type(exc).__name__)
                     attempt += 1
                     continue
@@ -671,10 +672,43 @@ class ChatAgent:
         self._stats.record_success(duration, completion.usage)
         usage = completion.usage
         tokens = (usage.completion_tokens if usage is not None else None) or accumulator.chunks
-        self._stats.record_stream(StreamTiming(first, duration, accumulator.chunks, tokens or 0))
-        yield FinishEvent(accumulator.finish_reason, completion)
+        self._stats.record_stream(StreamTiming(first, duration, accumulator.chunks, tokens))
+        yield [FinishEvent(accumulator.finish_reason, completion)]
 
     # ------------------------------------------------------------------ streaming
+    async def _stream_turn(
+        self,
+        text: str,
+        image_paths: MediaArg,
+        video_paths: MediaArg,
+        add_to_history: bool,
+        auto_execute_tools: bool,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        overrides: Mapping[str, Any],
+    ) -> AsyncGenerator[list[StreamEvent], None]:
+        """The streamed turn as event batches; commits the turn once the stream completed."""
+        call = self._prepare_call(
+            overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=None,
+            auto_execute=auto_execute_tools,
+            stream=True,
+        )
+        turn = [self._user_message(text, image_paths, video_paths)]
+        final: gen.ChatCompletion | None = None
+        async with aclosing(self._run(turn, call)) as batches:
+            async for batch in batches:
+                last = batch[-1]
+                if type(last) is FinishEvent:
+                    final = last.response
+                yield batch
+        assert final is not None
+        self._finish(turn, call, final, add_to_history)
+
     async def chat_stream_events(
         self,
         text: str,
@@ -694,24 +728,21 @@ class ChatAgent:
         streaming continues with the model's follow-up. The turn enters the history only when
         the stream completes; stopping early leaves the history untouched.
         """
-        call = self._prepare_call(
+        batches = self._stream_turn(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            auto_execute_tools,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
             overrides,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=None,
-            auto_execute=auto_execute_tools,
-            stream=True,
         )
-        turn = [self._user_message(text, image_paths, video_paths)]
-        final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as events:
-            async for event in events:
-                if isinstance(event, FinishEvent):
-                    final = event.response
-                yield event
-        assert final is not None
-        self._finish(turn, call, final, add_to_history)
+        async with aclosing(batches):
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
     async def chat_stream(
         self,
@@ -730,7 +761,8 @@ class ChatAgent:
         """Stream one turn, yielding the reply's text pieces as they arrive.
 
         ``display_stream`` also writes them to stdout; ``RuntimeConfig.stream_chunk_callback``
-        gets every piece; ``stream_enable_progress`` shows a live indicator on stderr.
+        gets every piece; ``stream_enable_progress`` shows a live indicator on stderr. It is
+        the text of the same event stream ``chat_stream_events`` yields.
         """
         runtime = self.runtime_config
         display = StreamDisplay(
@@ -738,27 +770,24 @@ class ChatAgent:
             callback=runtime.stream_chunk_callback,
             progress=runtime.stream_enable_progress,
         )
-        events = self.chat_stream_events(
+        batches = self._stream_turn(
             text,
             image_paths,
             video_paths,
             add_to_history,
             auto_execute_tools,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            **overrides,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            overrides,
         )
         try:
-            async with aclosing(events):
-                if display.active:
-                    async for event in events:
+            async with aclosing(batches):
+                async for batch in batches:
+                    for event in batch:
                         if type(event) is ContentDeltaEvent:
-                            display.write(event.text)
-                            yield event.text
-                else:
-                    async for event in events:
-                        if type(event) is ContentDeltaEvent:
+                            if display.active:
+                                display.write(event.text)
                             yield event.text
         finally:
             display.close()

@@ -1,4 +1,4 @@
-"""Configuration: what the model does (``ModelConfig``) and how the client behaves (``RuntimeConfig``).
+"""Configuration: the model's behaviour (``ModelConfig``) and the client's (``RuntimeConfig``).
 
 Both validate themselves on creation and raise ``ConfigurationError`` whose ``details`` name
 the field and the offending value, before any request is sent.
@@ -124,9 +124,12 @@ class ModelConfig:
         _check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)
         _check_int("n", self.n, minimum=1)
         stop = self.stop
-        if stop is not None and not isinstance(stop, str):
-            if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-                raise _fail("stop", stop, "must be a string, a list of strings, or None")
+        if (
+            stop is not None
+            and not isinstance(stop, str)
+            and (not isinstance(stop, list) or not all(isinstance(s, str) for s in stop))
+        ):
+            raise _fail("stop", stop, "must be a string, a list of strings, or None")
         _check_bool("stream", self.stream)
         _check_bool("logprobs", self.logprobs, optional=True)
         _check_int("top_logprobs", self.top_logprobs, minimum=0, optional=True)

@@ -43,8 +43,8 @@ __all__ = [
     "RateLimitError",
     "TokenLimitError",
     "ToolExecutionError",
-    "error_from_response",
     "error_from_payload",
+    "error_from_response",
 ]
 
 _BODY_LIMIT = 2000

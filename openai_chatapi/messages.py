@@ -62,9 +62,12 @@ class ChatMessage(BaseModel):
             raise ValueError("a tool message needs tool_call_id")
         if self.tool_calls and self.role != "assistant":
             raise ValueError("only assistant messages carry tool_calls")
-        if isinstance(self.content, list) and self.role not in ("user", "system", "developer"):
-            if any(not isinstance(part, TextPart) for part in self.content):
-                raise ValueError(f"{self.role} messages cannot carry media")
+        if (
+            isinstance(self.content, list)
+            and self.role not in ("user", "system", "developer")
+            and any(not isinstance(part, TextPart) for part in self.content)
+        ):
+            raise ValueError(f"{self.role} messages cannot carry media")
         return self
 
     @property

@@ -54,9 +54,13 @@ def _error_in_body(raw: bytes | str, scrub: tuple[str, ...]) -> APIResponseError
         payload: Any = json.loads(raw)
     except ValueError:
         return None
-    if isinstance(payload, dict) and ("error" in payload or "detail" in payload):
-        if "choices" not in payload and "data" not in payload:
-            return error_from_payload(payload, body=str(payload)[:2000], scrub=scrub)
+    if (
+        isinstance(payload, dict)
+        and ("error" in payload or "detail" in payload)
+        and "choices" not in payload
+        and "data" not in payload
+    ):
+        return error_from_payload(payload, body=str(payload)[:2000], scrub=scrub)
     return None
 
 

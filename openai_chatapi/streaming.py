@@ -6,9 +6,9 @@ into the generated chunk model, updates a ``StreamAccumulator`` and yields typed
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from json import loads as _loads
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from . import _generated as gen
 from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
 from .parsing import validation_error
-from .sse import DONE, SSEDecoder
+from .sse import DONE, ServerSentEvent, SSEDecoder
 
 __all__ = [
     "ContentDeltaEvent",
@@ -176,6 +176,34 @@ class StreamAccumulator:
             events.append(UsageEvent(chunk.usage))
         return events
 
+    def add_plain(
+        self, obj: dict[str, Any], role: str | None, text: str | None, finish: str | None
+    ) -> ContentDeltaEvent | None:
+        """Merge a one-choice text chunk already checked by ``_plain_content``."""
+        self.chunks += 1
+        if not self._header:
+            self._header = {
+                "id": obj.get("id"),
+                "created": obj.get("created"),
+                "model": obj.get("model"),
+            }
+        for key in ("system_fingerprint", "service_tier"):
+            value = obj.get(key)
+            if value is not None:
+                self._header[key] = value
+        parts = self._choices.get(0)
+        if parts is None:
+            parts = self._choices[0] = _ChoiceParts()
+        if role:
+            parts.role = role
+        if finish:
+            parts.finish_reason = finish
+            self.finish_reason = finish
+        if text:
+            parts.content.append(text)
+            return ContentDeltaEvent(text, 0)
+        return None
+
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
@@ -213,7 +241,10 @@ class StreamAccumulator:
         data = {**self._header, "object": "chat.completion", "choices": choices}
         if self.usage is not None:
             data["usage"] = self.usage
-        return gen.ChatCompletion.model_validate(data)
+        try:
+            return gen.ChatCompletion.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error("streamed completion", exc, str(self._header)) from None
 
 
 def _merge_tool_call(parts: _ChoiceParts, call: gen.ToolCallDelta, choice: int) -> StreamEvent:
@@ -239,38 +270,98 @@ def _merge_tool_call(parts: _ChoiceParts, call: gen.ToolCallDelta, choice: int) 
     return ToolCallDeltaEvent(index, call.id, name, arguments, choice)
 
 
-def parse_chunk(data: str, *, strict: bool) -> gen.ChatCompletionChunk:
-    """One ``data:`` payload as a chunk model; an error object raises its typed exception."""
+_CHUNK_KEYS = frozenset(
+    {"id", "object", "created", "model", "choices", "system_fingerprint", "service_tier"}
+)
+_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
+_DELTA_KEYS = frozenset({"role", "content"})
+
+
+def _plain_content(obj: Any) -> tuple[str | None, str | None, str | None] | None:
+    """(role, content, finish_reason) when ``obj`` is a one-choice text chunk, else None.
+
+    Most chunks of a stream are exactly this shape; checking it by hand is several times
+    cheaper than model validation. Anything else (tool calls, logprobs, usage, errors,
+    several choices, unknown fields) goes through the generated chunk model.
+    """
+    if type(obj) is not dict or not _CHUNK_KEYS.issuperset(obj):
+        return None
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or not _CHOICE_KEYS.issuperset(choice):
+        return None
+    if choice.get("index", 0) != 0 or choice.get("logprobs") is not None:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or not _DELTA_KEYS.issuperset(delta):
+        return None
+    role = delta.get("role")
+    content = delta.get("content")
+    finish = choice.get("finish_reason")
+    if not (
+        (role is None or type(role) is str)
+        and (content is None or type(content) is str)
+        and (finish is None or type(finish) is str)
+    ):
+        return None
+    return role, content, finish
+
+
+def _validate_chunk(obj: Any, data: str, *, strict: bool) -> gen.ChatCompletionChunk:
+    """The generated chunk model for a decoded payload; an error object raises its exception."""
+    if isinstance(obj, dict) and obj.get("error"):
+        raise error_from_payload(obj, body=data[:2000])
     try:
         if strict:
-            gen.StrictChatCompletionChunk.model_validate_json(data, strict=True)
-        chunk = gen.ChatCompletionChunk.model_validate_json(data)
+            gen.StrictChatCompletionChunk.model_validate(obj, strict=True)
+        return gen.ChatCompletionChunk.model_validate(obj)
     except ValidationError as exc:
-        payload = _maybe_error(data)
-        if payload is not None:
-            raise error_from_payload(payload, body=data[:2000]) from None
         raise validation_error("stream chunk", exc, data) from None
-    extra = chunk.__pydantic_extra__
-    if extra and "error" in extra and extra["error"]:
-        raise error_from_payload({"error": extra["error"]}, body=data[:2000])
-    return chunk
 
 
-def _maybe_error(data: str) -> Any:
+def _decode(data: str) -> Any:
     try:
-        payload = json.loads(data)
+        return _loads(data)
     except ValueError:
-        return None
-    if isinstance(payload, dict) and "error" in payload:
-        return payload
-    return None
+        raise APIResponseError(
+            "invalid stream chunk: not valid JSON", {"field": "data", "body": data[:2000]}
+        ) from None
 
 
 def _stream_error(event_data: str) -> APIResponseError:
-    payload = _maybe_error(event_data)
-    if payload is None:
+    try:
+        payload = _loads(event_data)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or "error" not in payload:
         payload = {"error": {"message": event_data or "error event in stream"}}
     return error_from_payload(payload, body=event_data[:2000])
+
+
+def _events_for(
+    accumulator: StreamAccumulator, events: list[ServerSentEvent], strict: bool
+) -> tuple[list[StreamEvent], bool]:
+    """The typed events of a batch of SSE events, and whether ``[DONE]`` was among them."""
+    out: list[StreamEvent] = []
+    for sse in events:
+        data = sse.data
+        if sse.event == "error":
+            raise _stream_error(data)
+        if data == DONE:
+            return out, True
+        if not data:
+            continue
+        obj = _decode(data)
+        plain = None if strict else _plain_content(obj)
+        if plain is not None:
+            event = accumulator.add_plain(obj, *plain)
+            if event is not None:
+                out.append(event)
+        else:
+            out.extend(accumulator.add(_validate_chunk(obj, data, strict=strict)))
+    return out, False
 
 
 async def read_stream(
@@ -278,39 +369,29 @@ async def read_stream(
     accumulator: StreamAccumulator,
     *,
     strict: bool,
-) -> AsyncGenerator[StreamEvent, None]:
-    """Yield typed events from an open SSE response until ``[DONE]`` or the end of the body.
+) -> AsyncGenerator[list[StreamEvent], None]:
+    """Yield batches of typed events from an open SSE response until ``[DONE]`` or its end.
 
-    A body that ends without ``[DONE]`` and without a finish reason is truncated: it raises
+    One batch per network read keeps the per-event cost low on fast streams. A body that
+    ends without ``[DONE]`` and without a finish reason is truncated: it raises
     ``APIResponseError``. Network failures mid-stream raise ``APIConnectionError``.
     """
     decoder = SSEDecoder()
     done = False
-    add = accumulator.add
     try:
         async for raw in response.aiter_bytes():
-            for sse in decoder.feed(raw):
-                data = sse.data
-                if sse.event == "error":
-                    raise _stream_error(data)
-                if data == DONE:
-                    done = True
-                    break
-                if not data:
-                    continue
-                for event in add(parse_chunk(data, strict=strict)):
-                    yield event
+            events = decoder.feed(raw)
+            if not events:
+                continue
+            batch, done = _events_for(accumulator, events, strict)
+            if batch:
+                yield batch
             if done:
                 break
         if not done:
-            for sse in decoder.flush():
-                if sse.event == "error":
-                    raise _stream_error(sse.data)
-                if sse.data == DONE:
-                    done = True
-                elif sse.data:
-                    for event in add(parse_chunk(sse.data, strict=strict)):
-                        yield event
+            batch, done = _events_for(accumulator, decoder.flush(), strict)
+            if batch:
+                yield batch
     except httpx.TimeoutException as exc:
         raise APITimeoutError(
             f"stream timed out ({type(exc).__name__}) after {accumulator.chunks} chunks",
