@@ -86,7 +86,7 @@ _REST_PARAM_FIELDS = frozenset({"param", "parameter", "arg", "argument", "key", 
 _REST_FIELDS = _REST_PARAM_FIELDS | {"type", "returns", "return", "rtype", "raises", "raise"}
 
 _GOOGLE_HEADER = re.compile(r"^([A-Za-z][A-Za-z ]*):$")
-_GOOGLE_ENTRY = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_GOOGLE_ENTRY = re.compile(r"^\*{0,2}(\w+)\s*(?:\(.*?\))?\s*:\s*(.*)$")
 _NUMPY_RULE = re.compile(r"^\s*-{3,}\s*$")
 _NUMPY_ENTRY = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::.*)?$")
 _REST_FIELD = re.compile(r"^:(\w+)((?:\s+[^:]+)?):\s*(.*)$")
@@ -288,7 +288,7 @@ class _Cleaner:
                 return _simplify({**copy.deepcopy(self._inlined[name]), **siblings})
         out: JsonSchema = {}
         for key, value in node.items():
-            if key == "title":
+            if key in ("title", "discriminator"):  # noise; discriminator maps to inlined $defs
                 continue
             if key in _SCHEMA_MAPS and isinstance(value, dict):
                 out[key] = {name: self.clean(sub) for name, sub in value.items()}
@@ -488,13 +488,30 @@ def _resolve(node: Any, defs: Mapping[str, Any]) -> Any:
     return node
 
 
+def _tags_match(value: dict[str, Any], branch: Any) -> bool:
+    """Whether ``value`` fits an object branch's single-valued (tag) properties."""
+    if not isinstance(branch, dict) or not isinstance(branch.get("properties"), dict):
+        return False
+    for key, sub in branch["properties"].items():
+        tag = sub.get("enum") if isinstance(sub, dict) else None
+        if isinstance(tag, list) and len(tag) == 1 and value.get(key, tag[0]) != tag[0]:
+            return False
+    return True
+
+
 def _drop_null_defaults(value: Any, schema: Any, defs: Mapping[str, Any]) -> None:
     """Remove ``null`` values (in place) where the schema has a default that rejects null."""
     schema = _resolve(schema, defs)
     if not isinstance(schema, dict):
         return
-    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
-    if len(branches) == 1:
+    branches = [
+        _resolve(branch, defs)
+        for branch in [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+        if branch != {"type": "null"}
+    ]
+    if len(branches) > 1 and isinstance(value, dict):
+        branches = [b for b in branches if _tags_match(value, b)]
+    if len(branches) == 1:  # several candidates: which one applies is unknown, leave the value
         _drop_null_defaults(value, branches[0], defs)
     if isinstance(value, dict):
         props = schema.get("properties")
@@ -621,27 +638,34 @@ def check_tool_name(name: object, what: str = "tool") -> str:
 
 
 def _signature(func: Callable[..., Any], subject: str) -> inspect.Signature:
+    """The signature with string annotations evaluated (the return annotation is not needed)."""
     try:
         return inspect.signature(func, eval_str=True)
     except (NameError, SyntaxError, TypeError, AttributeError) as exc:
-        try:
-            raw = inspect.signature(func)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"cannot read the signature of {subject}") from exc
-        globalns = getattr(inspect.unwrap(func), "__globals__", {})
-        for param in raw.parameters.values():
-            if isinstance(param.annotation, str):
-                try:
-                    eval(param.annotation, globalns)
-                except Exception:
-                    raise ConfigurationError(
-                        f"the annotation {param.annotation!r} of parameter {param.name!r} of "
-                        f"{subject} cannot be resolved ({exc}); define the type at module level",
-                        {"parameter": param.name},
-                    ) from exc
-        raise ConfigurationError(f"cannot resolve the annotations of {subject}: {exc}") from exc
+        failure: Exception = exc
     except ValueError as exc:
         raise ConfigurationError(f"cannot read the signature of {subject}: {exc}") from exc
+    try:
+        raw = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the signature of {subject}: {exc}") from exc
+    globalns = getattr(inspect.unwrap(func), "__globals__", {})
+    params = []
+    for param in raw.parameters.values():
+        if isinstance(param.annotation, str):
+            try:
+                param = param.replace(annotation=eval(param.annotation, globalns))
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"the annotation {param.annotation!r} of parameter {param.name!r} of "
+                    f"{subject} cannot be resolved ({exc}); define the type at module level",
+                    {"parameter": param.name},
+                ) from exc
+        params.append(param)
+    if params == list(raw.parameters.values()) and not isinstance(raw.return_annotation, str):
+        raise ConfigurationError(f"cannot resolve the annotations of {subject}: {failure}")
+    # Only the return annotation failed: it plays no part in the schema.
+    return raw.replace(parameters=params, return_annotation=inspect.Signature.empty)
 
 
 def _has_description(annotation: Any) -> bool:

@@ -19,11 +19,10 @@ import json
 import math
 import types
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, Literal, Protocol, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from typing_extensions import ParamSpec
 
 from .errors import ConfigurationError, ToolExecutionError, truncate
 from .function_schema import (
@@ -105,6 +104,9 @@ class ToolFunction(Generic[P, R]):
     ``tool`` is the wire definition, ``schema`` validates the model's arguments, ``timeout``
     (seconds, ``None`` = use the registry's default, ``math.inf`` = never) bounds one run.
     """
+
+    __name__: str  # copied from the function, like functools.wraps does
+    __qualname__: str
 
     def __init__(
         self,
@@ -280,7 +282,10 @@ def serialize_result(value: Any) -> str:
     if isinstance(value, str):
         return value
     try:
-        plain = pydantic_core.to_jsonable_python(value)
+        if isinstance(value, BaseModel):
+            plain = value.model_dump(mode="json")
+        else:  # nested models dump by field name too, like model_dump
+            plain = pydantic_core.to_jsonable_python(value, by_alias=False)
     except pydantic_core.PydanticSerializationError as exc:
         raise TypeError(str(exc)) from exc
     return json.dumps(plain, ensure_ascii=False, allow_nan=False)
@@ -486,8 +491,9 @@ class ToolRegistry:
                 ) from exc
         except _Failure as failure:
             if raising:
+                suffix = f" (tool call {call_id!r})" if call_id else ""
                 raise ToolExecutionError(
-                    f"tool call {call_id or '?'} ({name or 'unnamed'}) failed: {failure.error}",
+                    failure.error + suffix,
                     {
                         "tool": name,
                         "error": failure.error,

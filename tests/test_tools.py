@@ -1,0 +1,535 @@
+"""@tool, Tool, ToolRegistry and running a reply's tool calls."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import threading
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+from openai_chatapi._generated import FunctionCall, ToolCall
+from openai_chatapi.errors import ConfigurationError, ToolExecutionError
+from openai_chatapi.function_schema import FunctionSchema
+from openai_chatapi.tools import (
+    Tool,
+    ToolFunction,
+    ToolRegistry,
+    ToolResult,
+    serialize_result,
+    tool,
+)
+
+SAFETY = 10  # seconds; only stops a broken test from hanging, never asserted on
+
+
+def call(name: str, arguments: str | dict[str, Any] = "{}", call_id: str = "call_1") -> ToolCall:
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return ToolCall(id=call_id, type="function", function=FunctionCall(name=name, arguments=raw))
+
+
+class Forecast(BaseModel):
+    city: str
+    temperature: float
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+@tool
+async def get_forecast(city: str, days: int = 1) -> Forecast:
+    """Forecast for a city.
+
+    Args:
+        city: City name.
+        days: Number of days.
+    """
+    return Forecast(city=city, temperature=20.5 + days)
+
+
+@tool(name="add", description="Add two numbers.", strict=True, timeout=5)
+def add_numbers(a: int, b: int) -> int:
+    return a + b
+
+
+# --------------------------------------------------------------------------- declaring
+
+
+def test_tool_wire_format() -> None:
+    assert Tool(name="ping").to_wire() == {
+        "type": "function",
+        "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}},
+    }
+    params = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    assert Tool(
+        name="search", description="Search.", parameters=params, strict=False
+    ).to_wire() == {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search.",
+            "parameters": params,
+            "strict": False,
+        },
+    }
+
+
+def test_tool_rejects_invalid_names() -> None:
+    with pytest.raises(ConfigurationError, match="invalid"):
+        Tool(name="no spaces allowed")
+
+
+def test_bare_decorator_keeps_function_behaviour() -> None:
+    assert isinstance(get_forecast, ToolFunction)
+    assert get_forecast.name == "get_forecast"
+    assert get_forecast.__name__ == "get_forecast"
+    assert get_forecast.is_async
+    assert get_forecast.timeout is None
+    assert isinstance(get_forecast.schema, FunctionSchema)
+    assert asyncio.run(get_forecast("Oslo", days=2)) == Forecast(city="Oslo", temperature=22.5)
+    assert get_forecast.tool.to_wire() == {
+        "type": "function",
+        "function": {
+            "name": "get_forecast",
+            "description": "Forecast for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "description": "City name."},
+                    "days": {"type": "integer", "description": "Number of days.", "default": 1},
+                },
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def test_decorator_with_options() -> None:
+    assert add_numbers(2, 3) == 5
+    assert not add_numbers.is_async
+    assert add_numbers.timeout == 5
+    assert add_numbers.tool.to_wire() == {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "description": "Add two numbers.",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+                "additionalProperties": False,
+            },
+            "strict": True,
+        },
+    }
+
+
+def test_decoration_errors_surface_immediately() -> None:
+    with pytest.raises(ConfigurationError, match=r"parameter \*\*options of function 'bad'"):
+
+        @tool
+        def bad(**options: int) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match="timeout"):
+        tool(timeout=-1)(add_numbers.func)
+
+
+async def test_decorated_methods_bind_to_their_instance() -> None:
+    class Counter:
+        def __init__(self) -> None:
+            self.total = 0
+
+        @tool
+        def bump(self, by: int) -> int:
+            """Increase the counter."""
+            self.total += by
+            return self.total
+
+    counter = Counter()
+    registry = ToolRegistry([counter.bump])
+    assert registry.definitions()[0]["function"]["parameters"]["required"] == ["by"]
+    [result] = await registry.execute([call("bump", {"by": 4})])
+    assert result.content == "4"
+    assert counter.total == 4
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_contents() -> None:
+    def plain(text: str) -> str:
+        """Echo."""
+        return text
+
+    registry = ToolRegistry()
+    assert len(registry) == 0
+    registered = registry.register(plain)
+    assert isinstance(registered, ToolFunction)
+    registry.register(get_forecast)
+    registry.register(Tool(name="lookup"), lambda: "x")
+    assert len(registry) == 3
+    assert "plain" in registry and "nope" not in registry
+    assert registry.get("get_forecast") is get_forecast
+    assert registry.get("nope") is None
+    assert [d["function"]["name"] for d in registry.definitions()] == [
+        "plain",
+        "get_forecast",
+        "lookup",
+    ]
+    assert registry.unregister("plain") is True
+    assert registry.unregister("plain") is False
+    assert registry.names == ["get_forecast", "lookup"]
+    copy = registry.copy()
+    registry.clear()
+    assert len(registry) == 0
+    assert copy.names == ["get_forecast", "lookup"]
+
+
+def test_later_registration_replaces_earlier() -> None:
+    registry = ToolRegistry([get_forecast])
+    replacement = Tool(name="get_forecast", description="v2")
+    registry.register(replacement, lambda city: city)
+    assert len(registry) == 1
+    assert registry.definitions()[0]["function"]["description"] == "v2"
+
+
+def test_register_misuse() -> None:
+    registry = ToolRegistry()
+    with pytest.raises(ConfigurationError, match="needs a handler"):
+        registry.register(Tool(name="lonely"))
+    with pytest.raises(ConfigurationError, match="only be given with a Tool"):
+        registry.register(add_numbers, lambda: None)
+    with pytest.raises(ConfigurationError, match="cannot register"):
+        registry.register(42)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- execution
+
+
+async def test_results_are_serialised_in_call_order() -> None:
+    @tool
+    def as_point(x: int) -> Point:
+        return Point(x, x)
+
+    @tool
+    def as_text() -> str:
+        return "plain text"
+
+    @tool
+    def as_nothing() -> None:
+        return None
+
+    registry = ToolRegistry([get_forecast, as_point, as_text, as_nothing, add_numbers])
+    results = await registry.execute(
+        [
+            call("get_forecast", {"city": "Oslo"}, "c1"),
+            call("as_point", {"x": 2}, "c2"),
+            call("as_text", "", "c3"),
+            call("as_nothing", "{}", "c4"),
+            call("add", {"a": 1, "b": 2}, "c5"),
+        ]
+    )
+    assert [r.tool_call_id for r in results] == ["c1", "c2", "c3", "c4", "c5"]
+    assert [r.content for r in results] == [
+        '{"city": "Oslo", "temperature": 21.5}',
+        '{"x": 2, "y": 2}',
+        "plain text",
+        "null",
+        "3",
+    ]
+    assert all(r.ok and r.error is None for r in results)
+    assert results[0].arguments == {"city": "Oslo"}
+    assert results[0].output == Forecast(city="Oslo", temperature=21.5)
+    assert results[4].to_message() == {"role": "tool", "tool_call_id": "c5", "content": "3"}
+
+
+async def test_calls_run_concurrently() -> None:
+    first_started, second_started = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def first() -> str:
+        first_started.set()
+        await second_started.wait()  # only returns if the other call runs at the same time
+        return "first"
+
+    @tool
+    async def second() -> str:
+        second_started.set()
+        await first_started.wait()
+        return "second"
+
+    registry = ToolRegistry([first, second])
+    results = await asyncio.wait_for(
+        registry.execute([call("first", call_id="a"), call("second", call_id="b")]), SAFETY
+    )
+    assert [r.content for r in results] == ["first", "second"]
+
+
+async def test_sync_handlers_run_in_worker_threads_concurrently() -> None:
+    barrier = threading.Barrier(2, timeout=SAFETY)  # breaks unless both threads arrive together
+    loop_thread = threading.get_ident()
+
+    @tool
+    def where(label: str) -> int:
+        barrier.wait()
+        return threading.get_ident()
+
+    registry = ToolRegistry([where])
+    results = await registry.execute(
+        [call("where", {"label": "a"}, "a"), call("where", {"label": "b"}, "b")]
+    )
+    idents = {int(r.content) for r in results}
+    assert all(r.ok for r in results)
+    assert loop_thread not in idents
+    assert len(idents) == 2
+
+
+async def test_hand_made_tool_gets_parsed_arguments() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(query: str, limit: int = 3) -> list[str]:
+        seen.update(query=query, limit=limit)
+        return [query] * limit
+
+    registry = ToolRegistry()
+    params = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    registry.register(Tool(name="search", parameters=params), handler)
+    [ok] = await registry.execute([call("search", {"query": "q", "limit": 2})])
+    assert ok.content == '["q", "q"]'
+    assert seen == {"query": "q", "limit": 2}
+    missing, unbound = await registry.execute(
+        [call("search", {"limit": 1}, "m"), call("search", {"query": "q", "page": 2}, "u")]
+    )
+    assert missing.error_kind == unbound.error_kind == "invalid_arguments"
+    assert "query" in (missing.error or "")
+    assert "page" in (unbound.error or "")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+class Opaque:
+    pass
+
+
+@tool
+def explode(reason: str) -> str:
+    raise ValueError(f"cannot do {reason}")
+
+
+@tool
+def opaque() -> Opaque:
+    return Opaque()
+
+
+@tool(timeout=0.01)
+async def sleepy() -> str:
+    await asyncio.Event().wait()  # never finishes on its own
+    return "late"
+
+
+@tool
+def strict_args(count: int) -> int:
+    return count
+
+
+FAILURES: list[tuple[ToolCall, str, str]] = [
+    (call("strict_args", '{"count": 1'), "invalid_json", "not valid JSON"),
+    (call("strict_args", {"count": "many"}), "invalid_arguments", "count:"),
+    (call("missing_tool", {}), "unknown_tool", "unknown tool 'missing_tool'"),
+    (call("explode", {"reason": "this"}), "handler_error", "ValueError: cannot do this"),
+    (call("sleepy"), "timeout", "did not finish within 0.01 seconds"),
+    (call("opaque"), "unserializable_result", "cannot be sent as JSON"),
+]
+FAILURE_IDS = [kind for _, kind, _ in FAILURES]
+
+
+def failure_registry() -> ToolRegistry:
+    return ToolRegistry([explode, opaque, sleepy, strict_args])
+
+
+@pytest.mark.parametrize(("tool_call", "kind", "text"), FAILURES, ids=FAILURE_IDS)
+async def test_failures_become_feedback(tool_call: ToolCall, kind: str, text: str) -> None:
+    [result] = await failure_registry().execute([tool_call], errors="feedback")
+    assert isinstance(result, ToolResult)
+    assert not result.ok
+    assert result.error_kind == kind
+    assert result.error is not None and text in result.error
+    assert json.loads(result.content) == {"error": result.error}
+    assert result.tool_call_id == "call_1"
+
+
+@pytest.mark.parametrize(("tool_call", "kind", "text"), FAILURES, ids=FAILURE_IDS)
+async def test_failures_raise(tool_call: ToolCall, kind: str, text: str) -> None:
+    with pytest.raises(ToolExecutionError) as info:
+        await failure_registry().execute([tool_call], errors="raise")
+    details = info.value.details
+    assert details["kind"] == kind
+    assert details["tool"] == tool_call.function.name  # type: ignore[union-attr]
+    assert text in details["error"]
+    assert details["tool_call_id"] == "call_1"
+    assert "arguments" in details
+    assert text in info.value.message
+
+
+async def test_unknown_tool_lists_available_tools() -> None:
+    [result] = await failure_registry().execute([call("nope")])
+    assert result.error == (
+        "unknown tool 'nope'; available tools: explode, opaque, sleepy, strict_args"
+    )
+
+
+async def test_handler_exception_is_chained_in_raise_mode() -> None:
+    with pytest.raises(ToolExecutionError) as info:
+        await failure_registry().execute([call("explode", {"reason": "x"})], errors="raise")
+    assert isinstance(info.value.__cause__, ValueError)
+    assert info.value.details["arguments"] == {"reason": "x"}
+
+
+async def test_long_raw_arguments_are_truncated_in_errors() -> None:
+    secret = "sk-" + "s" * 5000
+    raw = '{"count": "' + secret
+    with pytest.raises(ToolExecutionError) as info:
+        await failure_registry().execute([call("strict_args", raw)], errors="raise")
+    assert secret not in info.value.message
+    assert secret not in repr(info.value.details)
+
+
+async def test_timeout_argument_applies_when_tool_has_none() -> None:
+    cancelled = asyncio.Event()
+
+    @tool
+    async def slow() -> str:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return "never"
+
+    [result] = await ToolRegistry([slow]).execute([call("slow")], timeout=0.01)
+    assert result.error_kind == "timeout"
+    assert cancelled.is_set()  # the handler was cancelled, not left running
+
+
+async def test_tool_timeout_wins_over_the_default() -> None:
+    @tool(timeout=SAFETY)
+    async def patient() -> str:
+        await asyncio.sleep(0.05)
+        return "done"
+
+    registry = ToolRegistry([patient])
+    [result] = await registry.execute([call("patient")], timeout=0.001)
+    assert result.ok
+    registry.register(patient, timeout=0.001)  # register(timeout=...) overrides the tool's own
+    [result] = await registry.execute([call("patient")], timeout=SAFETY)
+    assert result.error_kind == "timeout"
+
+
+def test_serialize_result() -> None:
+    class Aliased(BaseModel):
+        value: int = Field(alias="Value")
+
+    assert serialize_result("as is") == "as is"
+    assert serialize_result(Aliased(Value=1)) == '{"value": 1}'
+    assert serialize_result([Aliased(Value=2)]) == '[{"value": 2}]'
+    assert serialize_result({"p": Point(1, 2), "when": datetime.date(2024, 5, 1)}) == (
+        '{"p": {"x": 1, "y": 2}, "when": "2024-05-01"}'
+    )
+    assert serialize_result({"ü": (1, 2)}) == '{"ü": [1, 2]}'
+    with pytest.raises(TypeError):
+        serialize_result(Opaque())
+    with pytest.raises(ValueError):
+        serialize_result(float("nan"))
+
+
+async def test_feedback_mode_keeps_other_results() -> None:
+    registry = failure_registry()
+    registry.register(add_numbers)
+    results = await registry.execute(
+        [call("explode", {"reason": "x"}, "a"), call("add", {"a": 1, "b": 1}, "b")]
+    )
+    assert [r.ok for r in results] == [False, True]
+    assert results[1].content == "2"
+
+
+async def test_raise_mode_cancels_the_other_calls() -> None:
+    other_started, other_cancelled = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def waits() -> str:
+        other_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            other_cancelled.set()
+            raise
+        return "never"
+
+    @tool
+    async def fails() -> str:
+        await other_started.wait()
+        raise RuntimeError("boom")
+
+    registry = ToolRegistry([waits, fails])
+    with pytest.raises(ToolExecutionError, match="boom"):
+        await asyncio.wait_for(
+            registry.execute(
+                [call("waits", call_id="a"), call("fails", call_id="b")], errors="raise"
+            ),
+            SAFETY,
+        )
+    assert other_cancelled.is_set()
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_cancelling_the_caller_cancels_every_handler(count: int) -> None:
+    started: list[asyncio.Event] = [asyncio.Event() for _ in range(count)]
+    cancelled: list[int] = []
+
+    @tool
+    async def hang(index: int) -> str:
+        started[index].set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+        return "never"
+
+    registry = ToolRegistry([hang])
+    calls = [call("hang", {"index": i}, f"c{i}") for i in range(count)]
+    task = asyncio.ensure_future(registry.execute(calls, timeout=SAFETY))
+    for event in started:
+        await asyncio.wait_for(event.wait(), SAFETY)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cancelled) == list(range(count))
+
+
+async def test_a_handler_cancelled_error_is_never_swallowed() -> None:
+    @tool
+    async def cancels_itself() -> str:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await ToolRegistry([cancels_itself]).execute([call("cancels_itself")])
+
+
+async def test_dict_shaped_calls_and_invalid_policy() -> None:
+    registry = ToolRegistry([add_numbers])
+    raw_call = {"id": "d1", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}
+    [result] = await registry.execute([raw_call])
+    assert (result.tool_call_id, result.content) == ("d1", "4")
+    assert await registry.execute([]) == []
+    with pytest.raises(ConfigurationError):
+        await registry.execute([raw_call], errors="ignore")  # type: ignore[arg-type]
