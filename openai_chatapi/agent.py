@@ -24,17 +24,20 @@ from . import _generated as gen
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
+    APIResponseError,
     ChatAPIException,
     ConfigurationError,
     ModelNotFoundError,
     NotFoundError,
     ToolExecutionError,
+    truncate,
 )
 from .function_schema import parse_structured, response_format_for
 from .history import load_history, save_history
 from .media import ImagePart, MediaInput, MediaSettings, VideoPart, prepare_media
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
+from .redact import scrub_exception
 from .request import RequestOptions, build_body
 from .stats import Stats, StreamTiming
 from .streaming import (
@@ -98,12 +101,16 @@ def _answers_for(
 ) -> list[ToolResult]:
     """One ``ToolResult`` per pending call, from a mapping id → value or a list of results."""
     if isinstance(results, Mapping):
-        by_id = {
-            call_id: ToolResult(
-                tool_call_id=call_id, name="", arguments={}, content=serialize_result(value)
-            )
-            for call_id, value in results.items()
-        }
+        by_id = {}
+        for call_id, value in results.items():
+            try:
+                content = serialize_result(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"the result for tool call {call_id!r} cannot be sent as JSON: {exc}",
+                    {"field": "results", "tool_call_id": call_id, "type": type(value).__name__},
+                ) from exc
+            by_id[call_id] = ToolResult(call_id, name="", arguments={}, content=content)
     else:
         by_id = {result.tool_call_id: result for result in results}
     missing = [call.id for call in calls if call.id not in by_id]
@@ -301,20 +308,26 @@ class ChatAgent:
     # ------------------------------------------------------------------ models
     async def list_models(self) -> gen.ModelList:
         """The models the server offers."""
-        raw = await self._transport.request("GET", "models")
-        return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
+        try:
+            raw = await self._transport.request("GET", "models")
+            return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
+        except ChatAPIException as exc:
+            scrub_exception(exc, self._transport.secrets)
+            raise
 
     async def retrieve_model(self, model_id: str) -> gen.Model:
         """One model by id; a missing model raises ``ModelNotFoundError``."""
         if not isinstance(model_id, str) or not model_id:
             raise ConfigurationError("model_id must be a non-empty string", {"field": "model_id"})
+        strict = self.runtime_config.strict_parsing
         try:
             raw = await self._transport.request("GET", f"models/{model_id}")
-        except NotFoundError as exc:
-            if isinstance(exc, ModelNotFoundError):
-                raise
-            raise ModelNotFoundError(f"model not found: {model_id}", exc.details) from None
-        return parse_model(gen.Model, raw, strict=self.runtime_config.strict_parsing, what="model")
+            return parse_model(gen.Model, raw, strict=strict, what="model")
+        except ChatAPIException as exc:
+            scrub_exception(exc, self._transport.secrets)
+            if isinstance(exc, NotFoundError) and not isinstance(exc, ModelNotFoundError):
+                raise ModelNotFoundError(f"model not found: {model_id}", exc.details) from None
+            raise
 
     # ------------------------------------------------------------------ chat
     @overload
@@ -464,6 +477,12 @@ class ChatAgent:
         text = (message.content if message is not None else None) or ""
         value: Any = text
         if call.structured is not None:
+            refusal = message.refusal if message is not None else None
+            if refusal and not text:  # OpenAI answers a refused structured request this way
+                raise APIResponseError(
+                    f"the model refused to answer: {truncate(refusal, 200)}",
+                    {"refusal": refusal, "errors": []},
+                )
             value = parse_structured(call.structured, text)
         if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
             self._pending = turn
@@ -605,6 +624,9 @@ class ChatAgent:
             results = await call.registry.execute(
                 wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
             )
+            if call.options.tool_choice not in (None, "auto", "none"):
+                # A forced tool ("required" or named) would be called again forever.
+                call.options.tool_choice = None
             yield [
                 ToolResultEvent(r.tool_call_id, r.name, r.content, r.ok, r.error) for r in results
             ]
@@ -634,7 +656,8 @@ class ChatAgent:
             completion = parse_completion(
                 raw, strict=self.runtime_config.strict_parsing, scrub=self._transport.secrets
             )
-        except ChatAPIException:
+        except ChatAPIException as exc:
+            scrub_exception(exc, self._transport.secrets)
             self._stats.record_failure()
             raise
         self._stats.record_success(time.perf_counter() - started, completion.usage)
@@ -648,6 +671,7 @@ class ChatAgent:
             accumulator = StreamAccumulator()
             started = time.perf_counter()
             first: float | None = None
+            connected = False
             try:
                 async with (
                     self._transport.stream("chat/completions", body) as response,
@@ -655,15 +679,19 @@ class ChatAgent:
                         read_stream(response, accumulator, strict=runtime.strict_parsing)
                     ) as batches,
                 ):
+                    connected = True
                     async for batch in batches:
                         if first is None:
                             first = time.perf_counter() - started
                         yield batch
             except ChatAPIException as exc:
-                if first is None and attempt < runtime.max_retries and is_retryable(exc):
+                # Failures before the headers were already retried by the transport.
+                retry = connected and first is None and attempt < runtime.max_retries
+                if retry and is_retryable(exc):
                     await self._transport.backoff(attempt, None, type(exc).__name__)
                     attempt += 1
                     continue
+                scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()
                 raise
             break
@@ -785,7 +813,8 @@ class ChatAgent:
             async with aclosing(batches):
                 async for batch in batches:
                     for event in batch:
-                        if type(event) is ContentDeltaEvent:
+                        # The text of the first choice, the one that enters the history.
+                        if type(event) is ContentDeltaEvent and not event.choice:
                             if display.active:
                                 display.write(event.text)
                             yield event.text

@@ -13,23 +13,44 @@ _REFRESH_SECONDS = 0.1
 
 
 class _Progress:
-    """Tokens so far and tokens/s on stderr; rich when installed, plain text otherwise."""
+    """Tokens so far and tokens/s on stderr; rich when installed, plain text otherwise.
 
-    def __init__(self, stream: TextIO) -> None:
+    With ``live=False`` only the closing summary is written: live updates would overwrite
+    text that streams to the same terminal.
+    """
+
+    def __init__(self, stream: TextIO, *, live: bool = True) -> None:
         self._stream = stream
         self._started = time.perf_counter()
         self._last = 0.0
+        self._live = live
+        self._shown = False
         self.tokens = 0
         self._status: Any = None
+        self._spinner: Any = None
+        if not live:
+            return
         try:
             from rich.console import Console
+            from rich.live import Live
+            from rich.spinner import Spinner
         except ImportError:
             return
-        self._status = Console(file=stream, force_terminal=None).status("streaming…")
+        self._spinner = Spinner("dots", text="streaming…")
+        # rich's default would route the caller's own prints on sys.stdout to stderr.
+        self._status = Live(
+            self._spinner,
+            console=Console(file=stream),
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self._status.start()
 
     def update(self) -> None:
         self.tokens += 1
+        if not self._live:
+            return
         now = time.perf_counter()
         if now - self._last < _REFRESH_SECONDS:
             return
@@ -42,19 +63,26 @@ class _Progress:
 
     def _show(self, now: float) -> None:
         if self._status is not None:
-            self._status.update(f"streaming… {self._line(now)}")
+            self._spinner.update(text=f"streaming… {self._line(now)}")
         else:
             self._stream.write(f"\r[openai_chatapi] {self._line(now)}")
             self._stream.flush()
+            self._shown = True
 
     def close(self) -> None:
         now = time.perf_counter()
         if self._status is not None:
             self._status.stop()
-            self._stream.write(f"[openai_chatapi] done: {self._line(now)}\n")
-        else:
-            self._stream.write(f"\r[openai_chatapi] done: {self._line(now)}\n")
+        prefix = "\r" if self._shown else ""
+        self._stream.write(f"{prefix}[openai_chatapi] done: {self._line(now)}\n")
         self._stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class StreamDisplay:
@@ -69,7 +97,10 @@ class StreamDisplay:
     ) -> None:
         self._stdout: TextIO | None = sys.stdout if to_stdout else None
         self._callback = callback
-        self._progress = _Progress(sys.stderr) if progress else None
+        self._progress: _Progress | None = None
+        if progress:
+            shared = to_stdout and _is_terminal(sys.stdout) and _is_terminal(sys.stderr)
+            self._progress = _Progress(sys.stderr, live=not shared)
         self._wrote = False
         self.active = bool(to_stdout or callback or progress)
 

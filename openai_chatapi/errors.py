@@ -235,7 +235,11 @@ def error_from_payload(
             message = message.replace(secret, "[REDACTED]")
             if body is not None:
                 body = body.replace(secret, "[REDACTED]")
-    cls = _classify(status, code, message)
+    # In-stream errors carry no HTTP status; llama.cpp and vLLM put one in ``code``.
+    effective = status
+    if effective is None and code is not None and code.isdigit() and 400 <= int(code) < 600:
+        effective = int(code)
+    cls = _classify(effective, code, message)
     prefix = f"HTTP {status}: " if status is not None else "error from server: "
     details: dict[str, Any] = {
         "status_code": status,

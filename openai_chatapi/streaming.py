@@ -112,6 +112,7 @@ class _ChoiceParts:
     tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
     finish_reason: str | None = None
     logprobs: list[Any] = field(default_factory=list)
+    refusal_logprobs: list[Any] = field(default_factory=list)
     has_logprobs: bool = False
 
 
@@ -167,6 +168,8 @@ class StreamAccumulator:
                 parts.has_logprobs = True
                 if choice.logprobs.content:
                     parts.logprobs.extend(choice.logprobs.content)
+                if choice.logprobs.refusal:
+                    parts.refusal_logprobs.extend(choice.logprobs.refusal)
             if choice.finish_reason:
                 parts.finish_reason = choice.finish_reason
                 if index == 0 or self.finish_reason is None:
@@ -236,7 +239,10 @@ class StreamAccumulator:
                 "finish_reason": parts.finish_reason,
             }
             if parts.has_logprobs:
-                choice["logprobs"] = {"content": parts.logprobs}
+                choice["logprobs"] = {
+                    "content": parts.logprobs or None,
+                    "refusal": parts.refusal_logprobs or None,
+                }
             choices.append(choice)
         data = {**self._header, "object": "chat.completion", "choices": choices}
         if self.usage is not None:
@@ -248,7 +254,13 @@ class StreamAccumulator:
 
 
 def _merge_tool_call(parts: _ChoiceParts, call: gen.ToolCallDelta, choice: int) -> StreamEvent:
-    index = call.index or 0
+    index = call.index
+    if index is None:
+        # Some servers omit the index: a new id starts a new call, fragments join the last.
+        latest = max(parts.tool_calls, default=None)
+        index = latest if latest is not None else 0
+        if latest is not None and call.id and call.id != parts.tool_calls[latest].id:
+            index = latest + 1
     slot = parts.tool_calls.get(index)
     if slot is None:
         slot = parts.tool_calls[index] = _ToolCallParts()
@@ -342,26 +354,30 @@ def _stream_error(event_data: str) -> APIResponseError:
 
 def _events_for(
     accumulator: StreamAccumulator, events: list[ServerSentEvent], strict: bool
-) -> tuple[list[StreamEvent], bool]:
-    """The typed events of a batch of SSE events, and whether ``[DONE]`` was among them."""
+) -> tuple[list[StreamEvent], bool, APIResponseError | None]:
+    """The typed events of a batch of SSE events, whether ``[DONE]`` was among them, and the
+    error that ended the batch (raised only after the events before it were delivered)."""
     out: list[StreamEvent] = []
-    for sse in events:
-        data = sse.data
-        if sse.event == "error":
-            raise _stream_error(data)
-        if data == DONE:
-            return out, True
-        if not data:
-            continue
-        obj = _decode(data)
-        plain = None if strict else _plain_content(obj)
-        if plain is not None:
-            event = accumulator.add_plain(obj, *plain)
-            if event is not None:
-                out.append(event)
-        else:
-            out.extend(accumulator.add(_validate_chunk(obj, data, strict=strict)))
-    return out, False
+    try:
+        for sse in events:
+            data = sse.data
+            if sse.event == "error":
+                raise _stream_error(data)
+            if data == DONE:
+                return out, True, None
+            if not data:
+                continue
+            obj = _decode(data)
+            plain = None if strict else _plain_content(obj)
+            if plain is not None:
+                event = accumulator.add_plain(obj, *plain)
+                if event is not None:
+                    out.append(event)
+            else:
+                out.extend(accumulator.add(_validate_chunk(obj, data, strict=strict)))
+    except APIResponseError as exc:
+        return out, False, exc
+    return out, False, None
 
 
 async def read_stream(
@@ -383,15 +399,19 @@ async def read_stream(
             events = decoder.feed(raw)
             if not events:
                 continue
-            batch, done = _events_for(accumulator, events, strict)
+            batch, done, error = _events_for(accumulator, events, strict)
             if batch:
                 yield batch
+            if error is not None:
+                raise error
             if done:
                 break
         if not done:
-            batch, done = _events_for(accumulator, decoder.flush(), strict)
+            batch, done, error = _events_for(accumulator, decoder.flush(), strict)
             if batch:
                 yield batch
+            if error is not None:
+                raise error
     except httpx.TimeoutException as exc:
         raise APITimeoutError(
             f"stream timed out ({type(exc).__name__}) after {accumulator.chunks} chunks",

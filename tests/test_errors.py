@@ -192,3 +192,22 @@ async def test_using_a_closed_agent_is_a_clear_error() -> None:
     with pytest.raises(APIConnectionError) as info:
         await agent.chat("hi")
     assert "async with" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (500, InternalServerError),
+        ("400", BadRequestError),
+        (429, RateLimitError),
+        ("invalid_request_error", APIResponseError),
+    ],
+)
+def test_in_stream_error_with_numeric_code_maps_like_a_status(
+    code: Any, expected: type[Exception]
+) -> None:
+    from openai_chatapi.errors import error_from_payload
+
+    exc = error_from_payload({"error": {"message": "boom", "code": code}})
+    assert type(exc) is expected
+    assert exc.details["status_code"] is None
