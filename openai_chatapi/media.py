@@ -28,7 +28,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Annotated, Any, Literal, TypeAlias
@@ -66,7 +66,7 @@ __all__ = [
 
 ImageDetail: TypeAlias = Literal["auto", "low", "high"]
 VideoMode: TypeAlias = Literal["auto", "native", "frames"]
-MediaInput: TypeAlias = "str | os.PathLike[str] | bytes"
+MediaInput: TypeAlias = str | os.PathLike[str] | bytes
 
 #: Image types sent as they are; anything else Pillow can read is converted.
 IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -81,6 +81,9 @@ VIDEO_MIME_TYPES = frozenset(
         "video/x-msvideo",
     }
 )
+
+# Types sniff_mime recognises by itself (others come from Pillow).
+_SNIFFED_TYPES = IMAGE_MIME_TYPES | VIDEO_MIME_TYPES | {"image/bmp", "image/tiff"}
 
 _IMAGE_EXTRA = "pip install 'openai_chatapi[image]'"
 _VIDEO_EXTRA = "pip install 'openai_chatapi[video]'"
@@ -389,7 +392,7 @@ def _as_list(items: Any) -> list[Any]:
         return []
     if isinstance(items, (str, bytes, bytearray, memoryview, os.PathLike, ImagePart, VideoPart)):
         return [items]
-    if isinstance(items, Sequence):
+    if isinstance(items, Iterable) and not isinstance(items, Mapping):
         return list(items)
     raise ConfigurationError(
         f"media must be a str, a Path, bytes, or a list of them, not {type(items).__name__}",
@@ -561,7 +564,9 @@ def prepare_image(
         return item
     entry = _classify(item, "image", index)
     if entry.url is not None:
-        return ImagePart(source=entry.url, mime=_url_mime(entry.url, "image"))
+        return ImagePart(
+            source=entry.url, mime=_url_mime(entry.url, "image"), detail=settings.image_detail
+        )
     if entry.data_url is not None:
         mime, size, head = _parse_data_url(entry, settings)
         sniffed = sniff_mime(head)
@@ -588,7 +593,13 @@ def prepare_image(
                 else "resizing images (image_max_side / image_max_bytes)"
             )
             raise entry.error(f"{why} requires the 'image' extra: {_IMAGE_EXTRA}")
-        _open_image(_import_pil(), entry).close()
+        try:
+            _open_image(_import_pil(), entry).close()
+        except MediaProcessingError as exc:
+            if detected in IMAGE_MIME_TYPES:
+                raise
+            reason = f"unsupported image format {detected} (Pillow cannot read it)"
+            raise entry.error(reason) from exc
     return ImagePart(
         source=entry.path if entry.data is None else None,
         data=entry.data,
@@ -663,18 +674,15 @@ def _encode_image(image: Any, fmt: str, quality: int) -> bytes:
     return out.getvalue()
 
 
-def _process_image(part: ImagePart, settings: MediaSettings) -> tuple[str, bytes] | None:
+def _process_image(part: ImagePart, size: int, settings: MediaSettings) -> tuple[str, bytes] | None:
     """Convert/downscale an image as ``settings`` ask; None when it can be sent as is."""
-    assert part.size is not None
-    if not _needs_pillow(part.mime, part.size, settings):
-        return None
     image_module = _import_pil()
     from PIL import ImageOps
 
     fail = _part_error(part)
     with _open_image(image_module, part) as opened:
         max_side = settings.image_max_side
-        too_big = settings.image_max_bytes is not None and part.size > settings.image_max_bytes
+        too_big = settings.image_max_bytes is not None and size > settings.image_max_bytes
         fits = max_side is None or max(opened.size) <= max_side
         if part.mime in IMAGE_MIME_TYPES and not too_big and fits:
             return None
@@ -822,8 +830,8 @@ def _frames_for(part: VideoPart, settings: MediaSettings) -> list[_video.Frame]:
 
 
 def prepare_media(
-    image_paths: MediaInput | Sequence[MediaInput] | None = None,
-    video_paths: MediaInput | Sequence[MediaInput] | None = None,
+    image_paths: MediaInput | Iterable[MediaInput] | None = None,
+    video_paths: MediaInput | Iterable[MediaInput] | None = None,
     settings: MediaSettings | None = None,
     *,
     base_url: str | None = None,
@@ -847,17 +855,22 @@ def prepare_media(
     return parts
 
 
-def _current_file(part: MediaPart, settings: MediaSettings) -> None:
-    """Re-check a local file at send time: it may have changed since it was attached."""
+def _current_file(part: MediaPart, settings: MediaSettings) -> int:
+    """Re-check a local file at send time (it may have changed since it was attached).
+
+    Returns its current size.
+    """
     assert part.source is not None
     kind: Literal["image", "video"] = "image" if isinstance(part, ImagePart) else "video"
     entry = _Item(kind, part.source, path=part.source)
-    header, _ = _read_header(entry, settings)
+    header, size = _read_header(entry, settings)
     mime = sniff_mime(header)
-    if mime != part.mime:
+    # Formats only Pillow recognises (mime None here) are checked when Pillow opens them.
+    if mime != part.mime and (mime is not None or part.mime in _SNIFFED_TYPES):
         raise entry.error(
             f"changed since it was attached (was {part.mime}, now {mime or 'unknown'})"
         )
+    return size
 
 
 def to_wire_parts(
@@ -899,14 +912,15 @@ def _image_wire(part: ImagePart, settings: MediaSettings, sources: MediaSources)
     if part.origin in ("url", "data_url"):
         assert part.source is not None
         return _image_url_part(part.source, detail)
-    if part.origin == "path":
-        _current_file(part, settings)
-    key = _image_key(part, settings)
-    processed = _image_cache.get(key)
-    if processed is None:
-        processed = _process_image(part, settings)
-        if processed is not None:
-            _image_cache.put(key, processed)
+    size = len(part.data) if part.data is not None else _current_file(part, settings)
+    processed: tuple[str, bytes] | None = None
+    if _needs_pillow(part.mime, size, settings):
+        key = _image_key(part, settings)
+        processed = _image_cache.get(key)
+        if processed is None:
+            processed = _process_image(part, size, settings)
+            if processed is not None:
+                _image_cache.put(key, processed)
     if processed is not None:
         url = sources.add_bytes(processed[1], processed[0])
     elif part.data is not None:

@@ -22,6 +22,21 @@ _STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
 }
 
 
+# Fields OpenAI's spec marks required that OpenAI's own API leaves out: recorded replies of
+# gpt-5, o1/o3, gpt-4.5, gpt-audio and the search models have no ``choices[].logprobs``.
+# Strict parsing accepts a reply whose only problem is one of these being absent.
+_OMITTED_BY_OPENAI: frozenset[tuple[str, ...]] = frozenset({("choices", "*", "logprobs")})
+
+
+def _only_omitted_by_openai(exc: ValidationError) -> bool:
+    errors = exc.errors(include_url=False, include_input=False)
+    return bool(errors) and all(
+        error["type"] == "missing"
+        and tuple("*" if isinstance(p, int) else p for p in error["loc"]) in _OMITTED_BY_OPENAI
+        for error in errors
+    )
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
 
@@ -78,7 +93,11 @@ def parse_model(
         raise error
     try:
         if strict:
-            _STRICT_TWINS[cls].model_validate_json(raw, strict=True)
+            try:
+                _STRICT_TWINS[cls].model_validate_json(raw, strict=True)
+            except ValidationError as exc:
+                if not _only_omitted_by_openai(exc):
+                    raise
         return cls.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(what, exc, raw) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["REDACTED", "elide_base64", "redact_headers", "redact_text"]
+__all__ = ["REDACTED", "elide_base64", "redact_headers", "redact_text", "scrub_exception"]
 
 REDACTED = "[REDACTED]"
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
@@ -44,3 +45,29 @@ def elide_base64(text: str) -> str:
     """Replace base64 payloads (data URLs and long runs) by their type and decoded size."""
     text = _DATA_URL.sub(_describe, text)
     return _LONG_BASE64.sub(lambda m: f"<base64, {len(m.group(0)) * 3 // 4} bytes elided>", text)
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {key: _scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, secrets) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_scrub(item, secrets) for item in value)
+    return value
+
+
+def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
+    """Remove every secret from an exception's args, ``message`` and ``details``, in place.
+
+    The last line of defence: servers and libraries may echo a key in any error text.
+    """
+    found = tuple(secret for secret in secrets if secret)
+    if not found:
+        return
+    exc.args = _scrub(exc.args, found)
+    for name in ("message", "details"):
+        if hasattr(exc, name):
+            setattr(exc, name, _scrub(getattr(exc, name), found))

@@ -59,7 +59,7 @@ class SSEDecoder:
         "_data",
         "_event",
         "_event_retry",
-        "_line",
+        "_partial",
         "_pending",
         "_skip_lf",
         "_started",
@@ -69,7 +69,7 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._pending = b""  # bytes of a UTF-8 character cut by the chunk boundary
-        self._line = ""  # text of a line whose end has not arrived yet
+        self._partial: list[str] = []  # pieces of a line whose end has not arrived yet
         self._skip_lf = False  # the last chunk ended with CR: a leading LF completes a CRLF
         self._started = False  # a byte-order mark is only stripped at the stream start
         self._data: list[str] = []
@@ -91,13 +91,9 @@ class SSEDecoder:
             text, used = utf_8_decode(chunk, "replace", False)
             if used != len(chunk):
                 self._pending = chunk[used:]
-        return self.feed_text(text) if text else []
-
-    def feed_text(self, text: str) -> list[ServerSentEvent]:
-        """Like :meth:`feed`, for a stream that is already decoded to text."""
-        if not self._started:
             if not text:
                 return []
+        if not self._started:
             self._started = True
             if text[0] == _BOM:
                 text = text[1:]
@@ -109,31 +105,19 @@ class SSEDecoder:
             # A CR ends a line on its own; remember it in case its LF opens the next chunk.
             self._skip_lf = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if self._line:
-            text = self._line + text
         lines = text.split("\n")
-        self._line = lines.pop()
-        return self._process(lines) if lines else []
-
-    def flush(self) -> list[ServerSentEvent]:
-        """End the stream: finish a cut line and dispatch a pending event that has data.
-
-        The decoder is then ready for a new stream; ``last_event_id`` and ``retry`` remain.
-        """
-        lines = [""]
-        if self._pending:
-            # An incomplete UTF-8 sequence at the very end becomes U+FFFD.
-            self._line += self._pending.decode("utf-8", "replace")
-        if self._line:
-            lines.insert(0, self._line)
-        events = self._process(lines)
-        self._pending = b""
-        self._line = ""
-        self._skip_lf = False
-        self._started = False
-        return events
-
-    def _process(self, lines: list[str]) -> list[ServerSentEvent]:
+        partial = self._partial
+        if len(lines) == 1:  # no line end yet: collect pieces, joined once the line completes
+            if text:
+                partial.append(text)
+            return []
+        if partial:
+            partial.append(lines[0])
+            lines[0] = "".join(partial)
+            partial.clear()
+        last = lines.pop()
+        if last:
+            partial.append(last)
         events: list[ServerSentEvent] = []
         data = self._data
         for line in lines:
@@ -145,7 +129,7 @@ class SSEDecoder:
             elif data:
                 event = _new_event(ServerSentEvent)
                 _set_event(event, self._event or "message")
-                _set_data(event, "\n".join(data) if len(data) > 1 else data[0])
+                _set_data(event, "\n".join(data))  # one line: the line itself, no copy
                 _set_id(event, self.last_event_id)
                 _set_retry(event, self._event_retry)
                 events.append(event)
@@ -155,6 +139,20 @@ class SSEDecoder:
             else:  # a blank line without data dispatches nothing but resets the event
                 self._event = ""
                 self._event_retry = None
+        return events
+
+    def feed_text(self, text: str) -> list[ServerSentEvent]:
+        """Like :meth:`feed`, for a stream that is already decoded to text."""
+        return self.feed(text.encode("utf-8", "surrogatepass"))
+
+    def flush(self) -> list[ServerSentEvent]:
+        """End the stream: finish a cut line and dispatch a pending event that has data.
+
+        The decoder is then ready for a new stream; ``last_event_id`` and ``retry`` remain.
+        """
+        self._skip_lf = False  # the line ends fed below are line ends of their own
+        events = self.feed(b"\n\n" if self._partial or self._pending else b"\n")
+        self._started = False
         return events
 
     def _field(self, line: str) -> None:

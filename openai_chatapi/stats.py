@@ -112,7 +112,7 @@ class Stats:
             "cached_tokens": self.cached_tokens,
             "tool_calls": self.tool_calls,
             "total_latency": self.total_latency,
-            "average_latency": self.total_latency / done if done else None,
+            "average_latency": self.total_latency / done if done and self.capture_latency else None,
             "last_latency": self.last_latency,
             "streams": self.streams,
             "stream_chunks": self.stream_chunks,

@@ -242,7 +242,8 @@ class ToolResult:
     is sent as-is) or, on failure, ``{"error": "..."}``. ``arguments`` is the parsed JSON object,
     or the raw text when it was not a JSON object. ``error`` is None on success; ``error_kind`` is
     one of ``invalid_json``, ``invalid_arguments``, ``unknown_tool``, ``handler_error``,
-    ``timeout``, ``unserializable_result``. ``output`` is the handler's return value.
+    ``timeout``, ``cancelled`` (the handler's own work was cancelled, not the caller),
+    ``unserializable_result``. ``output`` is the handler's return value.
     """
 
     tool_call_id: str
@@ -437,7 +438,8 @@ class ToolRegistry:
         tells the model what went wrong; with ``errors="raise"`` the first failure (in call
         order among those finished) cancels the other calls and raises ``ToolExecutionError``
         with ``details`` ``tool``, ``error``, ``arguments``, ``tool_call_id`` and ``kind``.
-        Cancelling the caller cancels every running handler and re-raises ``CancelledError``.
+        Cancelling the caller cancels every running handler and re-raises ``CancelledError``;
+        a handler whose own work is cancelled (the caller is not) fails with kind ``cancelled``.
         A sync handler's thread cannot be interrupted: on timeout or cancellation it finishes
         in the background and its result is discarded.
         """
@@ -445,7 +447,7 @@ class ToolRegistry:
             raise ConfigurationError(f"errors must be 'feedback' or 'raise', not {errors!r}")
         _check_timeout(timeout)
         raising = errors == "raise"
-        if len(calls) <= 1:  # common case: no extra task, cancellation reaches the handler directly
+        if len(calls) <= 1:  # common case: no task per call
             return [await self._run_call(call, timeout, raising) for call in calls]
         tasks = [asyncio.ensure_future(self._run_call(call, timeout, raising)) for call in calls]
         try:
@@ -527,20 +529,24 @@ async def _run_handler(
     arguments: dict[str, Any] | str,
 ) -> Any:
     """Run one handler under its time limit, turning its failures into ``_Failure``."""
-    bounded = limit is not None and not math.isinf(limit)
+    bound = None if limit is None or math.isinf(limit) else limit
     try:
         if entry.is_async:
             work: Awaitable[Any] = entry.func(**kwargs)
         else:
             work = asyncio.to_thread(entry.func, **kwargs)
-        result = await (_within(work, limit) if bounded else work)  # type: ignore[arg-type]
+        result = await _within(work, bound)
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-            result = await (_within(result, limit) if bounded else result)  # type: ignore[arg-type]
+            result = await _within(result, bound)
     except _Timeout as exc:
         raise _Failure(
             "timeout", f"tool {entry.name!r} did not finish within {limit:g} seconds", arguments
         ) from exc
-    except asyncio.CancelledError:
+    except _Cancelled as exc:
+        raise _Failure(
+            "cancelled", f"tool {entry.name!r} was cancelled before it finished", arguments
+        ) from exc
+    except asyncio.CancelledError:  # the caller is being cancelled: never swallowed
         raise
     except Exception as exc:
         text = truncate(f"{type(exc).__name__}: {exc}", _ERROR_TEXT_LIMIT)
@@ -552,18 +558,28 @@ class _Timeout(Exception):
     """A handler exceeded its time limit."""
 
 
-async def _within(work: Awaitable[Any], limit: float) -> Any:
-    """Await ``work`` for at most ``limit`` seconds (``_Timeout`` after), cancelling it then."""
+class _Cancelled(Exception):
+    """A handler's own work was cancelled while its caller was not."""
+
+
+async def _within(work: Awaitable[Any], limit: float | None) -> Any:
+    """Await ``work`` for at most ``limit`` seconds (``_Timeout`` after), cancelling it then.
+
+    ``work`` runs as its own task so that a cancellation inside the handler (``_Cancelled``)
+    is told apart from the cancellation of the caller (``CancelledError``, re-raised).
+    """
     task = asyncio.ensure_future(work)
     try:
         done, _ = await asyncio.wait({task}, timeout=limit)
     except BaseException:
         await _cancel_all([task])
         raise
-    if task in done:
-        return task.result()
-    await _cancel_all([task])
-    raise _Timeout
+    if task not in done:
+        await _cancel_all([task])
+        raise _Timeout
+    if task.cancelled():
+        raise _Cancelled
+    return task.result()
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:

@@ -208,7 +208,7 @@ class Transport:
     def _log_response(self, response: httpx.Response, body: bytes | None, elapsed: float) -> None:
         if not self._log_responses:
             return
-        text = "<stream>" if body is None else _truncate_bytes(body)
+        text = "<stream>" if body is None else _response_preview(body)
         logger.info(
             "HTTP response %d %s in %.3fs headers=%s body=%s",
             response.status_code,
@@ -232,7 +232,7 @@ class Transport:
     async def _send(
         self, method: str, path: str, body: Body | None, stream: bool
     ) -> httpx.Response:
-        """Send with retries; return an open, successful (2xx) streaming response."""
+        """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
         client = self._require_client()
         attempts = self._runtime.max_retries + 1
         for attempt in range(attempts):
@@ -241,6 +241,9 @@ class Transport:
             last = attempt == attempts - 1
             try:
                 response = await client.send(request, stream=True)
+                if not stream and response.status_code < 300:
+                    # A connection lost mid-body is retried like one lost before the headers.
+                    await _read_or_close(response)
             except _RETRYABLE_EXC as exc:
                 if last:
                     raise _connection_error(exc, method, str(request.url)) from None
@@ -275,14 +278,8 @@ class Transport:
         """Send a request (retrying as configured) and return the successful body."""
         started = time.perf_counter()
         response = await self._send(method, path, body, stream=False)
-        try:
-            data = await response.aread()
-        except _RETRYABLE_EXC as exc:
-            raise _connection_error(exc, method, str(response.request.url)) from None
-        except httpx.HTTPError as exc:
-            raise _connection_error(exc, method, str(response.request.url)) from None
-        finally:
-            await response.aclose()
+        data = response.content  # read (and retried) by _send
+        await response.aclose()
         if self._log_responses:
             self._log_response(response, data, time.perf_counter() - started)
         return data
@@ -306,6 +303,15 @@ class Transport:
         return redact_text(text, self._secrets)
 
 
+async def _read_or_close(response: httpx.Response) -> None:
+    """Read the whole body; on failure close the response before re-raising."""
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+
+
 async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     """Read at most ``cap`` bytes of a body (error pages can be huge), then stop."""
     parts: list[bytes] = []
@@ -318,11 +324,9 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(parts)[:cap]
 
 
-def _truncate_bytes(data: bytes, limit: int = 4000) -> str:
-    text = data[:limit].decode("utf-8", errors="replace")
-    if len(data) > limit:
-        text += f"… [{len(data) - limit} more bytes]"
-    return text
+def _response_preview(data: bytes, limit: int = 4000) -> str:
+    # Elide before cutting, so a base64 payload never shows even in part.
+    return _truncate_text(elide_base64(data.decode("utf-8", errors="replace")), limit)
 
 
 def _truncate_text(text: str, limit: int) -> str:

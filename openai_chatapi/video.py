@@ -352,7 +352,8 @@ def _sample(
             frame_time = float(frame.time) if frame.time is not None else None
             if frame_time is not None:
                 last_time = frame_time
-            if frame_time is None or frame_time + tolerance >= absolute:
+            # Nearest frame; a tie (target halfway between two frames) goes to the earlier.
+            if frame_time is None or frame_time + tolerance + 1e-6 >= absolute:
                 picked = frame
                 break
             previous = frame

@@ -229,9 +229,64 @@ def _warmup_size(workload: str, n: int, in_flight: int) -> int:
     return min(n, max(20, n // 10))
 
 
+def _sse_decoder(client: str) -> Callable[[list[bytes]], int]:
+    """A function decoding a chunked SSE body with ``client``'s decoder; returns the count."""
+    if client == OURS:
+        from openai_chatapi.sse import SSEDecoder
+
+        def ours(pieces: list[bytes]) -> int:
+            decoder, count = SSEDecoder(), 0
+            for piece in pieces:
+                count += len(decoder.feed(piece))
+            return count + len(decoder.flush())
+
+        return ours
+    if client == "httpx":  # what raw httpx does: text and line decoding, no events
+        from httpx._decoders import LineDecoder, TextDecoder
+
+        def lines(pieces: list[bytes]) -> int:
+            text, splitter, count = TextDecoder(), LineDecoder(), 0
+            for piece in pieces:
+                for line in splitter.decode(text.decode(piece)):
+                    count += line.startswith("data:")
+            return count + sum(line.startswith("data:") for line in splitter.flush())
+
+        return lines
+    from openai._streaming import SSEDecoder as OpenAIDecoder  # private, may move
+
+    return lambda pieces: sum(1 for _ in OpenAIDecoder().iter_bytes(iter(pieces)))
+
+
+def _sse_micro(client: str, mode: str, n: int) -> dict[str, Any]:
+    """Decode n OpenAI-style events delivered one per chunk, or in 64 KiB reads (LF or CRLF)."""
+    from bench_server import SSE_TOKEN
+
+    decode = _sse_decoder(client)
+
+    def pieces(count: int) -> list[bytes]:
+        if mode == "event":
+            return [SSE_TOKEN] * count
+        body = SSE_TOKEN * count
+        if mode == "crlf":
+            body = body.replace(b"\n", b"\r\n")
+        return [body[i : i + 65536] for i in range(0, len(body), 65536)]
+
+    warm, timed = pieces(min(n, 2000)), pieces(n)
+    decode(warm)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    count = decode(timed)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if count != n:
+        raise AssertionError(f"{client} decoded {count} events, want {n}")
+    return {"wall": wall, "cpu": cpu, "n": n}
+
+
 async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) -> dict[str, Any]:
     import resource
 
+    if workload.startswith("sse-"):
+        return _sse_micro(client, workload[4:], n)
     try:
         runner = RUNNERS[client](url)
     except ImportError as exc:
@@ -397,6 +452,25 @@ def bench_stream(bench: Bench) -> list[Row]:
     wall, cpu = bench.measure("stream", n)
     label = f"one stream of {n} chunks"
     return [Row("stream", label, "µs/chunk", wall, cpu, target=("httpx", 2.5))]
+
+
+@section("sse")
+def bench_sse(bench: Bench) -> list[Row]:
+    """The SSE decoder alone, no network (httpx column: its line decoding, no events)."""
+    n = bench.size(200_000, 50_000)
+    rows = []
+    for mode, label in (
+        ("event", "SSE decode, one event per chunk"),
+        ("64k", "SSE decode, 64 KiB reads"),
+        ("crlf", "SSE decode, 64 KiB reads, CRLF"),
+    ):
+        wall, cpu = bench.measure(f"sse-{mode}", n)
+        rows.append(Row("sse", label, "µs/event", wall, cpu))
+    bench.notes.append(
+        "sse: the httpx column is httpx's text+line decoding only (what raw httpx does), "
+        "the openai column openai._streaming.SSEDecoder"
+    )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

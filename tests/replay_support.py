@@ -1,0 +1,527 @@
+"""Replaying recorded exchanges: a loopback HTTP server and the call that reproduces a request.
+
+The recordings live in ``../shared/conformance/`` (read at run time, never copied). Each one
+is served by :class:`LoopbackServer`, a real uvicorn server on ``127.0.0.1``, and
+:func:`plan_call` works out which public ``ChatAgent`` calls make the recorded request:
+the history is seeded with ``ChatMessage`` objects, the recorded tools are registered as
+hand-made ``Tool`` definitions, and a recorded conversation that ends in tool results is
+reached through ``chat(..., auto_execute_tools=False)`` + ``submit_tool_results``, the
+model's earlier tool-call turns being served back from the recorded request itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from openai_chatapi import ChatMessage, ConfigurationError, ModelConfig, Tool, ToolCall
+from openai_chatapi.errors import MediaProcessingError
+from openai_chatapi.media import ImagePart, VideoPart, prepare_media
+from openai_chatapi.messages import ContentPart, TextPart
+
+__all__ = [
+    "Exchange",
+    "LoopbackServer",
+    "ReplayPlan",
+    "Round",
+    "load_exchanges",
+    "plan_call",
+    "wire_text",
+]
+
+# Request fields the client can set through ModelConfig (validated there).
+_MODEL_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "stop",
+    "logprobs",
+    "top_logprobs",
+    "seed",
+    "user",
+    "reasoning_effort",
+)
+# Request fields handled by the call itself.
+_CALL_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+    }
+)
+_OPENAI_HOST = re.compile(r"\bhost api\.openai\.com\b")
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One recorded exchange: the request sent, the raw response and the expected outcome."""
+
+    path: Path
+    relpath: str
+    source: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+    expect: dict[str, Any]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.request["body"]
+        return body
+
+    @property
+    def folder(self) -> str:
+        return self.relpath.split("/", 1)[0]
+
+    @property
+    def from_openai(self) -> bool:
+        """Recorded from OpenAI's own API (strict parsing must accept it too)."""
+        return bool(_OPENAI_HOST.search(self.source))
+
+    @classmethod
+    def load(cls, path: Path, root: Path) -> Exchange:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            path=path,
+            relpath=path.relative_to(root).as_posix(),
+            source=str(data.get("source", "")),
+            request=data["request"],
+            response=data["response"],
+            expect=data["expect"],
+        )
+
+
+def load_exchanges(root: Path) -> list[Path]:
+    """Every ``*.json`` exchange below ``root`` (all folders), in a stable order."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*.json") if p.is_file())
+
+
+# --------------------------------------------------------------------------- loopback server
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A response to serve: status, content type and the raw body (sent in pieces if asked)."""
+
+    status: int
+    content_type: str
+    body: bytes
+    piece: int = 0  # > 0: send the body in pieces of this many bytes (chunked encoding)
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 (uvicorn in a thread) answering from a queue.
+
+    Every request is recorded; an unexpected request (empty queue) gets a 599 so the test
+    fails with a clear message rather than hanging.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Canned | Callable[[Received], Canned]] = deque()
+        self.received: list[Received] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- queue
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.received.clear()
+
+    def queue(self, reply: Canned | Callable[[Received], Canned]) -> None:
+        with self._lock:
+            self._queue.append(reply)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    # -- ASGI app
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        request = Received(
+            method=scope["method"],
+            path=scope["path"],
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            body=b"".join(chunks),
+        )
+        with self._lock:
+            self.received.append(request)
+            reply = self._queue.popleft() if self._queue else None
+        if callable(reply):
+            reply = reply(request)
+        if reply is None:
+            reply = Canned(599, "text/plain", b"loopback server: no reply queued")
+        headers = [(b"content-type", reply.content_type.encode("latin-1"))]
+        if reply.piece <= 0:
+            headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if reply.piece <= 0:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        body = reply.body
+        for start in range(0, len(body), reply.piece):
+            piece = body[start : start + reply.piece]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- lifecycle
+    def start(self, ready_timeout: float = 20.0) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            interface="asgi3",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ws="none",
+            proxy_headers=False,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="replay-loopback", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + ready_timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the loopback replay server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> LoopbackServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def recorded_reply(exchange: Exchange) -> Canned:
+    """The recorded response as it was sent: streams in small pieces, JSON in one go."""
+    response = exchange.response
+    content_type = str(response.get("content_type") or "application/json")
+    streamed = content_type.startswith("text/event-stream")
+    return Canned(
+        status=int(response["status"]),
+        content_type=content_type,
+        body=str(response["body"]).encode("utf-8"),
+        piece=61 if streamed else 0,
+    )
+
+
+def synthesized_turn(model: str, message: dict[str, Any], *, stream: bool, number: int) -> Canned:
+    """The model's earlier tool-call turn (taken from the recorded request) as a response."""
+    calls = [
+        {
+            "id": call.get("id"),
+            "type": "function",
+            "function": {
+                "name": (call.get("function") or {}).get("name"),
+                "arguments": (call.get("function") or {}).get("arguments") or "",
+            },
+        }
+        for call in message.get("tool_calls") or []
+    ]
+    content = wire_text(message.get("content")) or None
+    # Shaped exactly as OpenAI answers, so that strict parsing accepts it too.
+    header = {"id": f"replay-{number}", "created": 0, "model": model}
+    if not stream:
+        body = {
+            **header,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": content,
+                        "refusal": None,
+                        "tool_calls": calls,
+                    },
+                    "logprobs": None,
+                    "finish_reason": "tool_calls",
+                }
+            ],
+        }
+        return Canned(200, "application/json", json.dumps(body).encode())
+    delta: dict[str, Any] = {"role": "assistant", "content": content}
+    delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+    chunk = {
+        **header,
+        "object": "chat.completion.chunk",
+        "choices": [
+            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": "tool_calls"}
+        ],
+    }
+    text = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+    return Canned(200, "text/event-stream", text.encode())
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def wire_text(content: Any) -> str:
+    """The text of a wire message content (text parts joined; media and None give '')."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text") or "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return str(content)
+
+
+@dataclass
+class Round:
+    """One earlier tool round: the model's tool-call message and the recorded answers."""
+
+    assistant: dict[str, Any]
+    results: list[dict[str, Any]]
+
+
+@dataclass
+class ReplayPlan:
+    """The public ``ChatAgent`` calls that reproduce one recorded request."""
+
+    stream: bool
+    model: dict[str, Any]
+    runtime: dict[str, Any]
+    history: list[ChatMessage]
+    text: str
+    images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    call: dict[str, Any] = field(default_factory=dict)  # tool_choice, response_format, ...
+    rounds: list[Round] = field(default_factory=list)
+    exact_messages: bool = True
+    """False when the client cannot produce the recorded messages (then they are not compared)."""
+    dropped: list[str] = field(default_factory=list)
+    """Recorded request features the client has no way to send (for the record)."""
+
+    @property
+    def use_events(self) -> bool:
+        """Stream through ``chat_stream_events`` (else through ``chat`` / tool submission)."""
+        return self.stream and not self.rounds and "response_format" not in self.call
+
+
+def _parts(content: list[Any], dropped: list[str], where: str) -> list[ContentPart]:
+    parts: list[ContentPart] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append(TextPart(text=str(part.get("text") or "")))
+            continue
+        url = None
+        if kind == "image_url":
+            url = (part.get("image_url") or {}).get("url")
+        elif kind == "video_url":
+            url = (part.get("video_url") or {}).get("url")
+        media: list[ImagePart | VideoPart] = []
+        if url:
+            try:
+                media = prepare_media(
+                    [url] if kind == "image_url" else None,
+                    [url] if kind == "video_url" else None,
+                )
+            except (MediaProcessingError, ConfigurationError) as exc:
+                dropped.append(f"{where}: {kind} part refused by the client ({exc})")
+                continue
+            parts.extend(media)
+        else:
+            dropped.append(f"{where}: {kind} content part (the client has no input for it)")
+    return parts
+
+
+def _message(wire: dict[str, Any], dropped: list[str], where: str) -> ChatMessage:
+    content = wire.get("content")
+    if isinstance(content, list):
+        content = _parts(content, dropped, where)
+    elif content is not None and not isinstance(content, str):
+        content = str(content)
+    calls = None
+    if wire.get("role") == "assistant" and wire.get("tool_calls"):
+        calls = [ToolCall.model_validate(call) for call in wire["tool_calls"]]
+    for extra in sorted(set(wire) - {"role", "content", "name", "tool_calls", "tool_call_id"}):
+        if wire[extra] not in (None, [], ""):
+            dropped.append(f"{where}: message field {extra!r} (never sent back by the client)")
+    return ChatMessage(
+        role=wire["role"],
+        content=content,
+        name=wire.get("name") or None,
+        tool_calls=calls,
+        tool_call_id=wire.get("tool_call_id"),
+    )
+
+
+def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
+    tools: list[Tool] = []
+    for entry in body.get("tools") or []:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if entry.get("type") != "function" or not isinstance(function, dict):
+            dropped.append(f"tool of type {entry.get('type')!r}")
+            continue
+        parameters = function.get("parameters")
+        tools.append(
+            Tool(
+                name=function["name"],
+                description=function.get("description") or "",
+                parameters=parameters
+                if isinstance(parameters, dict)
+                else {"type": "object", "properties": {}},
+                strict=function.get("strict"),
+            )
+        )
+    return tools
+
+
+def _model_fields(body: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
+    fields = {"model": body["model"]}
+    for name in _MODEL_FIELDS:
+        if name not in body or body[name] is None:
+            continue
+        try:
+            # Cumulative: top_logprobs is only valid beside logprobs (which comes first).
+            ModelConfig(api_base_url="http://127.0.0.1/v1", **fields, **{name: body[name]})
+        except ConfigurationError as exc:
+            dropped.append(f"{name}={body[name]!r} refused by ModelConfig ({exc})")
+            continue
+        fields[name] = body[name]
+    for name in sorted(set(body) - set(_MODEL_FIELDS) - _CALL_FIELDS):
+        dropped.append(f"request field {name!r} (no client option for it)")
+    return fields
+
+
+def plan_call(exchange: Exchange) -> ReplayPlan:
+    """Work out the calls that make the recorded request (as closely as the client can)."""
+    body = exchange.body
+    dropped: list[str] = []
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options") or {}
+    runtime = {"stream_include_usage": bool(options.get("include_usage"))}
+    model = _model_fields(body, dropped)
+    tools = _tools(body, dropped)
+    call: dict[str, Any] = {}
+    if tools and body.get("tool_choice") is not None:
+        call["tool_choice"] = body["tool_choice"]
+    if tools and body.get("parallel_tool_calls") is not None:
+        call["parallel_tool_calls"] = body["parallel_tool_calls"]
+    if body.get("response_format") is not None:
+        call["response_format"] = body["response_format"]
+    plan = ReplayPlan(
+        stream=stream, model=model, runtime=runtime, history=[], text="", tools=tools, call=call
+    )
+    plan.dropped = dropped
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        # A deliberately malformed request: the client cannot send it; replay the answer.
+        plan.exact_messages = False
+        plan.text = "hello"
+        dropped.append("malformed 'messages' (not a list of messages)")
+        return plan
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    if not users:
+        # The client always ends a call with a user message: it cannot send this request.
+        plan.exact_messages = False
+        plan.history = [_message(m, dropped, f"messages[{i}]") for i, m in enumerate(messages)]
+        dropped.append("no user message (the client always sends one)")
+        return plan
+    last = users[-1]
+    plan.history = [_message(m, dropped, f"messages[{i}]") for i, m in enumerate(messages[:last])]
+    user = messages[last]
+    content = user.get("content")
+    if isinstance(content, list):
+        for part in _parts(content, dropped, f"messages[{last}]"):
+            if isinstance(part, TextPart):
+                plan.text += part.text
+            elif part.source is not None:
+                (plan.images if isinstance(part, ImagePart) else plan.videos).append(part.source)
+    else:
+        plan.text = wire_text(content)
+    tail = messages[last + 1 :]
+    while tail:
+        head = tail[0]
+        if head.get("role") != "assistant" or not head.get("tool_calls"):
+            plan.exact_messages = False
+            dropped.append("conversation tail the client cannot produce")
+            break
+        results = []
+        tail = tail[1:]
+        while tail and tail[0].get("role") == "tool":
+            results.append(tail[0])
+            tail = tail[1:]
+        plan.rounds.append(Round(head, results))
+    return plan
+
+
+def iter_texts(messages: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """(role, text) of each wire message."""
+    for message in messages:
+        yield str(message.get("role")), wire_text(message.get("content"))
