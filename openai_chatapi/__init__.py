@@ -8,6 +8,9 @@ Quick use::
         print(await agent.chat("Hello"))
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._generated import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -39,9 +42,8 @@ from .errors import (
     TokenLimitError,
     ToolExecutionError,
 )
-from .history import load_history, save_history
-from .media import ImagePart, MediaSettings, VideoPart
 from .messages import ChatMessage, TextPart
+from .parts import ImagePart, VideoPart
 from .streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -51,7 +53,36 @@ from .streaming import (
     ToolResultEvent,
     UsageEvent,
 )
-from .tools import Tool, ToolFunction, ToolResult, tool
+
+if TYPE_CHECKING:
+    from .history import load_history, save_history
+    from .media import MediaSettings
+    from .tools import Tool, ToolFunction, ToolResult, tool
+
+# Optional machinery (tools, media, history files) loads on first use, keeping import fast.
+_LAZY = {
+    "load_history": "history",
+    "save_history": "history",
+    "MediaSettings": "media",
+    "Tool": "tools",
+    "ToolFunction": "tools",
+    "ToolResult": "tools",
+    "tool": "tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'openai_chatapi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIConnectionError",

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 import httpx
 
@@ -32,9 +32,6 @@ from .errors import (
     ToolExecutionError,
     truncate,
 )
-from .function_schema import parse_structured, response_format_for
-from .history import load_history, save_history
-from .media import ImagePart, MediaInput, MediaSettings, VideoPart, prepare_media
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
 from .redact import scrub_exception
@@ -48,8 +45,11 @@ from .streaming import (
     ToolResultEvent,
     read_stream,
 )
-from .tools import Tool, ToolFunction, ToolRegistry, ToolResult, serialize_result
 from .transport import Body, Sleep, Transport, is_retryable, logger
+
+if TYPE_CHECKING:
+    from .media import MediaInput, MediaSettings
+    from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -59,7 +59,7 @@ else:  # pragma: no cover
 __all__ = ["ChatAgent"]
 
 T = TypeVar("T")
-ToolSpec = Tool | ToolFunction[..., Any] | Callable[..., Any]
+ToolSpec: TypeAlias = "Tool | ToolFunction[..., Any] | Callable[..., Any]"
 MediaArg: TypeAlias = "MediaInput | Sequence[MediaInput] | None"
 
 
@@ -80,6 +80,8 @@ def _wire_tool_choice(
     choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
 ) -> str | dict[str, Any] | None:
     """``tool_choice`` in wire form: a mode, or a named function from a name/Tool/@tool."""
+    from .tools import Tool, ToolFunction
+
     if choice is None or isinstance(choice, dict):
         return choice
     if isinstance(choice, str):
@@ -100,6 +102,8 @@ def _answers_for(
     calls: Sequence[gen.ToolCall], results: Mapping[str, Any] | Sequence[ToolResult]
 ) -> list[ToolResult]:
     """One ``ToolResult`` per pending call, from a mapping id → value or a list of results."""
+    from .tools import ToolResult, serialize_result
+
     if isinstance(results, Mapping):
         by_id = {}
         for call_id, value in results.items():
@@ -131,7 +135,7 @@ class _Call:
         self,
         config: ModelConfig,
         options: RequestOptions,
-        registry: ToolRegistry,
+        registry: ToolRegistry | None,
         auto_execute: bool,
         stream: bool,
         structured: Any,
@@ -181,9 +185,9 @@ class ChatAgent:
             sleep=self._sleep,
             on_retry=self._stats.record_retry,
         )
-        self._media = MediaSettings.from_config(runtime)
+        self._media: MediaSettings | None = None  # built on first use: media are optional
         self._history: list[ChatMessage] = []
-        self._tools = ToolRegistry()
+        self._tools: ToolRegistry | None = None  # built on first use: tools are optional
         self._pending: list[ChatMessage] | None = None
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
@@ -209,7 +213,7 @@ class ChatAgent:
         cfg = self.model_config
         return (
             f"ChatAgent(model={cfg.model!r}, api_base_url={cfg.api_base_url!r}, "
-            f"messages={len(self._history)}, tools={len(self._tools)})"
+            f"messages={len(self._history)}, tools={len(self._tools or ())})"
         )
 
     # ------------------------------------------------------------------ history
@@ -259,6 +263,8 @@ class ChatAgent:
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
         """Write the conversation to a JSON file (media kept as references)."""
+        from .history import save_history
+
         save_history(self._history, path)
 
     def load_history(self, path: str | os.PathLike[str]) -> None:
@@ -266,28 +272,45 @@ class ChatAgent:
 
         A missing, corrupt or foreign file raises ``ConfigurationError`` and changes nothing.
         """
+        from .history import load_history
+
         self.replace_history(load_history(path))
 
     # ------------------------------------------------------------------ tools
     def register_tool(self, tool: ToolSpec, handler: Callable[..., Any] | None = None) -> None:
         """Register a tool: a ``@tool`` function, or a hand-made ``Tool`` with its handler."""
+        from .tools import Tool
+
         if isinstance(tool, Tool):
             if handler is None:
                 raise ConfigurationError(
                     f"tool {tool.name!r} needs a handler: register_tool(tool, handler)",
                     {"tool": tool.name},
                 )
-            self._tools.register(tool, handler)
+            self.tools.register(tool, handler)
         else:
-            self._tools.register(tool, handler)
+            self.tools.register(tool, handler)
 
     def clear_tools(self) -> None:
         """Forget every registered tool."""
-        self._tools.clear()
+        if self._tools is not None:
+            self._tools.clear()
 
     @property
     def tools(self) -> ToolRegistry:
+        """The registered tools."""
+        if self._tools is None:
+            from .tools import ToolRegistry
+
+            self._tools = ToolRegistry()
         return self._tools
+
+    def _media_settings(self) -> MediaSettings:
+        if self._media is None:
+            from .media import MediaSettings
+
+            self._media = MediaSettings.from_config(self.runtime_config)
+        return self._media
 
     @property
     def pending_tool_calls(self) -> list[gen.ToolCall]:
@@ -483,6 +506,8 @@ class ChatAgent:
                     f"the model refused to answer: {truncate(refusal, 200)}",
                     {"refusal": refusal, "errors": []},
                 )
+            from .function_schema import parse_structured
+
             value = parse_structured(call.structured, text)
         if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
             self._pending = turn
@@ -498,8 +523,12 @@ class ChatAgent:
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
-        media: list[ImagePart | VideoPart] = prepare_media(
-            images, videos, self._media, base_url=self.model_config.api_base_url
+        if images is None and videos is None:
+            return ChatMessage(role="user", content=text)
+        from .media import prepare_media
+
+        media = prepare_media(
+            images, videos, self._media_settings(), base_url=self.model_config.api_base_url
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -522,7 +551,9 @@ class ChatAgent:
         )
         registry = self._tools
         if tools:
-            registry = registry.copy()
+            from .tools import Tool
+
+            registry = self.tools.copy()
             for extra in tools:
                 if isinstance(extra, Tool):
                     raise ConfigurationError(
@@ -546,11 +577,13 @@ class ChatAgent:
             wire_format = {"type": response_format}
         else:
             structured = response_format
+            from .function_schema import response_format_for
+
             wire_format = response_format_for(response_format, strict=True)
         options = RequestOptions(
             stream=config.stream if stream is None else stream,
             include_usage=self.runtime_config.stream_include_usage,
-            tools=registry.definitions() or None,
+            tools=(registry.definitions() or None) if registry is not None else None,
             tool_choice=_wire_tool_choice(tool_choice),
             parallel_tool_calls=parallel_tool_calls,
             response_format=wire_format,
@@ -578,7 +611,10 @@ class ChatAgent:
         failures = 0
         while True:
             body = build_body(
-                call.config, self._request_history(turn), call.options, settings=self._media
+                call.config,
+                self._request_history(turn),
+                call.options,
+                media_settings=self._media_settings,
             )
             completion: gen.ChatCompletion | None = None
             if call.stream:
@@ -621,7 +657,8 @@ class ChatAgent:
                         "rounds": rounds - 1,
                     },
                 )
-            results = await call.registry.execute(
+            registry = call.registry if call.registry is not None else self.tools
+            results = await registry.execute(
                 wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
             )
             if call.options.tool_choice not in (None, "auto", "none"):

@@ -31,19 +31,13 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Annotated, Any, Literal, TypeAlias
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    PlainSerializer,
-    model_validator,
-)
+from typing import Any, Literal, TypeAlias
 
 from . import video as _video
 from .body import MediaSources, os_error_reason
 from .errors import ConfigurationError, MediaProcessingError
+from .parts import URL_SCHEME as _URL_SCHEME
+from .parts import ImageDetail, ImagePart, VideoPart
 
 __all__ = [
     "IMAGE_MIME_TYPES",
@@ -64,7 +58,6 @@ __all__ = [
     "to_wire_parts",
 ]
 
-ImageDetail: TypeAlias = Literal["auto", "low", "high"]
 VideoMode: TypeAlias = Literal["auto", "native", "frames"]
 MediaInput: TypeAlias = str | os.PathLike[str] | bytes
 
@@ -89,7 +82,6 @@ _IMAGE_EXTRA = "pip install 'openai_chatapi[image]'"
 _VIDEO_EXTRA = "pip install 'openai_chatapi[video]'"
 _HEADER_BYTES = 4096
 _MiB = 1024 * 1024
-_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _DATA_URL = re.compile(r"^data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)((?:;[^;,]*)*);base64,", re.I)
 _B64_ALPHABET = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
@@ -185,89 +177,6 @@ def resolve_video_mode(
 
 
 # --------------------------------------------------------------------------- parts
-
-
-def _bytes_from_json(value: Any) -> Any:
-    # Saved conversations carry raw bytes as base64 text.
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except binascii.Error as exc:
-            raise ValueError("data must be base64 text") from exc
-    return value
-
-
-_Base64Bytes = Annotated[
-    bytes,
-    BeforeValidator(_bytes_from_json),
-    PlainSerializer(
-        lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"
-    ),
-]
-
-
-class _MediaPartBase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: str | None = None
-    """A local path (absolute), an ``http(s)`` URL, or a ``data:`` URL."""
-    data: _Base64Bytes | None = None
-    """Raw bytes given by the user (base64 in JSON)."""
-    mime: str
-    """The detected media type, e.g. ``image/png``, ``video/mp4``."""
-    size: int | None = None
-    """Size in bytes (decoded size for ``data:`` URLs); None for remote URLs."""
-
-    @model_validator(mode="after")
-    def _one_origin(self) -> _MediaPartBase:
-        if (self.source is None) == (self.data is None):
-            raise ValueError("exactly one of source and data must be set")
-        return self
-
-    @property
-    def origin(self) -> Literal["path", "url", "data_url", "bytes"]:
-        """Where the medium lives: a local path, a remote URL, a data URL, or raw bytes."""
-        if self.data is not None:
-            return "bytes"
-        assert self.source is not None
-        if self.source[:5].lower() == "data:":
-            return "data_url"
-        if _URL_SCHEME.match(self.source):
-            return "url"
-        return "path"
-
-    @property
-    def label(self) -> str:
-        """A short human name for messages and logs (never the base64 itself)."""
-        if self.origin == "bytes":
-            return f"<{self.size} bytes of {self.mime}>"
-        if self.origin == "data_url":
-            return f"<data URL, {self.size} bytes of {self.mime}>"
-        assert self.source is not None
-        return self.source
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            if name == "data" and value is not None:
-                yield name, f"<{len(value)} bytes>"
-            elif name == "source" and self.origin == "data_url":
-                yield name, self.label
-            else:
-                yield name, value
-
-
-class ImagePart(_MediaPartBase):
-    """A reference to an image in a message (path, URL, data URL or raw bytes)."""
-
-    type: Literal["image"] = "image"
-    detail: ImageDetail | None = None
-    """Sent as ``image_url.detail``; None defers to ``MediaSettings.image_detail``."""
-
-
-class VideoPart(_MediaPartBase):
-    """A reference to a video in a message (path, URL, data URL or raw bytes)."""
-
-    type: Literal["video"] = "video"
 
 
 MediaPart: TypeAlias = ImagePart | VideoPart

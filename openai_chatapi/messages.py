@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ._generated import FunctionCall, ToolCall
-from .media import ImagePart, VideoPart
+from .parts import ImagePart, VideoPart
 
 __all__ = [
     "ChatMessage",

@@ -7,20 +7,30 @@ servers that reject a parameter are not sent it unless the user asked for a real
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from ._generated import ChatCompletionRequest
-from .body import MediaSources, encode_json_body
 from .config import ModelConfig
 from .errors import ConfigurationError
-from .media import MediaSettings, to_wire_parts
 from .messages import ChatMessage, TextPart, call_to_wire
 from .transport import Body
 
-__all__ = ["RequestOptions", "build_body", "build_payload", "build_request", "message_to_wire"]
+if TYPE_CHECKING:
+    from .body import MediaSources
+    from .media import MediaSettings
+
+__all__ = [
+    "MediaEncoder",
+    "RequestOptions",
+    "build_body",
+    "build_payload",
+    "build_request",
+    "message_to_wire",
+]
 
 # Parameters the API treats as defaults anyway: omitted at their default value.
 _API_DEFAULTS: dict[str, Any] = {
@@ -58,14 +68,30 @@ class RequestOptions:
     response_format: dict[str, Any] | None = None
 
 
-def message_to_wire(
-    message: ChatMessage,
-    *,
-    settings: MediaSettings,
-    base_url: str,
-    sources: MediaSources,
-) -> dict[str, Any]:
-    """One history message in wire form (media encoded lazily through ``sources``)."""
+class MediaEncoder:
+    """Turns media parts into wire parts for one request; set up on the first media part.
+
+    Requests without media never import the media machinery (it is optional and heavier).
+    """
+
+    def __init__(self, settings: Callable[[], MediaSettings], base_url: str) -> None:
+        self._settings_factory = settings
+        self._base_url = base_url
+        self._settings: MediaSettings | None = None
+        self.sources: MediaSources | None = None
+
+    def wire_parts(self, part: Any) -> list[dict[str, Any]]:
+        from .body import MediaSources
+        from .media import to_wire_parts
+
+        if self.sources is None or self._settings is None:
+            self.sources = MediaSources()
+            self._settings = self._settings_factory()
+        return to_wire_parts(part, self._settings, base_url=self._base_url, sources=self.sources)
+
+
+def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]:
+    """One history message in wire form (media encoded lazily through ``media``)."""
     wire: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, list):
@@ -74,7 +100,7 @@ def message_to_wire(
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
             else:
-                parts.extend(to_wire_parts(part, settings, base_url=base_url, sources=sources))
+                parts.extend(media.wire_parts(part))
         wire["content"] = parts
     elif content is not None:
         wire["content"] = content
@@ -147,17 +173,15 @@ def build_body(
     history: list[ChatMessage],
     options: RequestOptions,
     *,
-    settings: MediaSettings,
+    media_settings: Callable[[], MediaSettings],
 ) -> Body:
     """The encoded request body: bytes, or a re-iterable stream when media are attached."""
-    sources = MediaSources()
-    base_url = config.api_base_url
-    messages = [
-        message_to_wire(message, settings=settings, base_url=base_url, sources=sources)
-        for message in history
-    ]
-    if not len(sources):
+    media = MediaEncoder(media_settings, config.api_base_url)
+    messages = [message_to_wire(message, media) for message in history]
+    if media.sources is None or not len(media.sources):
         model = build_request(config, messages, options)
         return model.model_dump_json(exclude_unset=True, by_alias=True).encode()
+    from .body import encode_json_body
+
     payload = build_payload(config, messages, options)
-    return encode_json_body(payload, sources)
+    return encode_json_body(payload, media.sources)
