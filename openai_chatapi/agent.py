@@ -430,7 +430,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
-        user = self._user_message(text, image_paths, video_paths)
+        user = await self._user_message(text, image_paths, video_paths)
         return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
@@ -518,7 +518,7 @@ class ChatAgent:
         self.last_response = final
         return value
 
-    def _user_message(self, text: str, images: MediaArg, videos: MediaArg) -> ChatMessage:
+    async def _user_message(self, text: str, images: MediaArg, videos: MediaArg) -> ChatMessage:
         if not isinstance(text, str):
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
@@ -527,8 +527,13 @@ class ChatAgent:
             return ChatMessage(role="user", content=text)
         from .media import prepare_media
 
-        media = prepare_media(
-            images, videos, self._media_settings(), base_url=self.model_config.api_base_url
+        # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
+        media = await asyncio.to_thread(
+            prepare_media,
+            images,
+            videos,
+            self._media_settings(),
+            base_url=self.model_config.api_base_url,
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -610,12 +615,20 @@ class ChatAgent:
         rounds = 0
         failures = 0
         while True:
-            body = build_body(
-                call.config,
-                self._request_history(turn),
-                call.options,
-                media_settings=self._media_settings,
-            )
+            history = self._request_history(turn)
+            if any(message.has_media for message in history):
+                # Encoding re-checks files, may convert images or sample frames: off the loop.
+                body = await asyncio.to_thread(
+                    build_body,
+                    call.config,
+                    history,
+                    call.options,
+                    media_settings=self._media_settings,
+                )
+            else:
+                body = build_body(
+                    call.config, history, call.options, media_settings=self._media_settings
+                )
             completion: gen.ChatCompletion | None = None
             if call.stream:
                 async with aclosing(self._stream_once(body)) as batches:
@@ -658,9 +671,17 @@ class ChatAgent:
                     },
                 )
             registry = call.registry if call.registry is not None else self.tools
-            results = await registry.execute(
-                wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
-            )
+            self._stats.tool_rounds += 1
+            try:
+                results = await registry.execute(
+                    wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                )
+            except ToolExecutionError:
+                self._stats.tool_failures += 1
+                raise
+            succeeded = sum(1 for r in results if r.ok)
+            self._stats.tool_successes += succeeded
+            self._stats.tool_failures += len(results) - succeeded
             if call.options.tool_choice not in (None, "auto", "none"):
                 # A forced tool ("required" or named) would be called again forever.
                 call.options.tool_choice = None
@@ -763,7 +784,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=True,
         )
-        turn = [self._user_message(text, image_paths, video_paths)]
+        turn = [await self._user_message(text, image_paths, video_paths)]
         final: gen.ChatCompletion | None = None
         async with aclosing(self._run(turn, call)) as batches:
             async for batch in batches:

@@ -7,7 +7,7 @@ servers that reject a parameter are not sent it unless the user asked for a real
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +20,11 @@ from .messages import ChatMessage, TextPart, call_to_wire
 from .transport import Body
 
 if TYPE_CHECKING:
-    from .body import MediaSources
+    from .body import MediaSources, RequestBody
     from .media import MediaSettings
 
 __all__ = [
+    "MediaBody",
     "MediaEncoder",
     "RequestOptions",
     "build_body",
@@ -88,6 +89,35 @@ class MediaEncoder:
             self.sources = MediaSources()
             self._settings = self._settings_factory()
         return to_wire_parts(part, self._settings, base_url=self._base_url, sources=self.sources)
+
+
+class MediaBody:
+    """A request body with media: streamed (base64 encoded while sent), described for logs.
+
+    Iterating it yields the JSON bytes, any number of times (retries resend the same bytes);
+    ``content_length`` is exact. :meth:`preview` is the payload with each medium shown as
+    ``<mime base64, N bytes>``, never its base64.
+    """
+
+    __slots__ = ("_preview", "stream")
+
+    def __init__(self, stream: RequestBody, preview: str) -> None:
+        self.stream = stream
+        self._preview = preview
+
+    @property
+    def content_length(self) -> int:
+        return self.stream.content_length
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.stream.__aiter__()
+
+    def preview(self) -> str:
+        """The payload as JSON text with media elided (for logs and debugging)."""
+        return self._preview
+
+    def __repr__(self) -> str:
+        return f"<MediaBody {self.content_length} bytes>"
 
 
 def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]:
@@ -180,8 +210,11 @@ def build_body(
     messages = [message_to_wire(message, media) for message in history]
     if media.sources is None or not len(media.sources):
         model = build_request(config, messages, options)
-        return model.model_dump_json(exclude_unset=True, by_alias=True).encode()
-    from .body import encode_json_body
+        # The serializer is built on first use (defer_build): look it up here, not at import.
+        serializer = ChatCompletionRequest.__pydantic_serializer__
+        return serializer.to_json(model, exclude_unset=True, by_alias=True)
+    from .body import encode_json_body, redacted_preview
 
     payload = build_payload(config, messages, options)
-    return encode_json_body(payload, media.sources)
+    # The preview is made now, so the body keeps no reference to big data-URL strings.
+    return MediaBody(encode_json_body(payload, media.sources), redacted_preview(payload, None))

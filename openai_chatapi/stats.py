@@ -40,6 +40,9 @@ class Stats:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     tool_calls: int = 0
+    tool_rounds: int = 0
+    tool_successes: int = 0
+    tool_failures: int = 0
     total_latency: float = 0.0
     last_latency: float | None = None
     streams: int = 0
@@ -111,6 +114,9 @@ class Stats:
             "reasoning_tokens": self.reasoning_tokens,
             "cached_tokens": self.cached_tokens,
             "tool_calls": self.tool_calls,
+            "tool_rounds": self.tool_rounds,
+            "tool_successes": self.tool_successes,
+            "tool_failures": self.tool_failures,
             "total_latency": self.total_latency,
             "average_latency": self.total_latency / done if done and self.capture_latency else None,
             "last_latency": self.last_latency,

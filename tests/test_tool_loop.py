@@ -575,7 +575,7 @@ FAILURES = {
     ),
     "unknown_tool": (
         tool_call("f1", "subtract", {"a": 1}),
-        "unknown tool 'subtract'; available tools: ",
+        "unknown tool 'subtract'; available tools: hang, hang_default, add,",
         {"a": 1},
     ),
     "handler_error": (
@@ -964,3 +964,30 @@ async def test_example_structured_output_falls_back_to_a_forced_tool(
     out = capsys.readouterr().out
     assert "forced tool call" in out and '"city": "Paris"' in out
     assert_consistent(agent.history)
+
+
+async def test_stats_count_tool_rounds_calls_successes_and_failures(
+    server: FakeServer, make_agent: Any
+) -> None:
+    @tool
+    def double(x: int) -> int:
+        """Double a number."""
+        return 2 * x
+
+    server.add_completion(
+        None,
+        finish_reason="tool_calls",
+        tool_calls=[tool_call("c1", "double", {"x": 2}), tool_call("c2", "double", {"x": "y"})],
+    )
+    server.add_completion(
+        None, finish_reason="tool_calls", tool_calls=[tool_call("c3", "double", {"x": 5})]
+    )
+    server.add_completion("done")
+    agent = await make_agent()
+    agent.register_tool(double)
+    assert await agent.chat("go") == "done"
+    stats = agent.get_stats()
+    assert (stats["tool_rounds"], stats["tool_calls"]) == (2, 3)
+    assert (stats["tool_successes"], stats["tool_failures"]) == (2, 1)
+    agent.reset_stats()
+    assert agent.get_stats()["tool_rounds"] == 0
