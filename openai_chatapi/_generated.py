@@ -198,7 +198,10 @@ class Choice(WireModel):
     index: Annotated[int | None, Field(description="Position of this alternative.")] = None
     message: ResponseMessage | None = None
     finish_reason: Annotated[str | None, Field(description="Why generation ended.")] = None
-    logprobs: ChoiceLogprobs | None = None
+    logprobs: ChoiceLogprobs | None = Field(
+        None,
+        description="Log-probabilities of the tokens, when asked for. OpenAI lists it as required, but its newer models (gpt-5, o-series) omit the key, so it is optional here.",
+    )
 
 
 class ChoiceLogprobs(WireModel):
@@ -244,6 +247,12 @@ class ChunkDelta(WireModel):
     )
     reasoning_content: Annotated[
         str | None, Field(description="Next piece of visible chain of thought (reasoning servers).")
+    ] = None
+    reasoning: Annotated[
+        str | None,
+        Field(
+            description="The same visible reasoning under the name Groq, OpenRouter, Cerebras and Ollama use."
+        ),
     ] = None
 
 
@@ -523,6 +532,12 @@ class ResponseMessage(WireModel):
             description="Visible chain of thought, sent by reasoning servers such as DeepSeek, vLLM and llama.cpp."
         ),
     ] = None
+    reasoning: Annotated[
+        str | None,
+        Field(
+            description="The same visible reasoning under the name Groq, OpenRouter, Cerebras and Ollama use."
+        ),
+    ] = None
 
 
 StopSequences = TypeAliasType(
@@ -605,7 +620,10 @@ class StrictChoice(WireModel):
         Literal["stop", "length", "tool_calls", "content_filter", "function_call"],
         Field(description="Why generation ended."),
     ]
-    logprobs: StrictChoiceLogprobs | None
+    logprobs: StrictChoiceLogprobs | None = Field(
+        None,
+        description="Log-probabilities of the tokens, when asked for. OpenAI lists it as required, but its newer models (gpt-5, o-series) omit the key, so it is optional here.",
+    )
 
 
 class StrictChoiceLogprobs(WireModel):
@@ -651,6 +669,12 @@ class StrictChunkDelta(WireModel):
     )
     reasoning_content: Annotated[
         str | None, Field(description="Next piece of visible chain of thought (reasoning servers).")
+    ] = None
+    reasoning: Annotated[
+        str | None,
+        Field(
+            description="The same visible reasoning under the name Groq, OpenRouter, Cerebras and Ollama use."
+        ),
     ] = None
 
 
@@ -765,6 +789,12 @@ class StrictResponseMessage(WireModel):
         str | None,
         Field(
             description="Visible chain of thought, sent by reasoning servers such as DeepSeek, vLLM and llama.cpp."
+        ),
+    ] = None
+    reasoning: Annotated[
+        str | None,
+        Field(
+            description="The same visible reasoning under the name Groq, OpenRouter, Cerebras and Ollama use."
         ),
     ] = None
 
@@ -1039,5 +1069,5 @@ User content given as a non-empty list of text, image, audio, file or video part
 """
 
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 """Version of the schema these models were generated from."""

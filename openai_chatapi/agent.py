@@ -18,8 +18,6 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
-import httpx
-
 from . import _generated as gen
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
@@ -45,11 +43,13 @@ from .streaming import (
     ToolResultEvent,
     read_stream,
 )
-from .transport import Body, Sleep, Transport, is_retryable, logger
 
 if TYPE_CHECKING:
+    import httpx
+
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
+    from .transport import Body, Sleep
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -57,6 +57,8 @@ else:  # pragma: no cover
     from typing_extensions import Unpack
 
 __all__ = ["ChatAgent"]
+
+logger = logging.getLogger("openai_chatapi")
 
 T = TypeVar("T")
 ToolSpec: TypeAlias = "Tool | ToolFunction[..., Any] | Callable[..., Any]"
@@ -178,6 +180,9 @@ class ChatAgent:
         _configure_logging(runtime)
         self._stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
         self._sleep: Sleep = sleep or asyncio.sleep
+        # The network stack (httpx) loads with the first agent, not with the package.
+        from .transport import Transport
+
         self._transport = Transport(
             self.model_config,
             runtime,
@@ -649,7 +654,11 @@ class ChatAgent:
                     ChatMessage(
                         role="assistant",
                         content=content or "",
-                        reasoning_content=getattr(message, "reasoning_content", None),
+                        reasoning_content=(
+                            (message.reasoning_content or message.reasoning)
+                            if message is not None
+                            else None
+                        ),
                     )
                 )
                 return
@@ -732,9 +741,9 @@ class ChatAgent:
             connected = False
             try:
                 async with (
-                    self._transport.stream("chat/completions", body) as response,
+                    self._transport.stream("chat/completions", body) as chunks,
                     aclosing(
-                        read_stream(response, accumulator, strict=runtime.strict_parsing)
+                        read_stream(chunks, accumulator, strict=runtime.strict_parsing)
                     ) as batches,
                 ):
                     connected = True
@@ -745,7 +754,7 @@ class ChatAgent:
             except ChatAPIException as exc:
                 # Failures before the headers were already retried by the transport.
                 retry = connected and first is None and attempt < runtime.max_retries
-                if retry and is_retryable(exc):
+                if retry and self._transport.is_retryable(exc):
                     await self._transport.backoff(attempt, None, type(exc).__name__)
                     attempt += 1
                     continue

@@ -267,7 +267,7 @@ def error_from_response(
     if len(body) <= _BODY_LIMIT * 4:
         try:
             payload = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             payload = None
     if payload is None:
         stripped = text.lstrip()[:200]

@@ -102,7 +102,7 @@ def _load_arguments(tool: str, raw: str | bytes | Mapping[str, Any]) -> dict[str
         return {}
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise _arguments_error(
             tool,
@@ -396,7 +396,7 @@ class OutputSchema(Generic[T]):
         """Validate the model's JSON answer; raises ``APIResponseError`` listing the problems."""
         try:
             data = json.loads(_strip_fences(text))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise APIResponseError(
                 f"the model's answer is not valid JSON for {self.name}: {exc}",
                 {"type": self.name, "errors": [], "text": truncate(text, _RAW_PREVIEW)},

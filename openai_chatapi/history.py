@@ -63,7 +63,7 @@ def load_history(path: str | os.PathLike[str]) -> list[ChatMessage]:
         raise _bad(source, exc.strerror or str(exc)) from None
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: too deep
         raise _bad(source, f"not valid JSON ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != HISTORY_FORMAT:
         raise _bad(source, f"not an {HISTORY_FORMAT} file")

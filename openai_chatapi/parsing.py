@@ -25,18 +25,6 @@ _STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
 # Fields OpenAI's spec marks required that OpenAI's own API leaves out: recorded replies of
 # gpt-5, o1/o3, gpt-4.5, gpt-audio and the search models have no ``choices[].logprobs``.
 # Strict parsing accepts a reply whose only problem is one of these being absent.
-_OMITTED_BY_OPENAI: frozenset[tuple[str, ...]] = frozenset({("choices", "*", "logprobs")})
-
-
-def _only_omitted_by_openai(exc: ValidationError) -> bool:
-    errors = exc.errors(include_url=False, include_input=False)
-    return bool(errors) and all(
-        error["type"] == "missing"
-        and tuple("*" if isinstance(p, int) else p for p in error["loc"]) in _OMITTED_BY_OPENAI
-        for error in errors
-    )
-
-
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
 
@@ -67,7 +55,7 @@ def _error_in_body(raw: bytes | str, scrub: tuple[str, ...]) -> APIResponseError
         return None
     try:
         payload: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     if (
         isinstance(payload, dict)
@@ -93,14 +81,25 @@ def parse_model(
         raise error
     try:
         if strict:
-            try:
-                _STRICT_TWINS[cls].model_validate_json(raw, strict=True)
-            except ValidationError as exc:
-                if not _only_omitted_by_openai(exc):
-                    raise
+            _STRICT_TWINS[cls].model_validate_json(raw, strict=True)
         return cls.model_validate_json(raw)
     except ValidationError as exc:
+        repaired = _utf8_repaired(raw)
+        if repaired is not None:
+            return parse_model(cls, repaired, strict=strict, what=what, scrub=scrub)
         raise validation_error(what, exc, raw) from None
+
+
+def _utf8_repaired(raw: bytes | str) -> str | None:
+    """``raw`` with invalid UTF-8 replaced by U+FFFD (as the SSE decoder does for streamed
+    replies), or None when it is valid UTF-8 already."""
+    if isinstance(raw, str) or raw.isascii():
+        return None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace")
+    return None
 
 
 def parse_completion(

@@ -17,11 +17,11 @@ from ._generated import ChatCompletionRequest
 from .config import ModelConfig
 from .errors import ConfigurationError
 from .messages import ChatMessage, TextPart, call_to_wire
-from .transport import Body
 
 if TYPE_CHECKING:
     from .body import MediaSources, RequestBody
     from .media import MediaSettings
+    from .transport import Body
 
 __all__ = [
     "MediaBody",

@@ -6,16 +6,15 @@ into the generated chunk model, updates a ``StreamAccumulator`` and yields typed
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from json import loads as _loads
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from . import _generated as gen
-from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
+from .errors import APIConnectionError, APIResponseError, error_from_payload
 from .parsing import validation_error
 from .sse import DONE, ServerSentEvent, SSEDecoder
 
@@ -155,7 +154,8 @@ class StreamAccumulator:
                 if text:
                     parts.content.append(text)
                     events.append(ContentDeltaEvent(text, index))
-                reasoning = delta.reasoning_content
+                # DeepSeek/vLLM name it reasoning_content; Groq, OpenRouter, Ollama: reasoning.
+                reasoning = delta.reasoning_content or delta.reasoning
                 if reasoning:
                     parts.reasoning.append(reasoning)
                     events.append(ReasoningDeltaEvent(reasoning, index))
@@ -210,6 +210,11 @@ class StreamAccumulator:
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
+
+    @property
+    def has_choices(self) -> bool:
+        """Whether any chunk carried a choice (a stream without one has no reply at all)."""
+        return bool(self._choices)
 
     def result(self) -> gen.ChatCompletion:
         """The merged completion (valid at any point; complete once the stream ended)."""
@@ -336,7 +341,7 @@ def _validate_chunk(obj: Any, data: str, *, strict: bool) -> gen.ChatCompletionC
 def _decode(data: str) -> Any:
     try:
         return _loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise APIResponseError(
             "invalid stream chunk: not valid JSON", {"field": "data", "body": data[:2000]}
         ) from None
@@ -345,7 +350,7 @@ def _decode(data: str) -> Any:
 def _stream_error(event_data: str) -> APIResponseError:
     try:
         payload = _loads(event_data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         payload = None
     if not isinstance(payload, dict) or "error" not in payload:
         payload = {"error": {"message": event_data or "error event in stream"}}
@@ -381,21 +386,22 @@ def _events_for(
 
 
 async def read_stream(
-    response: httpx.Response,
+    body: AsyncIterator[bytes],
     accumulator: StreamAccumulator,
     *,
     strict: bool,
 ) -> AsyncGenerator[list[StreamEvent], None]:
-    """Yield batches of typed events from an open SSE response until ``[DONE]`` or its end.
+    """Yield batches of typed events from an SSE body until ``[DONE]`` or its end.
 
-    One batch per network read keeps the per-event cost low on fast streams. A body that
-    ends without ``[DONE]`` and without a finish reason is truncated: it raises
-    ``APIResponseError``. Network failures mid-stream raise ``APIConnectionError``.
+    ``body`` is the response body as it arrives (the transport maps network failures to
+    ``APIConnectionError``). One batch per network read keeps the per-event cost low on fast
+    streams. A body that ends without ``[DONE]`` and without a finish reason is truncated:
+    it raises ``APIResponseError``.
     """
     decoder = SSEDecoder()
     done = False
     try:
-        async for raw in response.aiter_bytes():
+        async for raw in body:
             events = decoder.feed(raw)
             if not events:
                 continue
@@ -412,19 +418,19 @@ async def read_stream(
                 yield batch
             if error is not None:
                 raise error
-    except httpx.TimeoutException as exc:
-        raise APITimeoutError(
-            f"stream timed out ({type(exc).__name__}) after {accumulator.chunks} chunks",
-            {"error": type(exc).__name__, "chunks": accumulator.chunks},
-        ) from None
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        raise APIConnectionError(
-            f"stream interrupted ({type(exc).__name__}) after {accumulator.chunks} chunks",
-            {"error": type(exc).__name__, "chunks": accumulator.chunks},
-        ) from None
+    except APIConnectionError as exc:
+        exc.details["chunks"] = accumulator.chunks
+        raise
     if not done and not accumulator.finished:
         raise APIResponseError(
             f"stream truncated: it ended after {accumulator.chunks} chunks without [DONE] "
             "or a finish reason",
             {"chunks": accumulator.chunks, "truncated": True},
+        )
+    if not accumulator.has_choices:
+        # Same outcome as a non-streamed completion with an empty ``choices``.
+        raise APIResponseError(
+            f"invalid stream: none of its {accumulator.chunks} chunks has choices, "
+            "so the response has no choices",
+            {"field": "choices", "chunks": accumulator.chunks},
         )

@@ -311,7 +311,7 @@ def _bounded_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | str:
 def _initial_arguments(raw: str) -> dict[str, Any] | str:
     try:
         parsed = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return raw
     return parsed if isinstance(parsed, dict) else raw
 

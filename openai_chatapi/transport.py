@@ -285,22 +285,45 @@ class Transport:
         return data
 
     @asynccontextmanager
-    async def stream(self, path: str, body: Body) -> AsyncIterator[httpx.Response]:
-        """POST and yield the open streaming response; it is closed when the block exits.
+    async def stream(self, path: str, body: Body) -> AsyncIterator[AsyncIterator[bytes]]:
+        """POST and yield the body of the open streaming response as it arrives.
 
-        Failures before the response headers are retried; nothing is retried afterwards.
+        The response is closed when the block exits. Failures before the response headers
+        are retried; nothing is retried afterwards. Network failures while reading raise
+        ``APIConnectionError`` / ``APITimeoutError``.
         """
         response = await self._send("POST", path, body, stream=True)
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
-            yield response
+            yield _body_chunks(response)
         finally:
             await response.aclose()
+
+    @staticmethod
+    def is_retryable(exc: ChatAPIException) -> bool:
+        """Whether a failure is of a kind the transport retries (for callers that re-send)."""
+        return is_retryable(exc)
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
         return redact_text(text, self._secrets)
+
+
+async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The response body as it arrives, with network failures mapped to our exceptions."""
+    url = str(response.request.url)
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.TimeoutException as exc:
+        raise APITimeoutError(
+            f"stream timed out ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
+        ) from None
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        raise APIConnectionError(
+            f"stream interrupted ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
+        ) from None
 
 
 async def _read_or_close(response: httpx.Response) -> None:
@@ -338,6 +361,9 @@ def _body_preview(body: Body | None) -> str:
         return ""
     if isinstance(body, bytes):
         return _truncate_text(elide_base64(body.decode("utf-8", errors="replace")), 8000)
+    preview = getattr(body, "preview", None)  # request.MediaBody describes its media
+    if callable(preview):
+        return _truncate_text(elide_base64(str(preview())), 8000)
     return f"<streamed body, {body.content_length} bytes, media elided>"
 
 

@@ -25,8 +25,8 @@ __all__ = [
     "EVERY_FIELD",
     "PNG_1X1",
     "SCENARIOS",
-    "Person",
     "PayloadScenario",
+    "Person",
     "get_weather",
     "lookup",
     "model_config",
@@ -225,11 +225,11 @@ SCENARIOS: list[PayloadScenario] = [
         tools=(get_weather,),
         call={"tool_choice": "get_weather"},
     ),
-    PayloadScenario(
-        "tool_call_turn_in_history", text="and?", history=_TOOL_TURN, tools=(lookup,)
-    ),
+    PayloadScenario("tool_call_turn_in_history", text="and?", history=_TOOL_TURN, tools=(lookup,)),
     PayloadScenario("structured_output_from_pydantic_model", call={"response_format": Person}),
-    PayloadScenario("response_format_json_object", call={"response_format": {"type": "json_object"}}),
+    PayloadScenario(
+        "response_format_json_object", call={"response_format": {"type": "json_object"}}
+    ),
     PayloadScenario(
         "response_format_json_schema_dict",
         call={

@@ -25,8 +25,8 @@ import httpx
 
 __all__ = [
     "PrismServer",
-    "RecordingTransport",
     "Recorded",
+    "RecordingTransport",
     "find_prism",
     "to_openapi_31",
     "write_spec",
@@ -158,9 +158,7 @@ class PrismServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise PrismError(
-                    f"prism not ready after {ready_timeout:.0f}s:\n{self.log_tail()}"
-                )
+                raise PrismError(f"prism not ready after {ready_timeout:.0f}s:\n{self.log_tail()}")
             time.sleep(0.25)
 
     def stop(self) -> None:
@@ -224,8 +222,12 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         await response.aclose()
         self.exchanges.append(
             Recorded(
-                request.method, str(request.url), content, response.status_code,
-                response.headers, body,
+                request.method,
+                str(request.url),
+                content,
+                response.status_code,
+                response.headers,
+                body,
             )
         )
         return httpx.Response(

@@ -24,10 +24,19 @@ from typing import Any
 
 import uvicorn
 
-from openai_chatapi import ChatMessage, ConfigurationError, ModelConfig, Tool, ToolCall
-from openai_chatapi.errors import MediaProcessingError
-from openai_chatapi.media import ImagePart, VideoPart, prepare_media
-from openai_chatapi.messages import ContentPart, TextPart
+from openai_chatapi import (
+    ChatMessage,
+    ConfigurationError,
+    ImagePart,
+    MediaProcessingError,
+    ModelConfig,
+    TextPart,
+    Tool,
+    ToolCall,
+    VideoPart,
+)
+from openai_chatapi.media import prepare_media
+from openai_chatapi.messages import ContentPart
 
 __all__ = [
     "Exchange",
@@ -313,9 +322,7 @@ def synthesized_turn(model: str, message: dict[str, Any], *, stream: bool, numbe
     chunk = {
         **header,
         "object": "chat.completion.chunk",
-        "choices": [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": "tool_calls"}
-        ],
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": "tool_calls"}],
     }
     text = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
     return Canned(200, "text/event-stream", text.encode())

@@ -113,12 +113,12 @@ async def _replay(
     model = ModelConfig(
         api_base_url=server.base_url, api_key=API_KEY, stream=plan.stream, **plan.model
     )
-    runtime = RuntimeConfig(
-        enable_logging=False, strict_parsing=strict, timeout=30, **plan.runtime
-    )
+    runtime = RuntimeConfig(enable_logging=False, strict_parsing=strict, timeout=30, **plan.runtime)
     for number, round_ in enumerate(plan.rounds, start=1):
         server.queue(
-            synthesized_turn(exchange.body["model"], round_.assistant, stream=plan.stream, number=number)
+            synthesized_turn(
+                exchange.body["model"], round_.assistant, stream=plan.stream, number=number
+            )
         )
     server.queue(recorded_reply(exchange))
     outcome = Outcome()
@@ -130,9 +130,7 @@ async def _replay(
             agent.register_tool(definition, _handler)
         try:
             if plan.rounds:
-                await agent.chat(
-                    plan.text, images, videos, auto_execute_tools=False, **plan.call
-                )
+                await agent.chat(plan.text, images, videos, auto_execute_tools=False, **plan.call)
                 for round_ in plan.rounds:
                     answers = _answers(agent.pending_tool_calls, round_)
                     outcome.text = await agent.submit_tool_results(

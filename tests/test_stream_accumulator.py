@@ -291,3 +291,20 @@ def test_tool_call_deltas_without_index_split_on_new_ids() -> None:
         (c.id, c.function.name, c.function.arguments) for c in message.tool_calls if c.function
     ]
     assert calls == [("a", "f", '{"x": 1}'), ("b", "g", "{}")]
+
+
+def test_reasoning_field_of_groq_openrouter_ollama_counts_as_reasoning() -> None:
+    from openai_chatapi import _generated as gen
+    from openai_chatapi.streaming import ReasoningDeltaEvent, StreamAccumulator
+
+    acc = StreamAccumulator()
+    events = []
+    for delta in ({"reasoning": "think "}, {"reasoning": "more"}, {"content": "answer"}):
+        events += acc.add(
+            gen.ChatCompletionChunk.model_validate({"choices": [{"index": 0, "delta": delta}]})
+        )
+    assert [e.text for e in events if isinstance(e, ReasoningDeltaEvent)] == ["think ", "more"]
+    message = acc.result().choices[0].message
+    assert message is not None
+    assert message.reasoning_content == "think more"
+    assert message.content == "answer"
