@@ -82,10 +82,10 @@ def _wire_tool_choice(
     choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
 ) -> str | dict[str, Any] | None:
     """``tool_choice`` in wire form: a mode, or a named function from a name/Tool/@tool."""
-    from .tools import Tool, ToolFunction
-
     if choice is None or isinstance(choice, dict):
         return choice
+    from .tools import Tool, ToolFunction
+
     if isinstance(choice, str):
         if choice in ("none", "auto", "required"):
             return choice
