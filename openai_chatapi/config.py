@@ -18,6 +18,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "REQUEST_FIELDS",
+    "SAMPLING_FIELDS",
     "CallOptions",
     "ChatConfig",
     "ModelConfig",
@@ -182,6 +183,9 @@ class CallOptions(TypedDict, total=False):
 
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(CallOptions.__annotations__)
+"""Every ``ModelConfig`` field that is a request parameter (all can be overridden per call)."""
+SAMPLING_FIELDS: tuple[str, ...] = tuple(f for f in REQUEST_FIELDS if f != "model")
+"""The request parameters besides ``model``: sampling, length, penalties and the like."""
 _OVERRIDABLE = frozenset(REQUEST_FIELDS)
 
 VideoMode = Literal["auto", "native", "frames"]

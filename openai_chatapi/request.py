@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ._generated import ChatCompletionRequest
-from .config import ModelConfig
+from .config import SAMPLING_FIELDS, ModelConfig
 from .errors import ConfigurationError
 from .messages import ChatMessage, TextPart, call_to_wire
 
@@ -40,21 +40,6 @@ _API_DEFAULTS: dict[str, Any] = {
     "presence_penalty": 0.0,
     "n": 1,
 }
-_SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "frequency_penalty",
-    "presence_penalty",
-    "n",
-    "stop",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "user",
-    "reasoning_effort",
-)
 
 
 @dataclass(slots=True)
@@ -154,7 +139,7 @@ def build_request(
 ) -> ChatCompletionRequest:
     """The request as the generated model (only the fields that are set)."""
     payload: dict[str, Any] = {"model": config.model, "messages": messages}
-    for name in _SAMPLING_FIELDS:
+    for name in SAMPLING_FIELDS:
         value = getattr(config, name)
         if value is None or (name in _API_DEFAULTS and value == _API_DEFAULTS[name]):
             continue

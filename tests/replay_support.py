@@ -35,6 +35,7 @@ from openai_chatapi import (
     ToolCall,
     VideoPart,
 )
+from openai_chatapi.config import SAMPLING_FIELDS
 from openai_chatapi.media import prepare_media
 from openai_chatapi.messages import ContentPart
 
@@ -49,21 +50,7 @@ __all__ = [
 ]
 
 # Request fields the client can set through ModelConfig (validated there).
-_MODEL_FIELDS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "frequency_penalty",
-    "presence_penalty",
-    "n",
-    "stop",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "user",
-    "reasoning_effort",
-)
+_MODEL_FIELDS = SAMPLING_FIELDS
 # Request fields handled by the call itself.
 _CALL_FIELDS = frozenset(
     {
