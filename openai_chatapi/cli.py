@@ -14,15 +14,16 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ._version import __version__
 from .agent import ChatAgent
 from .config import ModelConfig, RuntimeConfig
-from .errors import ChatAPIException, ConfigurationError
+from .errors import ChatAPIException, ConfigurationError, NotFoundError
 
 __all__ = ["build_parser", "main"]
 
@@ -35,8 +36,46 @@ commands in the interactive session:
 Ctrl-C cancels the reply being streamed; the conversation stays as it was."""
 
 
+class _UsageError(ConfigurationError):
+    """A flag's value was refused: reported like argparse's own errors (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block) for scripts and humans."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(low: float, high: float | None = None) -> Any:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= (high if high is not None else float("inf")):
+            bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return convert
+
+
+def _integer(low: int) -> Any:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        return value
+
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="openai-chatapi",
         description="Chat with any OpenAI-compatible API (or the embedded local model).",
     )
@@ -47,16 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--base-url", help="API base URL (env OPENAI_BASE_URL)")
         p.add_argument("--api-key", help="API key (env OPENAI_API_KEY)")
         p.add_argument("--model", help="model name (env OPENAI_MODEL)")
-        p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
-        p.add_argument("--max-retries", type=int, default=2, help="retries (default 2)")
+        p.add_argument(
+            "--timeout", type=_number(0.001), default=120.0, help="seconds (default 120)"
+        )
+        p.add_argument("--max-retries", type=_integer(0), default=2, help="retries (default 2)")
         p.add_argument("--debug", action="store_true", help="log HTTP traffic, show tracebacks")
 
     chat = sub.add_parser("chat", help="one turn with PROMPT, or an interactive session")
     chat.add_argument("prompt", nargs="?", help="the message; omit for an interactive session")
     endpoint_flags(chat)
     chat.add_argument("--system", help="system prompt")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=_number(0.0, 2.0), help="0 to 2")
+    chat.add_argument("--max-tokens", type=_integer(1), help="reply length limit")
     chat.add_argument("--image", action="append", default=[], help="attach an image (repeat)")
     chat.add_argument("--video", action="append", default=[], help="attach a video (repeat)")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
@@ -73,23 +114,31 @@ def _load_tools(spec: str) -> list[Any]:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         module_name, sep, attribute = item.partition(":")
         if not sep or not module_name or not attribute:
-            raise ConfigurationError(
-                f"--tools expects module:function, got {item!r}", {"field": "tools"}
-            )
+            raise _UsageError(f"--tools expects module:function, got {item!r}", {"field": "tools"})
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"--tools: cannot import module {module_name!r}: {exc}", {"field": "tools"}
-            ) from None
+        except Exception as exc:  # the user's module may fail in any way while importing
+            raise _UsageError(
+                f"--tools: cannot import module {module_name!r}: {type(exc).__name__}: {exc}",
+                {"field": "tools"},
+            ) from exc
         try:
             tools.append(getattr(module, attribute))
         except AttributeError:
-            raise ConfigurationError(
+            raise _UsageError(
                 f"--tools: module {module_name!r} has no attribute {attribute!r}",
                 {"field": "tools"},
             ) from None
     return tools
+
+
+def _with_usage_errors(build: Any, *args: Any) -> ModelConfig:
+    # A value given on the command line or in the environment was refused: a usage error.
+    try:
+        config: ModelConfig = build(*args)
+    except ConfigurationError as exc:
+        raise _UsageError(exc.message, exc.details) from None
+    return config
 
 
 @contextlib.asynccontextmanager
@@ -108,17 +157,18 @@ async def _model_config(args: argparse.Namespace, err: TextIO) -> AsyncIterator[
             fields["api_base_url"] = base_url
         if model:
             fields["model"] = model
-        yield ModelConfig(**fields)
+        yield _with_usage_errors(lambda: ModelConfig(**fields))
         return
     from .local import LocalModelServer
 
+    ignored = f" ({model!r} ignored: it names a model of a remote endpoint)" if model else ""
     print(
         "openai-chatapi: no endpoint configured (--base-url / OPENAI_BASE_URL): "
-        "using the embedded local model (SmolLM2-135M-Instruct)",
+        f"using the embedded local model (SmolLM2-135M-Instruct){ignored}",
         file=err,
     )
     async with LocalModelServer() as config:
-        yield config.with_overrides(overrides) if overrides else config
+        yield _with_usage_errors(config.with_overrides, overrides) if overrides else config
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeConfig:
@@ -170,7 +220,12 @@ class _Renderer:
             except ImportError:
                 return
             self._markdown = Markdown
-            self._live = Live(console=Console(file=out), refresh_per_second=8)
+            self._live = Live(
+                console=Console(file=out),
+                refresh_per_second=8,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
 
     def __enter__(self) -> _Renderer:
         if self._live is not None:
@@ -193,11 +248,60 @@ class _Renderer:
             self._out.flush()
 
 
-async def _read_line(prompt: str, out: TextIO) -> str | None:
-    out.write(prompt)
-    out.flush()
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    return line if line else None
+class _LineReader:
+    """Lines typed or piped on stdin, read by a daemon thread.
+
+    A blocked ``readline`` in asyncio's executor would keep the process alive after Ctrl-C
+    (the executor is joined at exit); a daemon thread is simply abandoned.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._stream = stream
+        try:
+            fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None  # not a real file (e.g. a StringIO): read it through Python
+        target = self._pump_fd if fd is not None else self._pump_text
+        args = (fd,) if fd is not None else ()
+        threading.Thread(target=target, args=args, name="openai-chatapi-stdin", daemon=True).start()
+
+    def _put(self, line: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
+
+    def _pump_fd(self, fd: int) -> None:
+        # Raw reads: no buffered-reader lock left held by an abandoned thread at exit.
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._put(line.decode("utf-8", errors="replace"))
+        if pending:
+            self._put(pending.decode("utf-8", errors="replace"))
+        self._put(None)
+
+    def _pump_text(self) -> None:
+        while True:
+            try:
+                line = self._stream.readline()
+            except (OSError, ValueError):
+                line = ""
+            if not line:
+                break
+            self._put(line.rstrip("\n"))
+        self._put(None)
+
+    async def readline(self) -> str | None:
+        """The next line without its line end; None at end of input."""
+        return await self._queue.get()
 
 
 async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out: TextIO) -> bool:
@@ -223,6 +327,7 @@ async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out
         if not task.cancelled():
             raise
         out.write("\n[cancelled: the conversation is unchanged]\n")
+        out.flush()
         return False
     finally:
         if installed:
@@ -230,11 +335,16 @@ async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out
 
 
 async def _interactive(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
-    if sys.stdin.isatty():
+    interactive = sys.stdin.isatty()
+    if interactive:
         print(_HELP, file=err)
+    reader = _LineReader(sys.stdin)
     images: list[str] = []
     while True:
-        line = await _read_line("you> " if sys.stdin.isatty() else "", out)
+        if interactive:
+            out.write("you> ")
+            out.flush()
+        line = await reader.readline()
         if line is None:
             break
         line = line.strip()
@@ -248,13 +358,19 @@ async def _interactive(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
             try:
                 _command(agent, command, rest, images, out)
             except ChatAPIException as exc:
-                print(f"error: {exc}", file=err)
+                _report(exc, err)
             continue
         try:
             if await _cancellable_reply(agent, line, images, out):
                 images.clear()
         except ChatAPIException as exc:
-            print(f"error: {exc}", file=err)
+            _report(exc, err)
+
+
+def _report(exc: ChatAPIException, err: TextIO) -> None:
+    """One line on stderr for a failure inside the session, which goes on."""
+    message = " ".join(str(exc).split())  # server messages may span lines
+    print(f"error: {message}", file=err, flush=True)
 
 
 def _command(agent: ChatAgent, command: str, rest: str, images: list[str], out: TextIO) -> None:
@@ -294,7 +410,12 @@ def _command(agent: ChatAgent, command: str, rest: str, images: list[str], out: 
         images.append(str(Path(rest).expanduser()))
         out.write(f"[image attached to the next message: {rest}]\n")
     else:
-        raise ConfigurationError(f"unknown command {command!r}; try /exit, /system, ...", {})
+        raise ConfigurationError(
+            f"unknown command {command!r}; commands: /system /clear /image /stats /save "
+            "/load /exit",
+            {"command": command},
+        )
+    out.flush()
 
 
 def _need(value: str, command: str) -> None:
@@ -302,22 +423,39 @@ def _need(value: str, command: str) -> None:
         raise ConfigurationError(f"{command} needs an argument", {"command": command})
 
 
+def _name_model(exc: NotFoundError, config: ModelConfig) -> NotFoundError:
+    """A 404 on a chat request usually means an unknown model: make sure the message says
+    which one (servers do not always)."""
+    if config.model in exc.message:
+        return exc
+    message = f"{exc.message} (model {config.model!r} at {config.api_base_url})"
+    return type(exc)(message, exc.details)
+
+
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    # Before connecting: a bad --tools spec must not wait for a local model to start.
+    functions = _load_tools(args.tools) if getattr(args, "tools", None) else []
     async with _model_config(args, err) as config, ChatAgent(config, _runtime(args)) as agent:
         if args.command == "models":
             listing = await agent.list_models()
             for model in listing.data:
                 out.write(f"{model.id}\n")
             return
-        if args.tools:
-            for function in _load_tools(args.tools):
-                agent.register_tool(function)
+        if functions:
+            for function in functions:
+                try:
+                    agent.register_tool(function)
+                except ConfigurationError as exc:
+                    raise _UsageError(f"--tools: {exc.message}", exc.details) from exc
         if args.system:
             agent.set_system_prompt(args.system)
-        if args.prompt is not None:
-            await _one_turn(agent, args, out)
-        else:
-            await _interactive(agent, out, err)
+        try:
+            if args.prompt is not None:
+                await _one_turn(agent, args, out)
+            else:
+                await _interactive(agent, out, err)
+        except NotFoundError as exc:
+            raise _name_model(exc, config) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,14 +465,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         asyncio.run(_run(args, out, err))
+    except _UsageError as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        print(f"openai-chatapi: error: {exc} (see --help)", file=err)
+        return 2
     except ChatAPIException as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        print(f"openai-chatapi: error: {exc}", file=err)
+        print(f"openai-chatapi: error: {' '.join(str(exc).split())}", file=err)
         return 1
     except KeyboardInterrupt:
-        print("openai-chatapi: interrupted", file=err)
+        print("\nopenai-chatapi: interrupted", file=err)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, like other command-line tools.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=err)
