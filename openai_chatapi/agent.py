@@ -751,6 +751,8 @@ class ChatAgent:
                         if first is None:
                             first = time.perf_counter() - started
                         yield batch
+                # Inside the try: a merged reply that does not validate is a failure like any.
+                completion = accumulator.result()
             except ChatAPIException as exc:
                 # Failures before the headers were already retried by the transport.
                 retry = connected and first is None and attempt < runtime.max_retries
@@ -762,7 +764,6 @@ class ChatAgent:
                 self._stats.record_failure()
                 raise
             break
-        completion = accumulator.result()
         duration = time.perf_counter() - started
         self._stats.record_success(duration, completion.usage)
         usage = completion.usage

@@ -9,16 +9,39 @@ from typing import Any
 __all__ = ["REDACTED", "elide_base64", "redact_headers", "redact_text", "scrub_exception"]
 
 REDACTED = "[REDACTED]"
+_MIN_CUT = 6  # shorter pieces of a secret left by a cut reveal nothing worth hiding
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]*)")
 _LONG_BASE64 = re.compile(r"[A-Za-z0-9+/]{512,}={0,2}")
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``[REDACTED]``."""
+    """``text`` with every occurrence of each secret replaced by ``[REDACTED]``.
+
+    A secret that an earlier cut split (its start ends ``text``, or its end starts it) is
+    replaced too: error bodies and previews are cut at fixed lengths before they get here.
+    """
     for secret in secrets:
-        if secret and secret in text:
+        if not secret:
+            continue
+        if secret in text:
             text = text.replace(secret, REDACTED)
+        if len(secret) > _MIN_CUT:
+            text = _redact_cut(text, secret)
+    return text
+
+
+def _redact_cut(text: str, secret: str) -> str:
+    if secret[:_MIN_CUT] in text[-len(secret) :]:
+        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
+            if text.endswith(secret[:size]):
+                text = text[:-size] + REDACTED
+                break
+    if secret[-_MIN_CUT:] in text[: len(secret)]:
+        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
+            if text.startswith(secret[-size:]):
+                text = REDACTED + text[size:]
+                break
     return text
 
 

@@ -12,9 +12,9 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager, suppress
+from typing import Protocol, cast
 
 import httpx
 
@@ -37,6 +37,10 @@ logger.addHandler(logging.NullHandler())
 USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
 _RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _ERROR_BODY_CAP = 64 * 1024
+# After [DONE], the end of a streamed body is read for this long at most (then the
+# connection is closed instead of reused).
+_DRAIN_SECONDS = 0.5
+_DRAIN_BYTES = 64 * 1024
 _RETRYABLE_EXC: tuple[type[Exception], ...] = (
     httpx.TimeoutException,
     httpx.NetworkError,
@@ -207,27 +211,26 @@ class Transport:
     def _log_request(self, request: httpx.Request, body: Body | None, attempt: int) -> None:
         if not self._log_requests:
             return
-        preview = _body_preview(body)
         logger.info(
             "HTTP request %s %s attempt=%d headers=%s body=%s",
             request.method,
             request.url,
             attempt + 1,
             redact_headers(request.headers, self._secrets),
-            redact_text(preview, self._secrets),
+            _body_preview(body, self._secrets),
         )
 
     def _log_response(self, response: httpx.Response, body: bytes | None, elapsed: float) -> None:
         if not self._log_responses:
             return
-        text = "<stream>" if body is None else _response_preview(body)
+        text = "<stream>" if body is None else _response_preview(body, self._secrets)
         logger.info(
             "HTTP response %d %s in %.3fs headers=%s body=%s",
             response.status_code,
             response.request.url,
             elapsed,
             redact_headers(response.headers, self._secrets),
-            redact_text(text, self._secrets),
+            text,
         )
 
     async def _error_for(self, response: httpx.Response) -> APIResponseError:
@@ -302,14 +305,21 @@ class Transport:
 
         The response is closed when the block exits. Failures before the response headers
         are retried; nothing is retried afterwards. Network failures while reading raise
-        ``APIConnectionError`` / ``APITimeoutError``.
+        ``APIConnectionError`` / ``APITimeoutError``. When the block exits normally, what the
+        reader left unread (the end of the body after ``[DONE]``) is read briefly, so that the
+        connection goes back to the pool instead of being closed.
         """
         response = await self._send("POST", path, body, stream=True)
+        chunks = _body_chunks(response)
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
-            yield _body_chunks(response)
+            yield chunks
+            if not response.is_closed:
+                await _drain(chunks)
         finally:
+            # Closed here, not by the garbage collector (which would leave a pending task).
+            await chunks.aclose()
             await response.aclose()
 
     @staticmethod
@@ -322,12 +332,13 @@ class Transport:
         return redact_text(text, self._secrets)
 
 
-async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The response body as it arrives, with network failures mapped to our exceptions."""
     url = str(response.request.url)
     try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
+        async with aclosing(_generator(response.aiter_bytes())) as chunks:
+            async for chunk in chunks:
+                yield chunk
     except httpx.TimeoutException as exc:
         raise APITimeoutError(
             f"stream timed out ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
@@ -336,6 +347,29 @@ async def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
         raise APIConnectionError(
             f"stream interrupted ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
         ) from None
+
+
+def _generator(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """httpx's body iterators, typed as what they are (async generators, with ``aclose``)."""
+    return cast("AsyncGenerator[bytes, None]", chunks)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a body whose reader stopped early, within a short bound.
+
+    A body that does not end promptly (or fails) is left to be closed with its connection:
+    the reply is already complete, so this must never turn it into an error.
+    """
+
+    async def rest() -> None:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > _DRAIN_BYTES:
+                return
+
+    with suppress(asyncio.TimeoutError, ChatAPIException):
+        await asyncio.wait_for(rest(), _DRAIN_SECONDS)
 
 
 async def _read_or_close(response: httpx.Response) -> None:
@@ -351,31 +385,34 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     """Read at most ``cap`` bytes of a body (error pages can be huge), then stop."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= cap:
-            break
+    async with aclosing(_generator(response.aiter_bytes())) as chunks:  # closed now, not by GC
+        async for chunk in chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= cap:
+                break
     return b"".join(parts)[:cap]
 
 
-def _response_preview(data: bytes, limit: int = 4000) -> str:
-    # Elide before cutting, so a base64 payload never shows even in part.
-    return _truncate_text(elide_base64(data.decode("utf-8", errors="replace")), limit)
+def _response_preview(data: bytes, secrets: tuple[str, ...], limit: int = 4000) -> str:
+    # Redact and elide before cutting, so neither a secret nor base64 shows even in part.
+    text = redact_text(data.decode("utf-8", errors="replace"), secrets)
+    return _truncate_text(elide_base64(text), limit)
 
 
 def _truncate_text(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
 
 
-def _body_preview(body: Body | None) -> str:
+def _body_preview(body: Body | None, secrets: tuple[str, ...]) -> str:
     if body is None:
         return ""
     if isinstance(body, bytes):
-        return _truncate_text(elide_base64(body.decode("utf-8", errors="replace")), 8000)
+        text = redact_text(body.decode("utf-8", errors="replace"), secrets)
+        return _truncate_text(elide_base64(text), 8000)
     preview = getattr(body, "preview", None)  # request.MediaBody describes its media
     if callable(preview):
-        return _truncate_text(elide_base64(str(preview())), 8000)
+        return _truncate_text(elide_base64(redact_text(str(preview()), secrets)), 8000)
     return f"<streamed body, {body.content_length} bytes, media elided>"
 
 

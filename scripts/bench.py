@@ -287,6 +287,8 @@ async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) 
 
     if workload.startswith("sse-"):
         return _sse_micro(client, workload[4:], n)
+    if workload.startswith("load-"):
+        return await _load_worker(client, workload, n, url)
     try:
         runner = RUNNERS[client](url)
     except ImportError as exc:
@@ -478,10 +480,86 @@ def bench_sse(bench: Bench) -> list[Row]:
 # Register them here with @section("<name>"), returning Row objects; use bench.run_worker /
 # bench.measure (add a workload to _workload and a method to the runners as needed; worker
 # results already carry "maxrss_kb", the peak RSS of the client process).
-PLANNED = {
-    "load": "load benchmark",
-}
+PLANNED: dict[str, str] = {}
 # ---------------------------------------------------------------------------------------------
+
+LOAD_CHUNKS = 16  # content chunks per stream in the load section
+LOAD_WORKLOADS = (
+    # workload (load-<kind>-<clients>), calls, label, unit, throughput name
+    ("load-chat-1", 1000, "1000 concurrent chats, 1 client", "µs/req", "requests/s"),
+    ("load-chat-50", 1000, "1000 concurrent chats, 50 clients", "µs/req", "requests/s"),
+    (
+        "load-stream-1",
+        200,
+        f"200 concurrent streams ({LOAD_CHUNKS} chunks), 1 client",
+        "µs/stream",
+        "streams/s",
+    ),
+    (
+        "load-stream-50",
+        200,
+        f"200 concurrent streams ({LOAD_CHUNKS} chunks), 50 clients",
+        "µs/stream",
+        "streams/s",
+    ),
+)
+
+
+async def _load(runners: list[Runner], kind: str, n: int) -> None:
+    """``n`` calls started at once, spread over ``runners``; every reply is checked."""
+    if kind == "chat":
+        for reply in await asyncio.gather(*(runners[i % len(runners)].chat() for i in range(n))):
+            _expect(reply, REPLY)
+        return
+    calls = (runners[i % len(runners)].stream(LOAD_CHUNKS) for i in range(n))
+    for text in await asyncio.gather(*calls):
+        _expect(text, TOKEN * LOAD_CHUNKS)
+
+
+async def _load_worker(client: str, workload: str, n: int, url: str) -> dict[str, Any]:
+    """One load workload (``load-chat-50``: chats through 50 clients) in this process."""
+    import resource
+
+    _, kind, count = workload.split("-")
+    try:
+        runners = [RUNNERS[client](url) for _ in range(int(count))]
+    except ImportError as exc:
+        return {"error": f"cannot import {client}: {exc}"}
+    try:
+        await _load(runners, kind, max(len(runners), n // 5))  # warm-up: pools, first calls
+        gc.collect()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        await _load(runners, kind, n)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        for runner in runners:
+            await runner.aclose()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    note = getattr(runners[0], "note", "")
+    return {"wall": wall, "cpu": cpu, "n": n, "maxrss_kb": rss_kb, "note": note}
+
+
+@section("load")
+def bench_load(bench: Bench) -> list[Row]:
+    """Many calls at once (all started together), through one client and through 50.
+
+    The figure is wall time per call (lower is better); its inverse, the throughput, is in
+    the notes. Each client has the same pool limits (``POOL``).
+    """
+    rows = []
+    for workload, n, label, unit, rate in LOAD_WORKLOADS:
+        wall, cpu = bench.measure(workload, n)
+        rows.append(Row("load", label, unit, wall, cpu))
+        figures = ", ".join(f"{client} {1 / value:,.0f}" for client, value in wall.items() if value)
+        bench.notes.append(f"load: {label}: {rate}: {figures}")
+    bench.notes.append(
+        "load: streams: the httpx column stops at [DONE] and so closes each connection; "
+        "openai and openai_chatapi read the end of the body and reuse it, which costs more "
+        "client CPU here (httpcore's pool bookkeeping grows with the square of its pooled "
+        "connections, 100 in this bench) but saves a TCP/TLS handshake per stream on a network"
+    )
+    return rows
+
 
 MEDIA_UNIT = "× file size"
 
