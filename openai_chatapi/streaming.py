@@ -385,6 +385,44 @@ def _events_for(
     return out, False, None
 
 
+_JSON_ANSWER_LIMIT = 8 * 1024 * 1024
+
+
+def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) -> list[StreamEvent]:
+    """Events for a JSON document answering a stream request: its error, or its completion.
+
+    Some servers ignore ``stream: true`` or report errors as plain JSON with status 200.
+    """
+    from .parsing import parse_completion
+
+    completion = parse_completion(raw, strict=strict)
+    choices = []
+    for position, choice in enumerate(completion.choices):
+        message = choice.message
+        delta: dict[str, Any] = {}
+        if message is not None:
+            delta = message.model_dump(exclude_none=True)
+            delta["tool_calls"] = [
+                {**call, "index": i} for i, call in enumerate(delta.get("tool_calls") or [])
+            ] or None
+        choices.append(
+            {
+                "index": choice.index if choice.index is not None else position,
+                "delta": delta,
+                "finish_reason": choice.finish_reason or "stop",
+                "logprobs": choice.logprobs.model_dump() if choice.logprobs else None,
+            }
+        )
+    chunk = {
+        "id": completion.id,
+        "created": completion.created,
+        "model": completion.model,
+        "choices": choices,
+        "usage": completion.usage.model_dump() if completion.usage else None,
+    }
+    return accumulator.add(gen.ChatCompletionChunk.model_validate(chunk))
+
+
 async def read_stream(
     body: AsyncIterator[bytes],
     accumulator: StreamAccumulator,
@@ -400,11 +438,17 @@ async def read_stream(
     """
     decoder = SSEDecoder()
     done = False
+    # Kept only until the first event: a server that answers a stream request with a JSON
+    # document (an error, or a whole completion) sends no events at all.
+    head: bytearray | None = bytearray()
     try:
         async for raw in body:
+            if head is not None and len(head) < _JSON_ANSWER_LIMIT:
+                head += raw
             events = decoder.feed(raw)
             if not events:
                 continue
+            head = None
             batch, done, error = _events_for(accumulator, events, strict)
             if batch:
                 yield batch
@@ -421,6 +465,9 @@ async def read_stream(
     except APIConnectionError as exc:
         exc.details["chunks"] = accumulator.chunks
         raise
+    if head is not None and accumulator.chunks == 0 and head.lstrip()[:1] == b"{":
+        yield _json_answer(bytes(head), accumulator, strict=strict)
+        return
     if not done and not accumulator.finished:
         raise APIResponseError(
             f"stream truncated: it ended after {accumulator.chunks} chunks without [DONE] "

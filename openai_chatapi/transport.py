@@ -250,16 +250,28 @@ class Transport:
         """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
         client = self._require_client()
         attempts = self._runtime.max_retries + 1
-        for attempt in range(attempts):
+        stale_retry = True  # one free retry for a pooled connection the server had dropped
+        attempt = -1
+        while attempt + 1 < attempts:
+            attempt += 1
             request = self._build(method, path, body, stream)
             self._log_request(request, body, attempt)
             last = attempt == attempts - 1
+            response: httpx.Response | None = None
             try:
                 response = await client.send(request, stream=True)
                 if not stream and response.status_code < 300:
                     # A connection lost mid-body is retried like one lost before the headers.
                     await _read_or_close(response)
             except _RETRYABLE_EXC as exc:
+                if stale_retry and response is None and isinstance(exc, httpx.RemoteProtocolError):
+                    # "Server disconnected without sending a response": the keep-alive race of
+                    # a reused connection. The request was not answered; send it again at once.
+                    stale_retry = False
+                    attempt -= 1
+                    if self._on_retry is not None:
+                        self._on_retry()
+                    continue
                 if last:
                     raise _connection_error(exc, method, str(request.url)) from None
                 await self.backoff(attempt, None, type(exc).__name__)

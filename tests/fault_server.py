@@ -766,7 +766,11 @@ FAULTS: dict[str, Fault] = {
             "HTTP 200 whose body is not JSON",
             invalid_json,
             Outcome(APIResponseError, text="invalid chat completion"),
-            Outcome(APIResponseError, text="stream truncated", note="no SSE event in the body"),
+            Outcome(
+                APIResponseError,
+                text="invalid chat completion",
+                note="a JSON answer to a stream request is parsed as a completion",
+            ),
         ),
         Fault(
             "truncated",

@@ -123,7 +123,6 @@ async def test_client_errors_are_not_retried(
     [
         (httpx.ConnectError("connection refused"), APIConnectionError),
         (httpx.ReadError("connection reset by peer"), APIConnectionError),
-        (httpx.RemoteProtocolError("server disconnected"), APIConnectionError),
         (httpx.ConnectTimeout("connect timed out"), APITimeoutError),
         (httpx.ReadTimeout("read timed out"), APITimeoutError),
         (httpx.PoolTimeout("pool timed out"), APITimeoutError),
@@ -148,6 +147,25 @@ async def test_connection_errors_and_timeouts_are_retried(
     assert info.value.details["error"] == type(exc).__name__
     assert len(server.requests) == 2 + 3
     assert agent.get_stats()["retries"] == 1 + 2
+    assert [m.text for m in agent.history] == ["hi", "recovered"]
+
+
+async def test_a_connection_dropped_before_any_response_is_resent_once_for_free(
+    make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder
+) -> None:
+    """The keep-alive race: a pooled connection the server had closed answers nothing."""
+    dropped = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    agent = await make_agent()  # max_retries=0: only the free resend
+    server.add_error(dropped).add_completion("recovered")
+    assert await agent.chat("hi") == "recovered"
+    assert sleeps.delays == []
+    assert agent.get_stats()["retries"] == 1
+
+    server.add_error(dropped).add_error(dropped)
+    with pytest.raises(APIConnectionError) as info:
+        await agent.chat("again")
+    assert info.value.details["error"] == "RemoteProtocolError"
+    assert len(server.requests) == 2 + 2  # one free resend per call, no more
     assert [m.text for m in agent.history] == ["hi", "recovered"]
 
 

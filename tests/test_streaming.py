@@ -31,7 +31,7 @@ from openai_chatapi import (
 from openai_chatapi.streaming import StreamEvent
 
 from .conftest import AgentFactory
-from .fakes import FakeServer, Reply, SleepRecorder, chunk, sse, text_chunks
+from .fakes import FakeServer, Reply, SleepRecorder, chunk, completion, sse, text_chunks
 
 PIECES = ["Hel", "lo", ", wör", "ld ", "✓ 🎉"]
 TEXT = "".join(PIECES)
@@ -776,3 +776,30 @@ async def test_invalid_json_chunk_mid_stream(agent: ChatAgent, server: FakeServe
             received.append(piece)
     assert received == PIECES[:1]
     assert agent.history == ()
+
+
+async def test_json_answer_to_a_stream_request_is_used_or_raised(
+    server: FakeServer, make_agent: Any
+) -> None:
+    """Some servers ignore ``stream: true``; others report errors as plain JSON with 200."""
+    server.add(
+        Reply(raw=json.dumps(completion("whole reply")).encode(), content_type="application/json")
+    )
+    server.add(
+        Reply(
+            raw=json.dumps(
+                {"error": {"message": "context too long", "code": "context_length_exceeded"}}
+            ).encode(),
+            content_type="application/json",
+        )
+    )
+    agent = await make_agent()
+    pieces = [p async for p in agent.chat_stream("hi", display_stream=False)]
+    assert pieces == ["whole reply"]
+    assert agent.last_response is not None
+    assert agent.last_response.usage is not None
+    assert agent.last_response.usage.total_tokens == 15
+    with pytest.raises(TokenLimitError):
+        async for _ in agent.chat_stream("again", display_stream=False):
+            pass
+    assert [m.text for m in agent.history] == ["hi", "whole reply"]
