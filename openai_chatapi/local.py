@@ -399,6 +399,22 @@ class LocalModelServer:
 
     # ----------------------------------------------------------------- async API
 
+    def _failed_attempt(self, attempt: int, exc: BaseException) -> bool:
+        """Clean up after a start attempt that failed with ``exc``; True means try again.
+
+        Another process taking the port first is retried on a new port (a fixed port raises
+        the startup error). A startup error keeps the log file it names; a cancellation not.
+        """
+        if isinstance(exc, _PortTaken):
+            if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
+                self._discard_process(keep_log=False)
+                return True
+            error = self._startup_error("port already in use")
+            self._discard_process(keep_log=True)
+            raise error from None
+        self._discard_process(keep_log=isinstance(exc, ChatAPIException))
+        return False
+
     async def start(self) -> ModelConfig:
         """Start the server and wait until it serves the model; return its ``ModelConfig``.
 
@@ -409,16 +425,9 @@ class LocalModelServer:
             self._launch()
             try:
                 await self._wait_ready_async()
-            except _PortTaken:
-                if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
-                    self._discard_process(keep_log=False)
-                    continue  # another process took the port first: try a new one
-                error = self._startup_error("port already in use")
-                self._discard_process(keep_log=True)
-                raise error from None
             except BaseException as exc:
-                # A startup error names the log file, so keep it; a cancellation does not.
-                self._discard_process(keep_log=isinstance(exc, ChatAPIException))
+                if self._failed_attempt(attempt, exc):
+                    continue
                 raise
             return self._ready()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -460,16 +469,9 @@ class LocalModelServer:
             self._launch()
             try:
                 self._wait_ready_sync()
-            except _PortTaken:
-                if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
-                    self._discard_process(keep_log=False)
-                    continue  # another process took the port first: try a new one
-                error = self._startup_error("port already in use")
-                self._discard_process(keep_log=True)
-                raise error from None
             except BaseException as exc:
-                # A startup error names the log file, so keep it; a cancellation does not.
-                self._discard_process(keep_log=isinstance(exc, ChatAPIException))
+                if self._failed_attempt(attempt, exc):
+                    continue
                 raise
             return self._ready()
         raise AssertionError("unreachable")  # pragma: no cover
