@@ -269,9 +269,15 @@ def render(schema_path: Path = SCHEMA_PATH) -> str:
 
 
 def _warn_on_version_drift() -> None:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    installed = version("datamodel-code-generator")
+    try:
+        installed = version("datamodel-code-generator")
+    except PackageNotFoundError:
+        sys.exit(
+            "generate_models.py: datamodel-code-generator is not installed in this Python "
+            f"({sys.executable}); install the dev extra: pip install -e '.[dev]'"
+        )
     if installed != PINNED_GENERATOR_VERSION:
         warnings.warn(
             f"datamodel-code-generator {installed} is installed but the committed module was "
