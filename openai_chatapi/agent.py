@@ -772,39 +772,6 @@ class ChatAgent:
         yield [FinishEvent(accumulator.finish_reason, completion)]
 
     # ------------------------------------------------------------------ streaming
-    async def _stream_turn(
-        self,
-        text: str,
-        image_paths: MediaArg,
-        video_paths: MediaArg,
-        add_to_history: bool,
-        auto_execute_tools: bool,
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
-        parallel_tool_calls: bool | None,
-        overrides: Mapping[str, Any],
-    ) -> AsyncGenerator[list[StreamEvent], None]:
-        """The streamed turn as event batches; commits the turn once the stream completed."""
-        call = self._prepare_call(
-            overrides,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=None,
-            auto_execute=auto_execute_tools,
-            stream=True,
-        )
-        turn = [await self._user_message(text, image_paths, video_paths)]
-        final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as batches:
-            async for batch in batches:
-                last = batch[-1]
-                if type(last) is FinishEvent:
-                    final = last.response
-                yield batch
-        assert final is not None
-        self._finish(turn, call, final, add_to_history)
-
     async def chat_stream_events(
         self,
         text: str,
@@ -824,21 +791,26 @@ class ChatAgent:
         streaming continues with the model's follow-up. The turn enters the history only when
         the stream completes; stopping early leaves the history untouched.
         """
-        batches = self._stream_turn(
-            text,
-            image_paths,
-            video_paths,
-            add_to_history,
-            auto_execute_tools,
-            tools,
-            tool_choice,
-            parallel_tool_calls,
+        call = self._prepare_call(
             overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=None,
+            auto_execute=auto_execute_tools,
+            stream=True,
         )
-        async with aclosing(batches):
+        turn = [await self._user_message(text, image_paths, video_paths)]
+        final: gen.ChatCompletion | None = None
+        async with aclosing(self._run(turn, call)) as batches:
             async for batch in batches:
+                last = batch[-1]
+                if type(last) is FinishEvent:
+                    final = last.response
                 for event in batch:
                     yield event
+        assert final is not None
+        self._finish(turn, call, final, add_to_history)
 
     async def chat_stream(
         self,
@@ -858,7 +830,7 @@ class ChatAgent:
 
         ``display_stream`` also writes them to stdout; ``RuntimeConfig.stream_chunk_callback``
         gets every piece; ``stream_enable_progress`` shows a live indicator on stderr. It is
-        the text of the same event stream ``chat_stream_events`` yields.
+        the text of the event stream ``chat_stream_events`` yields.
         """
         runtime = self.runtime_config
         display = StreamDisplay(
@@ -866,25 +838,24 @@ class ChatAgent:
             callback=runtime.stream_chunk_callback,
             progress=runtime.stream_enable_progress,
         )
-        batches = self._stream_turn(
+        events = self.chat_stream_events(
             text,
             image_paths,
             video_paths,
             add_to_history,
             auto_execute_tools,
-            tools,
-            tool_choice,
-            parallel_tool_calls,
-            overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
         )
         try:
-            async with aclosing(batches):
-                async for batch in batches:
-                    for event in batch:
-                        # The text of the first choice, the one that enters the history.
-                        if type(event) is ContentDeltaEvent and not event.choice:
-                            if display.active:
-                                display.write(event.text)
-                            yield event.text
+            async with aclosing(events):
+                async for event in events:
+                    # The text of the first choice, the one that enters the history.
+                    if type(event) is ContentDeltaEvent and not event.choice:
+                        if display.active:
+                            display.write(event.text)
+                        yield event.text
         finally:
             display.close()
