@@ -471,7 +471,7 @@ class ChatAgent:
                 for a in answers
             ),
         ]
-        text = await self._complete_turn(turn, call, add_to_history, resumed=True)
+        text = await self._complete_turn(turn, call, add_to_history)
         return str(text)
 
     async def _complete_turn(
@@ -479,8 +479,6 @@ class ChatAgent:
         turn: list[ChatMessage],
         call: _Call,
         add_to_history: bool,
-        *,
-        resumed: bool = False,
     ) -> Any:
         final: gen.ChatCompletion | None = None
         async with aclosing(self._run(turn, call)) as batches:
@@ -489,7 +487,7 @@ class ChatAgent:
                 if type(last) is FinishEvent:
                     final = last.response
         assert final is not None
-        return self._finish(turn, call, final, add_to_history, resumed=resumed)
+        return self._finish(turn, call, final, add_to_history)
 
     def _finish(
         self,
@@ -497,8 +495,6 @@ class ChatAgent:
         call: _Call,
         final: gen.ChatCompletion,
         add_to_history: bool,
-        *,
-        resumed: bool = False,
     ) -> Any:
         """Commit a completed turn; return the text (or the structured object)."""
         message = final.choices[0].message
