@@ -11,7 +11,6 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
@@ -22,11 +21,11 @@ from openai_chatapi import (
     ModelConfig,
     RuntimeConfig,
     __version__,
-    tool,
 )
 
 from .conftest import AgentFactory
 from .fakes import API_KEY, BASE_URL, FakeServer, completion, text_chunks, tool_call
+from .payload_scenarios import EVERY_FIELD, Person, get_weather
 
 
 @pytest.fixture
@@ -41,24 +40,6 @@ def wire(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:
     assert b"null" not in raw, raw
     body: OrderedDict[str, Any] = json.loads(raw, object_pairs_hook=OrderedDict)
     return body
-
-
-EVERY_FIELD: dict[str, Any] = {
-    "model": "gpt-4o-mini",
-    "temperature": 0.2,
-    "top_p": 0.9,
-    "max_tokens": 256,
-    "max_completion_tokens": 300,
-    "frequency_penalty": 0.5,
-    "presence_penalty": -0.5,
-    "n": 2,
-    "stop": ["END", "###"],
-    "logprobs": True,
-    "top_logprobs": 3,
-    "seed": 42,
-    "user": "user-1234",
-    "reasoning_effort": "low",
-}
 
 
 async def test_defaults(agent: ChatAgent, server: FakeServer, snapshot_json: Any) -> None:
@@ -273,17 +254,6 @@ async def test_streaming_body_without_usage(
     assert body["stream"] is True and "stream_options" not in body
 
 
-@tool
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Current weather for a city.
-
-    Args:
-        city: The city name.
-        unit: celsius or fahrenheit.
-    """
-    return f"sunny in {city}"
-
-
 async def test_registered_tool_with_named_choice(
     agent: ChatAgent, server: FakeServer, snapshot_json: Any
 ) -> None:
@@ -342,11 +312,6 @@ async def test_tool_call_turn_added_by_hand(
     body = wire(server)
     assert body == snapshot_json
     assert body["messages"][1]["content"] == ""
-
-
-class Person(BaseModel):
-    name: str
-    age: int
 
 
 async def test_structured_output_from_pydantic_model(
