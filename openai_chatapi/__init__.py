@@ -56,11 +56,13 @@ from .streaming import (
 
 if TYPE_CHECKING:
     from .history import load_history, save_history
+    from .local import LocalServerExitedError
     from .media import MediaSettings
     from .tools import Tool, ToolFunction, ToolResult, tool
 
 # Optional machinery (tools, media, history files) loads on first use, keeping import fast.
 _LAZY = {
+    "LocalServerExitedError": "local",
     "load_history": "history",
     "save_history": "history",
     "MediaSettings": "media",
@@ -104,6 +106,7 @@ __all__ = [
     "FinishEvent",
     "ImagePart",
     "InternalServerError",
+    "LocalServerExitedError",
     "MediaProcessingError",
     "MediaSettings",
     "Model",

@@ -18,6 +18,7 @@ from typing import Protocol, cast
 
 import httpx
 
+from ._local_watch import watched_transport
 from ._version import __version__
 from .config import ModelConfig, RuntimeConfig
 from .errors import (
@@ -144,16 +145,18 @@ class Transport:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self._model_config.api_key:
             headers["Authorization"] = f"Bearer {self._model_config.api_key}"
+        limits = httpx.Limits(
+            max_connections=runtime.max_connections,
+            max_keepalive_connections=runtime.max_keepalive_connections,
+        )
         self._client = httpx.AsyncClient(
             base_url=self.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(float(runtime.timeout)),
             verify=runtime.verify_ssl,
-            limits=httpx.Limits(
-                max_connections=runtime.max_connections,
-                max_keepalive_connections=runtime.max_keepalive_connections,
-            ),
-            transport=self._http_transport,
+            limits=limits,
+            # The embedded local model server, when it is the target, names its own crash.
+            transport=self._http_transport or watched_transport(self.base_url, limits),
             follow_redirects=False,
         )
 
@@ -430,5 +433,7 @@ def _body_preview(body: Body | None, secrets: tuple[str, ...]) -> str:
 
 def is_retryable(exc: ChatAPIException) -> bool:
     """Whether a failure is of a kind the transport retries (for callers that re-send)."""
+    if getattr(exc, "retryable", True) is False:  # e.g. the local server process has exited
+        return False
     status = exc.details.get("status_code")
     return isinstance(exc, APIConnectionError) or status in _RETRY_STATUSES
