@@ -729,7 +729,7 @@ class ChatAgent:
     async def _stream_once(self, body: Body) -> AsyncGenerator[list[StreamEvent], None]:
         """One streamed model turn in batches; failures before the first event are retried."""
         runtime = self.runtime_config
-        attempt = 0
+        retries = self._transport.retries()  # one budget for every retry of this model call
         while True:
             accumulator = StreamAccumulator()
             started = time.perf_counter()
@@ -737,7 +737,7 @@ class ChatAgent:
             connected = False
             try:
                 async with (
-                    self._transport.stream("chat/completions", body) as chunks,
+                    self._transport.stream("chat/completions", body, retries) as chunks,
                     aclosing(
                         read_stream(chunks, accumulator, strict=runtime.strict_parsing)
                     ) as batches,
@@ -751,10 +751,9 @@ class ChatAgent:
                 completion = accumulator.result()
             except ChatAPIException as exc:
                 # Failures before the headers were already retried by the transport.
-                retry = connected and first is None and attempt < runtime.max_retries
-                if retry and self._transport.is_retryable(exc):
-                    await self._transport.backoff(attempt, None, type(exc).__name__)
-                    attempt += 1
+                retry = connected and first is None and not retries.exhausted
+                if retry and retries.policy.retryable_error(exc):
+                    await retries.backoff(type(exc).__name__)
                     continue
                 scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()

@@ -8,9 +8,7 @@ HTTP failures to the exception tree. Tests swap the httpx transport, never this 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager, suppress
@@ -18,6 +16,7 @@ from typing import Protocol, cast
 
 import httpx
 
+from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
 from .config import ModelConfig, RuntimeConfig
 from .errors import (
@@ -35,17 +34,11 @@ logger = logging.getLogger("openai_chatapi")
 logger.addHandler(logging.NullHandler())
 
 USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _ERROR_BODY_CAP = 64 * 1024
 # After [DONE], the end of a streamed body is read for this long at most (then the
 # connection is closed instead of reused).
 _DRAIN_SECONDS = 0.5
 _DRAIN_BYTES = 64 * 1024
-_RETRYABLE_EXC: tuple[type[Exception], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-)
 
 
 class SentBody(Protocol):
@@ -59,28 +52,6 @@ class SentBody(Protocol):
 
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionError:
@@ -106,8 +77,14 @@ class Transport:
         self._model_config = model_config
         self._runtime = runtime
         self._http_transport = http_transport
-        self._sleep = sleep
-        self._on_retry = on_retry
+        self.retry_policy = RetryPolicy(
+            max_retries=runtime.max_retries,
+            retry_delay=runtime.retry_delay,
+            max_delay=runtime.max_retry_delay,
+            sleep=sleep,
+            on_retry=on_retry,
+            log=runtime.enable_logging,
+        )
         self._client: httpx.AsyncClient | None = None
         self._urls: dict[str, httpx.URL] = {}
         self._secrets: tuple[str, ...] = (model_config.api_key,) if model_config.api_key else ()
@@ -197,17 +174,6 @@ class Transport:
                 self._urls[path] = url
         return url
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        runtime = self._runtime
-        cap = runtime.max_retry_delay
-        if response is not None:
-            asked = _retry_after(response.headers)
-            if asked is not None:
-                return min(asked, cap)
-        base = runtime.retry_delay * (2**attempt)
-        # Full jitter in [0.5, 1.0] of the backoff keeps concurrent clients apart.
-        return float(min(cap, base * (0.5 + random.random() / 2)))
-
     def _log_request(self, request: httpx.Request, body: Body | None, attempt: int) -> None:
         if not self._log_requests:
             return
@@ -245,36 +211,34 @@ class Transport:
         )
 
     async def _send(
-        self, method: str, path: str, body: Body | None, stream: bool
+        self, method: str, path: str, body: Body | None, stream: bool, retries: Retries | None
     ) -> httpx.Response:
         """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
         client = self._require_client()
-        attempts = self._runtime.max_retries + 1
-        stale_retry = True  # one free retry for a pooled connection the server had dropped
-        attempt = -1
-        while attempt + 1 < attempts:
-            attempt += 1
+        if retries is None:
+            retries = self.retry_policy.start()
+        policy = retries.policy
+        attempt = 0
+        while True:
             request = self._build(method, path, body, stream)
+            tracer = _ConnectionTracer()
+            request.extensions["trace"] = tracer
             self._log_request(request, body, attempt)
-            last = attempt == attempts - 1
+            attempt += 1
             response: httpx.Response | None = None
             try:
                 response = await client.send(request, stream=True)
                 if not stream and response.status_code < 300:
                     # A connection lost mid-body is retried like one lost before the headers.
                     await _read_or_close(response)
-            except _RETRYABLE_EXC as exc:
-                if stale_retry and response is None and isinstance(exc, httpx.RemoteProtocolError):
-                    # "Server disconnected without sending a response": the keep-alive race of
-                    # a reused connection. The request was not answered; send it again at once.
-                    stale_retry = False
-                    attempt -= 1
-                    if self._on_retry is not None:
-                        self._on_retry()
+            except RETRYABLE_EXCEPTIONS as exc:
+                if response is None and retries.free_resend(exc, reused=tracer.reused):
+                    # The keep-alive race: a pooled connection the server had closed answered
+                    # nothing. The request was not answered; send it again at once.
                     continue
-                if last:
+                if retries.exhausted:
                     raise _connection_error(exc, method, str(request.url)) from None
-                await self.backoff(attempt, None, type(exc).__name__)
+                await retries.backoff(type(exc).__name__)
                 continue
             except httpx.HTTPError as exc:
                 raise _connection_error(exc, method, str(request.url)) from None
@@ -283,28 +247,22 @@ class Transport:
             error: ChatAPIException
             try:
                 error = await self._error_for(response)
-            except _RETRYABLE_EXC as exc:
+            except RETRYABLE_EXCEPTIONS as exc:
                 error = _connection_error(exc, method, str(request.url))
             finally:
                 await response.aclose()
-            if last or response.status_code not in _RETRY_STATUSES:
+            if retries.exhausted or not policy.retryable_status(response.status_code):
                 raise error
-            await self.backoff(attempt, response, f"HTTP {response.status_code}")
-        raise AssertionError("unreachable")  # pragma: no cover
+            await retries.backoff(f"HTTP {response.status_code}", response.headers)
 
-    async def backoff(self, attempt: int, response: httpx.Response | None, why: str) -> None:
-        """Count a retry, log it, and sleep the backoff for ``attempt`` (0-based)."""
-        delay = self._delay(attempt, response)
-        if self._runtime.enable_logging:
-            logger.warning("retrying after %s in %.2fs (retry %d)", why, delay, attempt + 1)
-        if self._on_retry is not None:
-            self._on_retry()
-        await self._sleep(delay)
+    def retries(self) -> Retries:
+        """A fresh retry budget for one call (shared by every retry path of that call)."""
+        return self.retry_policy.start()
 
     async def request(self, method: str, path: str, body: Body | None = None) -> bytes:
         """Send a request (retrying as configured) and return the successful body."""
         started = time.perf_counter()
-        response = await self._send(method, path, body, stream=False)
+        response = await self._send(method, path, body, False, None)
         data = response.content  # read (and retried) by _send
         await response.aclose()
         if self._log_responses:
@@ -312,7 +270,9 @@ class Transport:
         return data
 
     @asynccontextmanager
-    async def stream(self, path: str, body: Body) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(
+        self, path: str, body: Body, retries: Retries | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the body of the open streaming response as it arrives.
 
         The response is closed when the block exits. Failures before the response headers
@@ -321,7 +281,7 @@ class Transport:
         reader left unread (the end of the body after ``[DONE]``) is read briefly, so that the
         connection goes back to the pool instead of being closed.
         """
-        response = await self._send("POST", path, body, stream=True)
+        response = await self._send("POST", path, body, True, retries)
         chunks = _body_chunks(response)
         try:
             if self._log_responses:
@@ -334,14 +294,34 @@ class Transport:
             await chunks.aclose()
             await response.aclose()
 
-    @staticmethod
-    def is_retryable(exc: ChatAPIException) -> bool:
-        """Whether a failure is of a kind the transport retries (for callers that re-send)."""
-        return is_retryable(exc)
-
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
         return redact_text(text, self._secrets)
+
+
+class _ConnectionTracer:
+    """httpcore's ``trace`` extension for one attempt: was a pooled connection reused?
+
+    A new connection reports ``connection.connect_*`` events before the request is sent; a
+    reused one goes straight to sending (``http11.*`` / ``http2.*``). A transport that reports
+    nothing (a mock) counts as a new connection.
+    """
+
+    __slots__ = ("connected", "sent")
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.sent = False
+
+    async def __call__(self, name: str, info: dict[str, object]) -> None:
+        if name.startswith("connection.connect_"):
+            self.connected = True
+        elif name.startswith(("http11.", "http2.")):
+            self.sent = True
+
+    @property
+    def reused(self) -> bool:
+        return self.sent and not self.connected
 
 
 async def _body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
@@ -426,9 +406,3 @@ def _body_preview(body: Body | None, secrets: tuple[str, ...]) -> str:
     if callable(preview):
         return _truncate_text(elide_base64(redact_text(str(preview()), secrets)), 8000)
     return f"<streamed body, {body.content_length} bytes, media elided>"
-
-
-def is_retryable(exc: ChatAPIException) -> bool:
-    """Whether a failure is of a kind the transport retries (for callers that re-send)."""
-    status = exc.details.get("status_code")
-    return isinstance(exc, APIConnectionError) or status in _RETRY_STATUSES
