@@ -32,7 +32,7 @@ from .errors import (
 )
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
-from .redact import scrub_exception
+from .redact import redact_url, scrub_exception
 from .request import RequestOptions, build_body
 from .stats import Stats, StreamTiming
 from .streaming import (
@@ -217,7 +217,7 @@ class ChatAgent:
     def __repr__(self) -> str:
         cfg = self.model_config
         return (
-            f"ChatAgent(model={cfg.model!r}, api_base_url={cfg.api_base_url!r}, "
+            f"ChatAgent(model={cfg.model!r}, api_base_url={redact_url(cfg.api_base_url)!r}, "
             f"messages={len(self._history)}, tools={len(self._tools or ())})"
         )
 

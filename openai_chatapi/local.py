@@ -40,6 +40,7 @@ import httpx
 
 from .config import ModelConfig
 from .errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
+from .redact import redact_text
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -664,13 +665,13 @@ class LocalModelServer:
         """The command line with the bootstrap code and the API key left out."""
         shown = ["python", "-m", *self._command[3:]]
         if self._api_key:
-            shown = [part.replace(self._api_key, "[REDACTED]") for part in shown]
+            shown = [redact_text(part, (self._api_key,)) for part in shown]
         return shown
 
     def _startup_error(self, why: str, *, timeout: bool = False) -> APIConnectionError:
         tail = self.log_tail(40)
         if self._api_key:
-            tail = tail.replace(self._api_key, "[REDACTED]")
+            tail = redact_text(tail, (self._api_key,))
         proc = self._proc or self._last_proc
         details = {
             "log_tail": tail,

@@ -26,7 +26,7 @@ from .errors import (
     ChatAPIException,
     error_from_response,
 )
-from .redact import elide_base64, redact_headers, redact_text
+from .redact import elide_base64, redact_headers, redact_text, redact_url, url_secrets
 
 __all__ = ["SentBody", "Transport", "logger"]
 
@@ -56,6 +56,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionError:
     kind = type(exc).__name__
+    url = redact_url(url)
     details = {"method": method, "url": url, "error": kind}
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"request timed out ({kind}): {method} {url}", details)
@@ -87,7 +88,11 @@ class Transport:
         )
         self._client: httpx.AsyncClient | None = None
         self._urls: dict[str, httpx.URL] = {}
-        self._secrets: tuple[str, ...] = (model_config.api_key,) if model_config.api_key else ()
+        key = model_config.api_key
+        self._secrets: tuple[str, ...] = (
+            *((key,) if key else ()),
+            *url_secrets(model_config.api_base_url),
+        )
         self._log_requests = runtime.enable_logging and (
             runtime.log_http_requests or runtime.enable_debug
         )
@@ -116,7 +121,7 @@ class Transport:
         if not runtime.verify_ssl and runtime.enable_logging:
             logger.warning(
                 "TLS certificate verification is disabled (verify_ssl=False) for %s",
-                self.base_url,
+                redact_url(self.base_url),
             )
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self._model_config.api_key:
@@ -144,7 +149,7 @@ class Transport:
         if client is None or client.is_closed:
             raise APIConnectionError(
                 "the agent is not open: use 'async with ChatAgent(...) as agent:'",
-                {"url": self.base_url},
+                {"url": redact_url(self.base_url)},
             )
         return client
 
@@ -180,7 +185,7 @@ class Transport:
         logger.info(
             "HTTP request %s %s attempt=%d headers=%s body=%s",
             request.method,
-            request.url,
+            redact_url(str(request.url)),
             attempt + 1,
             redact_headers(request.headers, self._secrets),
             _body_preview(body, self._secrets),
@@ -193,7 +198,7 @@ class Transport:
         logger.info(
             "HTTP response %d %s in %.3fs headers=%s body=%s",
             response.status_code,
-            response.request.url,
+            redact_url(str(response.request.url)),
             elapsed,
             redact_headers(response.headers, self._secrets),
             text,
@@ -326,7 +331,7 @@ class _ConnectionTracer:
 
 async def _body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The response body as it arrives, with network failures mapped to our exceptions."""
-    url = str(response.request.url)
+    url = redact_url(str(response.request.url))
     try:
         async with aclosing(_generator(response.aiter_bytes())) as chunks:
             async for chunk in chunks:

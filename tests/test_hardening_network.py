@@ -7,13 +7,27 @@ lists the cases.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+import traceback
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from openai_chatapi import (
     APIConnectionError,
+    ChatAgent,
+    ChatAPIException,
+    ConfigurationError,
     InternalServerError,
+    ModelConfig,
+    RuntimeConfig,
 )
 
 from .fault_server import (
@@ -23,6 +37,7 @@ from .fault_server import (
     Sleeps,
     assert_released,
     call,
+    closed_port_url,
     error_status,
     healthy_reply,
     make_agent,
@@ -100,3 +115,184 @@ async def test_stream_retries_share_one_budget(fault_server: FaultServer, max_re
         assert agent.get_stats()["retries"] == max_retries
         assert agent.history == before
         await assert_released(agent, fault_server)
+
+
+# --------------------------------------------------------------------------- 1: secrets
+
+SECRET = "sk-test+KEY/with=odd-chars-8d7c6b5a"  # URL-encoding changes it: '+', '/', '='
+
+
+def everything_about(exc: BaseException) -> str:
+    """Every way a user might look at an exception."""
+    parts = [str(exc), repr(exc), "".join(traceback.format_exception(exc)), str(exc.args)]
+    if isinstance(exc, ChatAPIException):
+        parts += [exc.message, repr(exc.details), str(exc.details)]
+    return "\n".join(parts)
+
+
+def lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def assert_no_form_of(secret: str, text: str) -> None:
+    core = secret.strip()
+    for form in {
+        core,
+        core[:12],
+        core[-12:],
+        repr(core)[1:-1],
+        repr(core.encode())[2:-1],
+        json.dumps(core)[1:-1],
+        quote(core, safe=""),
+        quote_plus(core, safe=""),
+        lower_hex(quote(core, safe="")),
+        "".join(f"\\u{ord(c):04x}" for c in core),
+    }:
+        assert form not in text, f"{form!r} leaked in {text!r}"
+
+
+@pytest.mark.parametrize("raw", [SECRET + "\n", "  " + SECRET + "\r\n", "\t" + SECRET])
+async def test_surrounding_whitespace_is_stripped_from_the_key(
+    fault_server: FaultServer, raw: str
+) -> None:
+    async with make_agent(fault_server, api_key=raw) as agent:
+        assert agent.model_config.api_key == SECRET
+        assert await call(agent, fault_server, "chat") == healthy_reply("chat")
+    assert fault_server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+async def test_a_key_from_the_environment_with_a_newline_is_stripped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET + "\n")
+    assert ModelConfig().api_key == SECRET
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "sk-abc\ndef-0123456789",  # a newline inside: header injection
+        "sk-abc\x07def-0123456789",
+        "sk-abc\u201cdef\u201d-0123456789",  # typographic quotes pasted from a document
+        "sk-abc\u00e9def-0123456789",
+        "sk-abc\x00def-0123456789",
+    ],
+)
+def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(bad: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_key=bad)
+    assert caught.value.details["field"] == "api_key"
+    assert "header" in caught.value.message
+    text = everything_about(caught.value)
+    for piece in ("abc", "def-0123456789"):
+        assert piece not in text
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_key_set_after_validation_never_shows_in_any_escaped_form(
+    fault_server: FaultServer, mode: str
+) -> None:
+    """A key changed after construction skips validation; httpx then refuses the header
+    and names it as a bytes repr (b'Bearer sk-...\\n'): that must be scrubbed too."""
+    config = ModelConfig(api_base_url=fault_server.url, api_key=SECRET, model="m")
+    config.api_key = SECRET + "\n"
+    runtime = RuntimeConfig(enable_logging=False, timeout=2)
+    async with ChatAgent(config, runtime) as agent:
+        with pytest.raises(ChatAPIException) as caught:
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+    assert_no_form_of(SECRET, everything_about(caught.value))
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        quote(SECRET, safe=""),  # a proxy quoting the query string it received
+        lower_hex(quote_plus(SECRET, safe="")),
+        "".join(f"\\u{ord(c):04x}" for c in SECRET),  # JSON \\uXXXX escapes in the raw body
+        repr(SECRET.encode())[2:-1],
+    ],
+)
+async def test_an_echoed_key_in_any_escaped_form_is_scrubbed(
+    fault_server: FaultServer, echo: str
+) -> None:
+    async def leak(conn: Connection, request: Request) -> bool:
+        text = f'{{"error": {{"message": "bad key {echo}", "type": "auth"}}}}'
+        await conn.respond(401, text.encode())
+        return True
+
+    fault_server.script(leak)
+    async with make_agent(fault_server, api_key=SECRET, max_error_length=5000) as agent:
+        with pytest.raises(ChatAPIException) as caught:
+            await call(agent, fault_server, "chat")
+    assert_no_form_of(SECRET, everything_about(caught.value))
+
+
+async def test_url_credentials_are_never_printed() -> None:
+    url = (
+        closed_port_url().replace("http://", "http://alice:pa55-w0rd-xyz@") + "?api_key=q5ecret-abc"
+    )
+    config = ModelConfig(api_base_url=url, model="m")
+    async with ChatAgent(config, RuntimeConfig(enable_logging=False)) as agent:
+        shown = [repr(config), str(config), repr(agent)]
+        with pytest.raises(APIConnectionError) as caught:
+            await agent.chat("hi")
+        shown.append(everything_about(caught.value))
+    text = "\n".join(shown)
+    assert "pa55-w0rd-xyz" not in text and "q5ecret-abc" not in text
+    assert "127.0.0.1" in text  # the address itself is still shown
+
+
+def test_cli_never_prints_a_bad_key(tmp_path: Any) -> None:
+    bad = "sk-cli\u201cquoted\u201d-9f8e7d6c"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(
+        OPENAI_API_KEY=bad,
+        OPENAI_BASE_URL=closed_port_url(),
+        OPENAI_MODEL="m",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "openai_chatapi", "chat", "--debug", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "api_key" in result.stderr
+    assert "quoted" not in result.stderr + result.stdout
+
+
+# --------------------------------------------------------------------------- 14: config
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999/v1",
+        "http://127.0.0.1:-1/v1",
+        "http://127.0.0.1:http/v1",
+        "http://",
+        "http:///v1",
+        "https://:8080/v1",
+        " http://127.0.0.1/v1",
+        "http://127.0.0.1/v1\n",
+        "http://127.0.0.1/v 1",
+        "http://127.0.0.1/\x00v1",
+        "http://127.0.0.1:0/v1",
+        "ftp://127.0.0.1/v1",
+    ],
+)
+def test_a_bad_base_url_is_refused_at_construction(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_base_url=url)
+    assert caught.value.details["field"] == "api_base_url"
+    assert "api_base_url" in caught.value.message
+
+
+def test_a_bad_base_url_with_credentials_does_not_show_them() -> None:
+    url = "http://bob:hunter2-secret@127.0.0.1:99999/v1"
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_base_url=url)
+    assert "hunter2-secret" not in everything_about(caught.value)
