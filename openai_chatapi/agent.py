@@ -739,7 +739,12 @@ class ChatAgent:
                 async with (
                     self._transport.stream("chat/completions", body, retries) as chunks,
                     aclosing(
-                        read_stream(chunks, accumulator, strict=runtime.strict_parsing)
+                        read_stream(
+                            chunks,
+                            accumulator,
+                            strict=runtime.strict_parsing,
+                            content_type=chunks.content_type,
+                        )
                     ) as batches,
                 ):
                     connected = True

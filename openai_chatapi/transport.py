@@ -22,9 +22,11 @@ from .config import ModelConfig, RuntimeConfig
 from .errors import (
     APIConnectionError,
     APIResponseError,
+    APIStatusError,
     APITimeoutError,
     ChatAPIException,
     error_from_response,
+    truncate,
 )
 from .redact import elide_base64, redact_headers, redact_text, redact_url, url_secrets
 
@@ -207,13 +209,39 @@ class Transport:
     async def _error_for(self, response: httpx.Response) -> APIResponseError:
         body = await _read_capped(response, _ERROR_BODY_CAP)
         self._log_response(response, body, 0.0)
-        return error_from_response(
+        error = error_from_response(
             response.status_code,
             body,
             request_id=response.headers.get("x-request-id"),
             max_length=self._max_error_length,
             scrub=self._secrets,
         )
+        if 300 <= response.status_code < 400:
+            error = self._redirect_error(response, error)
+        return error
+
+    def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
+        """A 3xx names where it points and the likely mistake in ``api_base_url``."""
+        status = response.status_code
+        sent = response.request.url
+        location = response.headers.get("location")
+        if not location:
+            where, hint = "without a Location", "check api_base_url"
+        else:
+            target = sent.join(location)
+            where = f"to {redact_url(str(target))}"
+            if sent.scheme == "http" and target.scheme == "https":
+                hint = "the server wants https: use https:// in api_base_url"
+            elif "/v1" in target.path and "/v1" not in sent.path:
+                hint = "api_base_url probably lacks /v1"
+            else:
+                hint = "set api_base_url to the address the server redirects to"
+        message = redact_text(
+            f"HTTP {status}: the server redirects {where} (redirects are not followed: {hint})",
+            self._secrets,
+        )
+        details = {**error.details, "location": redact_url(location) if location else None}
+        return APIStatusError(truncate(message, self._max_error_length), details)
 
     async def _send(
         self, method: str, path: str, body: Body | None, stream: bool, retries: Retries | None
@@ -277,7 +305,7 @@ class Transport:
     @asynccontextmanager
     async def stream(
         self, path: str, body: Body, retries: Retries | None = None
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[StreamBody]:
         """POST and yield the body of the open streaming response as it arrives.
 
         The response is closed when the block exits. Failures before the response headers
@@ -291,7 +319,7 @@ class Transport:
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
-            yield chunks
+            yield StreamBody(chunks, response.headers.get("content-type", "none"))
             if not response.is_closed:
                 await _drain(chunks)
         finally:
@@ -302,6 +330,19 @@ class Transport:
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
         return redact_text(text, self._secrets)
+
+
+class StreamBody:
+    """The body of an open streaming response, as it arrives, and its content type."""
+
+    __slots__ = ("_chunks", "content_type")
+
+    def __init__(self, chunks: AsyncIterator[bytes], content_type: str) -> None:
+        self._chunks = chunks
+        self.content_type = content_type
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
 
 
 class _ConnectionTracer:

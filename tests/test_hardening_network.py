@@ -22,6 +22,8 @@ import pytest
 
 from openai_chatapi import (
     APIConnectionError,
+    APIResponseError,
+    APIStatusError,
     ChatAgent,
     ChatAPIException,
     ConfigurationError,
@@ -261,6 +263,64 @@ def test_cli_never_prints_a_bad_key(tmp_path: Any) -> None:
     assert result.returncode != 0
     assert "api_key" in result.stderr
     assert "quoted" not in result.stderr + result.stdout
+
+
+# --------------------------------------------------------------------------- 13: endpoints
+
+
+def answer(status: int, body: bytes, content_type: str, **headers: str) -> Any:
+    async def run(conn: Connection, request: Request) -> bool:
+        await conn.respond(status, body, content_type=content_type, headers=headers)
+        return True
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/html", b"<html><body><h1>Welcome to nginx!</h1></body></html>", "Welcome to nginx!"),
+        ("text/plain", b"Ollama is running", "Ollama is running"),
+        ("text/plain", b"", "(empty body)"),
+    ],
+)
+async def test_a_200_that_is_not_an_event_stream_says_so(
+    fault_server: FaultServer, content_type: str, body: bytes, shown: str
+) -> None:
+    fault_server.script(answer(200, body, content_type))
+    async with make_agent(fault_server) as agent:
+        with pytest.raises(APIResponseError) as caught:
+            await call(agent, fault_server, "stream")
+        message = caught.value.message
+        assert message.startswith(
+            f"the server did not answer with an event stream (content-type {content_type})"
+        ), message
+        assert shown in message
+        await assert_released(agent, fault_server)
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+@pytest.mark.parametrize(
+    ("location", "hint"),
+    [
+        ("https://127.0.0.1:1/v1/chat/completions", "use https://"),
+        ("/v2/v1/chat/completions", "lacks /v1"),
+        ("http://elsewhere.example/api/chat", "redirects to"),
+    ],
+)
+async def test_a_redirect_names_its_location_and_the_likely_mistake(
+    fault_server: FaultServer, mode: str, location: str, hint: str
+) -> None:
+    fault_server.script(answer(301, b"Moved Permanently", "text/plain", location=location))
+    url = fault_server.url.removesuffix("/v1") + "/v2"
+    async with make_agent(fault_server, url=url) as agent:
+        with pytest.raises(APIStatusError) as caught:
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+    error = caught.value
+    assert error.status_code == 301
+    assert "HTTP 301" in error.message and hint in error.message, error.message
+    assert location.split("?")[0].rsplit("/", 1)[0].split("//")[-1] in error.message
+    assert error.details["location"] == location
 
 
 # --------------------------------------------------------------------------- 14: config
