@@ -32,7 +32,7 @@ from .errors import (
 )
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
-from .redact import scrub_exception
+from .redact import redact_url, scrub_exception
 from .request import RequestOptions, build_body
 from .stats import Stats, StreamTiming
 from .streaming import (
@@ -217,7 +217,7 @@ class ChatAgent:
     def __repr__(self) -> str:
         cfg = self.model_config
         return (
-            f"ChatAgent(model={cfg.model!r}, api_base_url={cfg.api_base_url!r}, "
+            f"ChatAgent(model={cfg.model!r}, api_base_url={redact_url(cfg.api_base_url)!r}, "
             f"messages={len(self._history)}, tools={len(self._tools or ())})"
         )
 
@@ -729,7 +729,7 @@ class ChatAgent:
     async def _stream_once(self, body: Body) -> AsyncGenerator[list[StreamEvent], None]:
         """One streamed model turn in batches; failures before the first event are retried."""
         runtime = self.runtime_config
-        attempt = 0
+        retries = self._transport.retries()  # one budget for every retry of this model call
         while True:
             accumulator = StreamAccumulator()
             started = time.perf_counter()
@@ -737,9 +737,14 @@ class ChatAgent:
             connected = False
             try:
                 async with (
-                    self._transport.stream("chat/completions", body) as chunks,
+                    self._transport.stream("chat/completions", body, retries) as chunks,
                     aclosing(
-                        read_stream(chunks, accumulator, strict=runtime.strict_parsing)
+                        read_stream(
+                            chunks,
+                            accumulator,
+                            strict=runtime.strict_parsing,
+                            content_type=chunks.content_type,
+                        )
                     ) as batches,
                 ):
                     connected = True
@@ -751,10 +756,9 @@ class ChatAgent:
                 completion = accumulator.result()
             except ChatAPIException as exc:
                 # Failures before the headers were already retried by the transport.
-                retry = connected and first is None and attempt < runtime.max_retries
-                if retry and self._transport.is_retryable(exc):
-                    await self._transport.backoff(attempt, None, type(exc).__name__)
-                    attempt += 1
+                retry = connected and first is None and not retries.exhausted
+                if retry and retries.policy.retryable_error(exc):
+                    await retries.backoff(type(exc).__name__)
                     continue
                 scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()

@@ -24,6 +24,7 @@ from ._version import __version__
 from .agent import ChatAgent
 from .config import ModelConfig, RuntimeConfig
 from .errors import ChatAPIException, ConfigurationError, NotFoundError
+from .redact import redact_url
 
 __all__ = ["build_parser", "main"]
 
@@ -428,7 +429,7 @@ def _name_model(exc: NotFoundError, config: ModelConfig) -> NotFoundError:
     which one (servers do not always)."""
     if config.model in exc.message:
         return exc
-    message = f"{exc.message} (model {config.model!r} at {config.api_base_url})"
+    message = f"{exc.message} (model {config.model!r} at {redact_url(config.api_base_url)})"
     return type(exc)(message, exc.details)
 
 

@@ -48,6 +48,7 @@ from . import _local_launch, _local_watch
 from ._local_launch import REPACK_CHOICES, REPACK_ENV
 from .config import ModelConfig
 from .errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
+from .redact import redact_text
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -761,13 +762,13 @@ class LocalModelServer:
         """The command line with the bootstrap code and the API key left out."""
         shown = ["python", "-m", *self._command[4:]]
         if self._api_key:
-            shown = [part.replace(self._api_key, "[REDACTED]") for part in shown]
+            shown = [redact_text(part, (self._api_key,)) for part in shown]
         return shown
 
     def _error_details(self) -> dict[str, Any]:
         tail = self.log_tail(40)
         if self._api_key:
-            tail = tail.replace(self._api_key, "[REDACTED]")
+            tail = redact_text(tail, (self._api_key,))
         proc = self._proc or self._last_proc
         return {
             "log_tail": tail,
