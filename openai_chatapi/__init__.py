@@ -16,11 +16,11 @@ from ._generated import (
     ChatCompletionChunk,
     Choice,
     Model,
-    ModelList,
     ResponseMessage,
     ToolCall,
     Usage,
 )
+from ._model_list import ModelList
 from ._version import __version__
 from .agent import ChatAgent
 from .config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
@@ -42,8 +42,8 @@ from .errors import (
     TokenLimitError,
     ToolExecutionError,
 )
-from .messages import ChatMessage, TextPart
-from .parts import ImagePart, VideoPart
+from .messages import ChatMessage, RefusalPart, TextPart
+from .parts import AudioPart, FilePart, ImagePart, VideoPart
 from .streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -91,6 +91,7 @@ __all__ = [
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AudioPart",
     "AuthenticationError",
     "BadRequestError",
     "CallOptions",
@@ -103,6 +104,7 @@ __all__ = [
     "Choice",
     "ConfigurationError",
     "ContentDeltaEvent",
+    "FilePart",
     "FinishEvent",
     "ImagePart",
     "InternalServerError",
@@ -117,6 +119,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ReasoningDeltaEvent",
+    "RefusalPart",
     "ResponseMessage",
     "RuntimeConfig",
     "StreamEvent",

@@ -46,7 +46,9 @@ from .streaming import (
 
 if TYPE_CHECKING:
     import httpx
+    from pydantic import BaseModel
 
+    from ._model_list import ModelList
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
     from .transport import Body, Sleep
@@ -244,14 +246,14 @@ class ChatAgent:
         else:
             self._history.insert(0, message)
 
-    def add_message(self, message: ChatMessage) -> None:
-        """Append a message to the history as it is."""
-        if not isinstance(message, ChatMessage):
-            raise ConfigurationError(
-                "add_message takes a ChatMessage",
-                {"field": "message", "value": type(message).__name__},
-            )
-        self._history.append(message)
+    def add_message(self, message: ChatMessage | Mapping[str, Any] | BaseModel) -> None:
+        """Append a message to the history as it is.
+
+        A ``ChatMessage``, a message dict in the official wire format, or a response message
+        (``agent.last_response.choices[0].message``, an ``openai`` SDK message); anything
+        invalid raises ``ConfigurationError`` naming the field.
+        """
+        self._history.append(ChatMessage.coerce(message))
 
     def clear_history(self, keep_system: bool = True) -> None:
         """Forget the conversation (keeping the system prompt unless told otherwise)."""
@@ -259,11 +261,14 @@ class ChatAgent:
         self._history = [system] if keep_system and system is not None else []
         self._pending = None
 
-    def replace_history(self, messages: Sequence[ChatMessage]) -> None:
-        """Replace the whole conversation (used when loading a saved one)."""
-        if not all(isinstance(m, ChatMessage) for m in messages):
-            raise ConfigurationError("replace_history takes ChatMessage objects", {})
-        self._history = list(messages)
+    def replace_history(
+        self, messages: Sequence[ChatMessage | Mapping[str, Any] | BaseModel]
+    ) -> None:
+        """Replace the whole conversation (used when loading a saved one); takes what
+        ``add_message`` takes, and changes nothing when one message is invalid."""
+        if isinstance(messages, (str, bytes, Mapping)):
+            raise ConfigurationError("replace_history takes a list of messages", {})
+        self._history = [ChatMessage.coerce(m) for m in messages]
         self._pending = None
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
@@ -334,8 +339,8 @@ class ChatAgent:
         self._stats.reset()
 
     # ------------------------------------------------------------------ models
-    async def list_models(self) -> gen.ModelList:
-        """The models the server offers."""
+    async def list_models(self) -> ModelList:
+        """The models the server offers (iterate it, or read ``.data``)."""
         try:
             raw = await self._transport.request("GET", "models")
             return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
@@ -370,6 +375,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: None = None,
         **overrides: Unpack[CallOptions],
     ) -> str: ...
@@ -386,6 +393,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: type[T],
         **overrides: Unpack[CallOptions],
     ) -> T: ...
@@ -402,6 +411,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: dict[str, Any],
         **overrides: Unpack[CallOptions],
     ) -> str: ...
@@ -417,10 +428,16 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: type[Any] | dict[str, Any] | None = None,
         **overrides: Unpack[CallOptions],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
+
+        Media are validated before anything is sent: images and videos, ``audio_paths``
+        (WAV or MP3, sent as ``input_audio``) and ``file_paths`` (PDF, sent as ``file``
+        parts), each one item or a list of paths, bytes or ``data:`` URLs.
 
         With ``response_format=SomeModel`` the reply is validated and returned as a
         ``SomeModel`` instance. The user message and the reply enter the history only when
@@ -435,7 +452,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
-        user = await self._user_message(text, image_paths, video_paths)
+        user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
         return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
@@ -519,12 +536,19 @@ class ChatAgent:
         self.last_response = final
         return value
 
-    async def _user_message(self, text: str, images: MediaArg, videos: MediaArg) -> ChatMessage:
+    async def _user_message(
+        self,
+        text: str,
+        images: MediaArg,
+        videos: MediaArg,
+        audio: MediaArg = None,
+        files: MediaArg = None,
+    ) -> ChatMessage:
         if not isinstance(text, str):
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
-        if images is None and videos is None:
+        if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
         from .media import prepare_media
 
@@ -535,6 +559,8 @@ class ChatAgent:
             videos,
             self._media_settings(),
             base_url=self.model_config.api_base_url,
+            audio_paths=audio,
+            file_paths=files,
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -783,6 +809,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
@@ -800,7 +828,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=True,
         )
-        turn = [await self._user_message(text, image_paths, video_paths)]
+        turn = [await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)]
         final: gen.ChatCompletion | None = None
         async with aclosing(self._run(turn, call)) as batches:
             async for batch in batches:
@@ -824,6 +852,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
     ) -> AsyncGenerator[str, None]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
@@ -847,6 +877,8 @@ class ChatAgent:
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
             **overrides,
         )
         try:
