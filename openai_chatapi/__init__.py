@@ -55,6 +55,7 @@ from .streaming import (
 )
 
 if TYPE_CHECKING:
+    from ._output_modes import StructuredStream
     from .history import load_history, save_history
     from .media import MediaSettings
     from .tools import Tool, ToolFunction, ToolResult, tool
@@ -68,6 +69,7 @@ _LAZY = {
     "ToolFunction": "tools",
     "ToolResult": "tools",
     "tool": "tools",
+    "StructuredStream": "_output_modes",
 }
 
 
@@ -117,6 +119,7 @@ __all__ = [
     "ResponseMessage",
     "RuntimeConfig",
     "StreamEvent",
+    "StructuredStream",
     "TextPart",
     "TokenLimitError",
     "Tool",
