@@ -55,6 +55,7 @@ from .streaming import (
 )
 
 if TYPE_CHECKING:
+    from ._output_modes import StructuredStream
     from .history import load_history, save_history
     from .local import LocalServerExitedError
     from .media import MediaSettings
@@ -70,6 +71,7 @@ _LAZY = {
     "ToolFunction": "tools",
     "ToolResult": "tools",
     "tool": "tools",
+    "StructuredStream": "_output_modes",
 }
 
 
@@ -123,6 +125,7 @@ __all__ = [
     "ResponseMessage",
     "RuntimeConfig",
     "StreamEvent",
+    "StructuredStream",
     "TextPart",
     "TokenLimitError",
     "Tool",

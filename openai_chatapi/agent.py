@@ -22,13 +22,11 @@ from . import _generated as gen
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
-    APIResponseError,
     ChatAPIException,
     ConfigurationError,
     ModelNotFoundError,
     NotFoundError,
     ToolExecutionError,
-    truncate,
 )
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
@@ -49,6 +47,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ._model_list import ModelList
+    from ._output_modes import OutputMode, StructuredStream
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
     from .transport import Body, Sleep
@@ -196,6 +195,8 @@ class ChatAgent:
         self._history: list[ChatMessage] = []
         self._tools: ToolRegistry | None = None  # built on first use: tools are optional
         self._pending: list[ChatMessage] | None = None
+        # Structured output: (model, requested mode) -> the way of asking that worked.
+        self._output_modes: dict[tuple[str, str], str] = {}
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
 
@@ -378,6 +379,8 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         response_format: None = None,
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
     ) -> str: ...
 
@@ -396,6 +399,8 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         response_format: type[T],
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
     ) -> T: ...
 
@@ -414,6 +419,8 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         response_format: dict[str, Any],
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
     ) -> str: ...
 
@@ -431,6 +438,8 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         response_format: type[Any] | dict[str, Any] | None = None,
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
@@ -440,8 +449,10 @@ class ChatAgent:
         parts), each one item or a list of paths, bytes or ``data:`` URLs.
 
         With ``response_format=SomeModel`` the reply is validated and returned as a
-        ``SomeModel`` instance. The user message and the reply enter the history only when
-        the call succeeds (and ``add_to_history`` is true).
+        ``SomeModel`` instance, asked for the ``output_mode`` way (default: the runtime's,
+        ``"auto"``), and asked again with the errors up to ``max_output_retries`` times. The
+        user message and the reply enter the history only when the call succeeds (and
+        ``add_to_history`` is true).
         """
         call = self._prepare_call(
             overrides,
@@ -453,6 +464,11 @@ class ChatAgent:
             stream=None,
         )
         user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
+        if call.structured is not None:
+            from ._output_modes import complete_structured, resolve
+
+            mode, retries = resolve(self, output_mode, max_output_retries)
+            return await complete_structured(self, [user], call, add_to_history, mode, retries)
         return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
@@ -513,20 +529,9 @@ class ChatAgent:
         final: gen.ChatCompletion,
         add_to_history: bool,
     ) -> Any:
-        """Commit a completed turn; return the text (or the structured object)."""
+        """Commit a completed turn; return the reply text."""
         message = final.choices[0].message
         text = (message.content if message is not None else None) or ""
-        value: Any = text
-        if call.structured is not None:
-            refusal = message.refusal if message is not None else None
-            if refusal and not text:  # OpenAI answers a refused structured request this way
-                raise APIResponseError(
-                    f"the model refused to answer: {truncate(refusal, 200)}",
-                    {"refusal": refusal, "errors": []},
-                )
-            from .function_schema import parse_structured
-
-            value = parse_structured(call.structured, text)
         if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
             self._pending = turn
         else:
@@ -534,7 +539,7 @@ class ChatAgent:
             if add_to_history:
                 self._history.extend(turn)
         self.last_response = final
-        return value
+        return text
 
     async def _user_message(
         self,
@@ -608,10 +613,10 @@ class ChatAgent:
                 )
             wire_format = {"type": response_format}
         else:
-            structured = response_format
-            from .function_schema import response_format_for
+            from ._output_modes import OutputPlan
 
-            wire_format = response_format_for(response_format, strict=True)
+            structured = OutputPlan(response_format)  # its mode sets the wire format
+            wire_format = None
         options = RequestOptions(
             stream=config.stream if stream is None else stream,
             include_usage=self.runtime_config.stream_include_usage,
@@ -891,3 +896,55 @@ class ChatAgent:
                         yield event.text
         finally:
             display.close()
+
+    def chat_stream_structured(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        *,
+        response_format: type[T],
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> StructuredStream[T]:
+        """Stream a structured answer: partial ``response_format`` objects, then the valid one.
+
+        ``async for partial in agent.chat_stream_structured(text, response_format=Person)``
+        yields the object as received so far each time it grows, and last the validated
+        object. Modes and validation retries are those of ``chat``; a retry restarts the
+        sequence (see ``StructuredStream.restarted``). The turn enters the history when the
+        validated object has been yielded.
+        """
+        from ._output_modes import OutputPlan, StructuredStream, resolve, run_structured
+
+        if response_format is None or isinstance(response_format, (str, dict)):
+            raise ConfigurationError(
+                "chat_stream_structured needs a type as response_format",
+                {"field": "response_format", "value": repr(response_format)},
+            )
+        call = self._prepare_call(
+            overrides,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=None,
+            response_format=response_format,
+            auto_execute=True,
+            stream=True,
+        )
+        assert isinstance(call.structured, OutputPlan)
+        mode, retries = resolve(self, output_mode, max_output_retries)
+
+        async def updates() -> AsyncGenerator[Any, None]:
+            user = await self._user_message(text, image_paths, video_paths)
+            steps = run_structured(
+                self, [user], call, add_to_history, mode=mode, retries=retries, partials=True
+            )
+            async with aclosing(steps):
+                async for step in steps:
+                    yield step
+
+        return StructuredStream(updates())

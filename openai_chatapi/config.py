@@ -211,6 +211,7 @@ _OVERRIDABLE = frozenset(REQUEST_FIELDS)
 VideoMode = Literal["auto", "native", "frames"]
 ImageDetail = Literal["auto", "low", "high"]
 ToolErrorMode = Literal["feedback", "raise"]
+OutputMode = Literal["auto", "native", "json", "tool"]
 
 
 @dataclass
@@ -247,6 +248,9 @@ class RuntimeConfig:
     tool_timeout: float | None = 60.0
     tool_errors: ToolErrorMode = "feedback"
     max_tool_failures: int = 3
+    # structured output (response_format=SomeType)
+    output_mode: OutputMode = "auto"
+    max_output_retries: int = 1
     # media
     image_detail: ImageDetail | None = None
     image_max_side: int | None = None
@@ -299,6 +303,11 @@ class RuntimeConfig:
         if self.tool_errors not in ("feedback", "raise"):
             raise _fail("tool_errors", self.tool_errors, "must be 'feedback' or 'raise'")
         _check_int("max_tool_failures", self.max_tool_failures, minimum=0)
+        if self.output_mode not in ("auto", "native", "json", "tool"):
+            raise _fail(
+                "output_mode", self.output_mode, "must be 'auto', 'native', 'json' or 'tool'"
+            )
+        _check_int("max_output_retries", self.max_output_retries, minimum=0)
         if self.image_detail not in (None, "auto", "low", "high"):
             raise _fail("image_detail", self.image_detail, "must be 'auto', 'low' or 'high'")
         _check_int("image_max_side", self.image_max_side, minimum=16, optional=True)

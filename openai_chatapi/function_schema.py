@@ -393,13 +393,16 @@ class OutputSchema(Generic[T]):
         }
 
     def parse(self, text: str) -> T:
-        """Validate the model's JSON answer; raises ``APIResponseError`` listing the problems."""
+        """Validate the model's JSON answer; raises ``APIResponseError`` listing the problems.
+
+        The error's ``details`` hold ``type``, ``errors`` and the whole answer as ``text``.
+        """
         try:
             data = json.loads(_strip_fences(text))
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise APIResponseError(
                 f"the model's answer is not valid JSON for {self.name}: {exc}",
-                {"type": self.name, "errors": [], "text": truncate(text, _RAW_PREVIEW)},
+                {"type": self.name, "errors": [], "text": text},
             ) from exc
         if self.wrapped and isinstance(data, dict) and set(data) == {_RESULT_KEY}:
             data = data[_RESULT_KEY]
@@ -412,7 +415,7 @@ class OutputSchema(Generic[T]):
                 {
                     "type": self.name,
                     "errors": exc.errors(include_url=False, include_input=False),
-                    "text": truncate(text, _RAW_PREVIEW),
+                    "text": text,
                 },
             ) from exc
 

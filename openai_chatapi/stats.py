@@ -43,6 +43,7 @@ class Stats:
     tool_rounds: int = 0
     tool_successes: int = 0
     tool_failures: int = 0
+    output_retries: int = 0
     total_latency: float = 0.0
     last_latency: float | None = None
     streams: int = 0
@@ -117,6 +118,7 @@ class Stats:
             "tool_rounds": self.tool_rounds,
             "tool_successes": self.tool_successes,
             "tool_failures": self.tool_failures,
+            "output_retries": self.output_retries,
             "total_latency": self.total_latency,
             "average_latency": self.total_latency / done if done and self.capture_latency else None,
             "last_latency": self.last_latency,

@@ -132,6 +132,11 @@ async def send(agent: ChatAgent, scenario: PayloadScenario) -> Any:
     for definition in scenario.tools:
         agent.register_tool(definition)
     images = list(scenario.images) or None
+    if scenario.stream and scenario.structured:
+        stream = agent.chat_stream_structured(
+            scenario.text, images, response_format=scenario.call["response_format"]
+        )
+        return [item async for item in stream][-1]
     if scenario.stream:
         pieces = [
             piece
@@ -226,7 +231,28 @@ SCENARIOS: list[PayloadScenario] = [
         call={"tool_choice": "get_weather"},
     ),
     PayloadScenario("tool_call_turn_in_history", text="and?", history=_TOOL_TURN, tools=(lookup,)),
-    PayloadScenario("structured_output_from_pydantic_model", call={"response_format": Person}),
+    # One request each: no validation retry (a mocked answer is not the requested object).
+    PayloadScenario(
+        "structured_output_from_pydantic_model",
+        runtime={"max_output_retries": 0},
+        call={"response_format": Person},
+    ),
+    PayloadScenario(
+        "structured_output_json_mode",
+        runtime={"max_output_retries": 0},
+        call={"response_format": Person, "output_mode": "json"},
+    ),
+    PayloadScenario(
+        "structured_output_tool_mode",
+        runtime={"max_output_retries": 0},
+        call={"response_format": Person, "output_mode": "tool"},
+    ),
+    PayloadScenario(
+        "structured_output_streamed",
+        stream=True,
+        runtime={"max_output_retries": 0, "output_mode": "native"},
+        call={"response_format": Person},
+    ),
     PayloadScenario(
         "response_format_json_object", call={"response_format": {"type": "json_object"}}
     ),

@@ -338,6 +338,43 @@ async def test_response_format_json_object(
     assert body["response_format"] == {"type": "json_object"}
 
 
+@pytest.mark.parametrize("mode", ["json", "tool"])
+async def test_structured_output_modes(
+    agent: ChatAgent, server: FakeServer, snapshot_json: Any, mode: Any
+) -> None:
+    answer = '{"name": "Ada", "age": 36}'
+    if mode == "tool":
+        server.add_json(completion(None, tool_calls=[tool_call("c1", "final_result", answer)]))
+    else:
+        server.add_completion(answer)
+    person = await agent.chat("Who?", response_format=Person, output_mode=mode)
+    assert person == Person(name="Ada", age=36)
+    body = wire(server)
+    assert body == snapshot_json
+    assert ("response_format" in body) is (mode == "json")
+
+
+async def test_structured_output_retry_request(
+    agent: ChatAgent, server: FakeServer, snapshot_json: Any
+) -> None:
+    server.add_completion('{"name": "Ada"}').add_completion('{"name": "Ada", "age": 36}')
+    await agent.chat("Who?", response_format=Person)
+    body = wire(server)
+    assert body == snapshot_json
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+
+
+async def test_structured_output_streamed(
+    agent: ChatAgent, server: FakeServer, snapshot_json: Any
+) -> None:
+    server.add_stream(text_chunks(['{"name": "Ada", ', '"age": 36}']))
+    items = [p async for p in agent.chat_stream_structured("Who?", response_format=Person)]
+    assert items[-1] == Person(name="Ada", age=36)
+    body = wire(server)
+    assert body == snapshot_json
+    assert body["stream"] is True
+
+
 async def test_chat_config_alias_gives_the_same_body(server: FakeServer) -> None:
     bodies = []
     for cls in (ModelConfig, ChatConfig):

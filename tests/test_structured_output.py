@@ -31,7 +31,7 @@ class Trip(BaseModel):
 
 
 async def agent_with_history(make_agent: AgentFactory, server: FakeServer) -> ChatAgent:
-    agent: ChatAgent = await make_agent()
+    agent: ChatAgent = await make_agent(max_output_retries=0)
     server.add_completion("Hi.")
     await agent.chat("Hello")
     return agent
@@ -150,7 +150,7 @@ async def test_non_object_types_are_wrapped_and_unwrapped(
     assert await agent.chat("Two more", response_format=list[int]) == [4, 5]
     server.add_completion('{"result": ["x"]}')
     with pytest.raises(APIResponseError) as info:
-        await agent.chat("Bad", response_format=list[int])
+        await agent.chat("Bad", response_format=list[int], max_output_retries=0)
     assert info.value.details["errors"][0]["loc"] == (0,)
 
 

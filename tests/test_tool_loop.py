@@ -942,28 +942,27 @@ async def test_streamed_calls_without_auto_execution_are_pending(
 # --------------------------------------------------------------------------- the example
 
 
-async def test_example_structured_output_falls_back_to_a_forced_tool(
+async def test_example_structured_output_falls_back_to_json_mode(
     agent: ChatAgent, server: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from openai_chatapi.examples import example_2_tools as example
 
     # The local llama.cpp server answers a json_schema response_format with a 500.
     server.add_json({"error": {"message": "json_schema unsupported"}}, status=500)
-    plan = {"plan": {"title": "France", "stops": [{"city": "Paris", "nights": 2}]}}
-    server.add_json(calls_reply(tool_call("t1", "save_trip", plan)))
-    server.add_completion("Saved.")
+    plan = {"title": "France", "stops": [{"city": "Paris", "nights": 2}]}
+    server.add_completion(json.dumps(plan))
+    pieces = [json.dumps(plan)[i : i + 9] for i in range(0, len(json.dumps(plan)), 9)]
+    server.add_stream(text_chunks(pieces))
 
     await example.structured_output(agent)
 
     assert server.bodies[0]["response_format"]["json_schema"]["name"] == "TripPlan"
-    assert server.bodies[1]["tool_choice"] == {
-        "type": "function",
-        "function": {"name": "save_trip"},
-    }
-    assert example.saved_plans[-1] == example.TripPlan.model_validate(plan["plan"])
+    assert server.bodies[1]["response_format"]["type"] == "json_object"
+    assert server.bodies[2]["response_format"]["type"] == "json_object"  # remembered
     out = capsys.readouterr().out
-    assert "forced tool call" in out and '"city": "Paris"' in out
-    assert_consistent(agent.history)
+    assert '"city": "Paris"' in out
+    assert "final: 'France' ['Paris']" in out and "so far:" in out
+    assert agent.history == ()  # add_to_history=False
 
 
 async def test_stats_count_tool_rounds_calls_successes_and_failures(

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from openai_chatapi import APIStatusError, ChatAgent, ChatAPIException, RuntimeConfig, tool
+from openai_chatapi import APIResponseError, ChatAgent, ChatAPIException, RuntimeConfig, tool
 from openai_chatapi.examples._endpoint import endpoint
 
 _FORECASTS = {"paris": 18.0, "oslo": 7.5, "lima": 22.0}
@@ -67,20 +67,6 @@ class TripPlan(BaseModel):
     stops: list[Stop]
 
 
-saved_plans: list[TripPlan] = []
-
-
-@tool
-def save_trip(plan: TripPlan) -> str:
-    """Save a trip plan (a tool with a nested model argument).
-
-    Args:
-        plan: The trip to save.
-    """
-    saved_plans.append(plan)
-    return f"saved trip {plan.title!r} with {len(plan.stops)} stop(s)"
-
-
 def show_tool_rounds(agent: ChatAgent, start: int) -> None:
     """Print the tool calls and results of the turn that began at ``history[start]``."""
     names: dict[str, str] = {}
@@ -122,22 +108,40 @@ async def main() -> None:
 
 
 async def structured_output(agent: ChatAgent) -> None:
-    """A typed answer: ``response_format=TripPlan`` where supported, else a forced tool."""
+    """A typed answer, ``response_format=TripPlan``, whole and then streamed as it grows.
+
+    The default output mode (``"auto"``) asks with the server's JSON-schema format and, where
+    the server rejects it (the local llama.cpp server), with ``json_object`` or a forced tool
+    call; an answer that does not validate is sent back with its errors and asked again.
+    """
     question = "Plan a short trip: two nights in Paris, then one night in Lyon."
     try:
-        plan = await agent.chat(question, response_format=TripPlan, add_to_history=False)
-    except APIStatusError as exc:
-        # llama.cpp accepts only "text" and "json_object" response formats.
-        print(f"[json_schema response_format refused here (HTTP {exc.status_code}): asking for")
-        print(" the same TripPlan through a forced tool call, validated the same way]")
-        start = len(agent.history)
-        await agent.chat(question, tools=[save_trip], tool_choice=save_trip)
-        show_tool_rounds(agent, start)
-        if not saved_plans:
-            print("the model did not produce a trip plan")
-            return
-        plan = saved_plans[-1]
+        plan = await agent.chat(
+            question, response_format=TripPlan, add_to_history=False, max_output_retries=2
+        )
+    except APIResponseError as exc:
+        if "attempts" not in exc.details:
+            raise
+        # A tiny model may not manage it: every attempt is kept for inspection.
+        print(f"[no valid TripPlan after {len(exc.details['attempts'])} attempts: {exc}]")
+        return
     print("trip plan:", json.dumps(plan.model_dump(), indent=2))
+
+    print("streamed:")
+    stream = agent.chat_stream_structured(
+        question, response_format=TripPlan, add_to_history=False, max_output_retries=2
+    )
+    try:
+        async with stream:
+            async for partial in stream:
+                if stream.restarted:
+                    print("  [the answer did not validate: asking again]")
+                stops = [stop.city for stop in partial.stops or () if stop is not None]
+                print(f"  {'final' if stream.done else 'so far'}: {partial.title!r} {stops}")
+    except APIResponseError as exc:
+        if "attempts" not in exc.details:
+            raise
+        print(f"  [no valid TripPlan streamed: {exc}]")
 
 
 if __name__ == "__main__":
