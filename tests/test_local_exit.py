@@ -187,8 +187,8 @@ def test_the_error_is_exported_and_never_retryable() -> None:
     assert issubclass(LocalServerExitedError, ChatAPIException)
     from openai_chatapi.transport import Transport
 
-    assert not Transport.is_retryable(LocalServerExitedError("gone", {}))
-    assert Transport.is_retryable(APIConnectionError("refused", {}))
+    assert not RetryPolicy.retryable_error(LocalServerExitedError("gone", {}))
+    assert RetryPolicy.retryable_error(APIConnectionError("refused", {}))
 
 
 def test_cli_prints_the_crash_as_its_one_line(
