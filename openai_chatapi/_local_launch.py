@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             _log(f"extra buffer types off ({why}); llama_cpp is not importable here")
         else:
             wrapped = disable_extra_buffer_types(native)
+            # The package re-exports them (`from .llama_cpp import *`): wrap those names too.
+            disable_extra_buffer_types(sys.modules["llama_cpp"])
             _log(f"extra buffer types off ({why}): use_extra_bufts=False via {', '.join(wrapped)}")
     sys.argv = [sys.argv[0], *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

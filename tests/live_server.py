@@ -69,7 +69,7 @@ def _fail_unless_it_answers(server: LocalModelServer) -> None:
         while server.returncode is None and time.monotonic() < deadline:
             time.sleep(0.05)  # a crash: let the child be reaped, to report how it died
         status = server.returncode
-        tail = server.log_tail(30)
+        tail = server.log_tail(60)
         log_path = server.log_path
         server.stop_sync()
         pytest.fail(

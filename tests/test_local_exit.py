@@ -212,3 +212,19 @@ def test_cli_prints_the_crash_as_its_one_line(
     assert "SIGSEGV" in error and "log: " in error
     log_path = error.rsplit("log: ", 1)[1].rstrip(")")
     assert "standin: crashing now" in Path(log_path).read_text()
+
+
+def test_live_fixture_fails_loudly_when_the_model_cannot_answer(
+    model_file: Path, chat_count: Path
+) -> None:
+    from . import live_server
+
+    server = standin(model_file, "segv-on-chat", chat_count)
+    server.start_sync()
+    with pytest.raises(pytest.fail.Exception) as info:
+        live_server._fail_unless_it_answers(server)
+    message = str(info.value)
+    assert "the local model cannot answer" in message
+    assert f"return code {-signal.SIGSEGV}" in message
+    assert "Segmentation fault" in message  # the log tail
+    assert_stopped(server)
