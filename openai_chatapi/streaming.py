@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _generated as gen
-from .errors import APIConnectionError, APIResponseError, error_from_payload
+from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
 from .parsing import validation_error
 from .sse import DONE, ServerSentEvent, SSEDecoder
 
@@ -210,6 +210,13 @@ class StreamAccumulator:
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
+
+    def complete(self, choices: int, usage: bool) -> bool:
+        """Whether the reply is whole: ``choices`` choices have a finish reason and, when
+        ``usage`` was asked for, the usage arrived (what follows is only ``[DONE]``)."""
+        if self.finish_reason is None or (usage and self.usage is None):
+            return False
+        return sum(1 for parts in self._choices.values() if parts.finish_reason) >= choices
 
     @property
     def has_choices(self) -> bool:
@@ -439,13 +446,17 @@ async def read_stream(
     *,
     strict: bool,
     content_type: str | None = None,
+    choices: int = 1,
+    usage: bool = False,
 ) -> AsyncGenerator[list[StreamEvent], None]:
     """Yield batches of typed events from an SSE body until ``[DONE]`` or its end.
 
     ``body`` is the response body as it arrives (the transport maps network failures to
-    ``APIConnectionError``). One batch per network read keeps the per-event cost low on fast
-    streams. A body that ends without ``[DONE]`` and without a finish reason is truncated:
-    it raises ``APIResponseError``.
+    ``APIConnectionError``). The reply ends at ``[DONE]``, or as soon as it is whole
+    (``choices`` finish reasons, and the usage when ``usage`` was asked for), or when the
+    body ends or goes silent after a finish reason. One batch per network read keeps the
+    per-event cost low on fast streams. A body that ends without ``[DONE]`` and without a
+    finish reason is truncated: it raises ``APIResponseError``.
     """
     decoder = SSEDecoder()
     done = False
@@ -467,6 +478,11 @@ async def read_stream(
                 raise error
             if done:
                 break
+            if accumulator.finish_reason is not None and accumulator.complete(choices, usage):
+                # The reply is whole: the caller need not wait for [DONE] (the transport
+                # reads the rest of the body in the background, for connection reuse).
+                done = True
+                break
         if not done:
             batch, done, error = _events_for(accumulator, decoder.flush(), strict)
             if batch:
@@ -474,8 +490,11 @@ async def read_stream(
             if error is not None:
                 raise error
     except APIConnectionError as exc:
-        exc.details["chunks"] = accumulator.chunks
-        raise
+        if not (isinstance(exc, APITimeoutError) and accumulator.finished):
+            exc.details["chunks"] = accumulator.chunks
+            raise
+        # The finish reason arrived, then nothing more: the reply is there, [DONE] is not.
+        done = True
     if head is not None and accumulator.chunks == 0 and head.lstrip()[:1] == b"{":
         yield _json_answer(bytes(head), accumulator, strict=strict)
         return

@@ -89,6 +89,7 @@ class Transport:
             log=runtime.enable_logging,
         )
         self._client: httpx.AsyncClient | None = None
+        self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
         key = model_config.api_key
         self._secrets: tuple[str, ...] = (
@@ -142,6 +143,9 @@ class Transport:
         )
 
     async def aclose(self) -> None:
+        for task in list(self._drains):
+            task.cancel()
+        await self.settled()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -311,21 +315,33 @@ class Transport:
         The response is closed when the block exits. Failures before the response headers
         are retried; nothing is retried afterwards. Network failures while reading raise
         ``APIConnectionError`` / ``APITimeoutError``. When the block exits normally, what the
-        reader left unread (the end of the body after ``[DONE]``) is read briefly, so that the
-        connection goes back to the pool instead of being closed.
+        reader left unread (the end of the body after ``[DONE]``) is read briefly by a
+        background task, so that the connection goes back to the pool instead of being
+        closed; the block itself exits at once.
         """
         response = await self._send("POST", path, body, True, retries)
         chunks = _body_chunks(response)
+        handed_off = False
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
             yield StreamBody(chunks, response.headers.get("content-type", "none"))
             if not response.is_closed:
-                await _drain(chunks)
+                # Never delays the caller: the reply is complete, the rest is for reuse.
+                task = asyncio.get_running_loop().create_task(_drain_and_close(chunks, response))
+                self._drains.add(task)
+                task.add_done_callback(self._drains.discard)
+                handed_off = True
         finally:
-            # Closed here, not by the garbage collector (which would leave a pending task).
-            await chunks.aclose()
-            await response.aclose()
+            if not handed_off:
+                # Closed here, not by the garbage collector (which would leave a pending task).
+                await chunks.aclose()
+                await response.aclose()
+
+    async def settled(self) -> None:
+        """Wait until every stream end drained in the background is read or closed."""
+        while self._drains:
+            await asyncio.wait(set(self._drains))
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
@@ -408,6 +424,15 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
 
     with suppress(asyncio.TimeoutError, ChatAPIException):
         await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+
+
+async def _drain_and_close(chunks: AsyncGenerator[bytes, None], response: httpx.Response) -> None:
+    try:
+        if not response.is_closed:
+            await _drain(chunks)
+    finally:
+        await chunks.aclose()
+        await response.aclose()
 
 
 async def _read_or_close(response: httpx.Response) -> None:

@@ -33,6 +33,7 @@ from openai_chatapi import (
 )
 
 from .fault_server import (
+    SAFETY,
     Connection,
     FaultServer,
     Request,
@@ -45,6 +46,8 @@ from .fault_server import (
     make_agent,
     reset_mid_body,
     running_server,
+    stall_after_done,
+    text_events,
 )
 
 
@@ -356,3 +359,64 @@ def test_a_bad_base_url_with_credentials_does_not_show_them() -> None:
     with pytest.raises(ConfigurationError) as caught:
         ModelConfig(api_base_url=url)
     assert "hunter2-secret" not in everything_about(caught.value)
+
+
+# --------------------------------------------------------------------------- 10: stream end
+
+
+async def test_the_caller_never_waits_for_the_end_of_the_body(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[DONE], then the server holds the body open: the caller's loop still ends at once (the
+    reading for connection reuse happens in the background, bounded)."""
+    from openai_chatapi import transport
+
+    monkeypatch.setattr(transport, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
+    fault_server.script(stall_after_done)
+    async with make_agent(fault_server, timeout=SAFETY * 2) as agent:
+        before = agent.history
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+    # leaving the agent ended the background read and closed the connection
+    await fault_server.wait_open_at_most(0)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+async def test_a_whole_reply_without_done_completes_normally(
+    fault_server: FaultServer, include_usage: bool
+) -> None:
+    """Finish reason (and usage, when asked for) arrive, then silence: no [DONE] needed."""
+
+    async def no_done(conn: Connection, request: Request) -> bool:
+        events = text_events()
+        if not include_usage:
+            events = events[:-1]  # no usage chunk
+        await conn.sse(events, end=False)
+        await conn.stall()
+        return False
+
+    fault_server.script(no_done)
+    async with make_agent(
+        fault_server, timeout=SAFETY * 2, stream_include_usage=include_usage
+    ) as agent:
+        before = agent.history
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+        if include_usage:
+            assert agent.get_stats()["completion_tokens"] == 2
+        await assert_released(agent, fault_server)
+
+
+async def test_a_finish_reason_then_a_stall_is_not_thrown_away(fault_server: FaultServer) -> None:
+    """Usage was asked for but never comes; the stream goes silent after the finish reason:
+    the reply completes when the silence times out instead of failing."""
+
+    async def finish_then_stall(conn: Connection, request: Request) -> bool:
+        await conn.sse(text_events()[:-1], end=False)  # finish reason, no usage, no [DONE]
+        await conn.stall()
+        return False
+
+    fault_server.script(finish_then_stall)
+    async with make_agent(fault_server, timeout=0.3) as agent:
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        await assert_released(agent, fault_server)
