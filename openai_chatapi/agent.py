@@ -748,6 +748,8 @@ class ChatAgent:
                             content_type=chunks.content_type,
                             choices=choices,
                             usage=runtime.stream_include_usage,
+                            timeout=float(runtime.timeout),
+                            sent_at=chunks.sent_at,
                         )
                     ) as batches,
                 ):

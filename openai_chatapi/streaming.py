@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
 from json import loads as _loads
+from time import monotonic
 from typing import Any
 
 from pydantic import ValidationError
@@ -212,9 +213,10 @@ class StreamAccumulator:
         return self.finish_reason is not None
 
     def complete(self, choices: int, usage: bool) -> bool:
-        """Whether the reply is whole: ``choices`` choices have a finish reason and, when
-        ``usage`` was asked for, the usage arrived (what follows is only ``[DONE]``)."""
-        if self.finish_reason is None or (usage and self.usage is None):
+        """Whether the reply is whole: ``choices`` choices have a finish reason and the
+        usage that was asked for arrived (what follows is only ``[DONE]``). Without usage
+        asked for it is never sure: servers may send usage after the finish reason anyway."""
+        if self.finish_reason is None or not usage or self.usage is None:
             return False
         return sum(1 for parts in self._choices.values() if parts.finish_reason) >= choices
 
@@ -430,6 +432,22 @@ def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) ->
     return accumulator.add(gen.ChatCompletionChunk.model_validate(chunk))
 
 
+def _phase(accumulator: StreamAccumulator) -> str:
+    return "between_events" if accumulator.chunks else "waiting_for_first_event"
+
+
+def _silence_timeout(timeout: float, accumulator: StreamAccumulator) -> APITimeoutError:
+    phase = _phase(accumulator)
+    if accumulator.chunks:
+        what = f"no event for more than timeout={timeout:g}s (between events)"
+    else:
+        what = f"no event within timeout={timeout:g}s of the request (waiting for the first event)"
+    return APITimeoutError(
+        f"stream timed out: {what}; data trickled in without forming an event",
+        {"phase": phase, "timeout": timeout, "chunks": accumulator.chunks},
+    )
+
+
 def _not_an_event_stream(content_type: str | None, head: bytes) -> APIResponseError:
     """A 200 that is an HTML page, plain text or empty: usually a wrong ``api_base_url``."""
     text = " ".join(head[:2000].decode("utf-8", "replace").split())
@@ -448,13 +466,15 @@ async def read_stream(
     content_type: str | None = None,
     choices: int = 1,
     usage: bool = False,
+    timeout: float | None = None,
+    sent_at: float | None = None,
 ) -> AsyncGenerator[list[StreamEvent], None]:
     """Yield batches of typed events from an SSE body until ``[DONE]`` or its end.
 
     ``body`` is the response body as it arrives (the transport maps network failures to
     ``APIConnectionError``). The reply ends at ``[DONE]``, or as soon as it is whole
-    (``choices`` finish reasons, and the usage when ``usage`` was asked for), or when the
-    body ends or goes silent after a finish reason. One batch per network read keeps the
+    (``choices`` finish reasons and, ``usage`` having been asked for, the usage), or when
+    the body ends or goes silent after a finish reason. One batch per network read keeps the
     per-event cost low on fast streams. A body that ends without ``[DONE]`` and without a
     finish reason is truncated: it raises ``APIResponseError``.
     """
@@ -463,11 +483,26 @@ async def read_stream(
     # Kept only until the first event: a server that answers a stream request with a JSON
     # document (an error, or a whole completion) sends no events at all.
     head: bytearray | None = bytearray()
+    # ``timeout`` bounds the wait for the first event (from ``sent_at``) and every silence
+    # between events; comments (keep-alive pings) count as signs of life. A connection that
+    # goes fully silent hits the read timeout; this catches bytes trickling in.
+    deadline = None if timeout is None else (sent_at or monotonic()) + timeout
+    comments = 0
     try:
         async for raw in body:
             if head is not None and len(head) < _JSON_ANSWER_LIMIT:
                 head += raw
             events = decoder.feed(raw)
+            if deadline is not None:
+                now = monotonic()
+                if events or decoder.comments != comments:
+                    comments = decoder.comments
+                    deadline = now + timeout  # type: ignore[operator]
+                elif now > deadline:
+                    if accumulator.finished:
+                        done = True  # the reply is there; only [DONE] is missing
+                        break
+                    raise _silence_timeout(timeout, accumulator)  # type: ignore[arg-type]
             if not events:
                 continue
             head = None
@@ -492,6 +527,11 @@ async def read_stream(
     except APIConnectionError as exc:
         if not (isinstance(exc, APITimeoutError) and accumulator.finished):
             exc.details["chunks"] = accumulator.chunks
+            if isinstance(exc, APITimeoutError) and "phase" not in exc.details:
+                phase = _phase(accumulator)
+                exc.details["phase"] = phase
+                exc.message = f"{exc.message} ({phase.replace('_', ' ')})"
+                exc.args = (exc.message,)
             raise
         # The finish reason arrived, then nothing more: the reply is there, [DONE] is not.
         done = True
