@@ -663,7 +663,7 @@ class ChatAgent:
                 )
             completion: gen.ChatCompletion | None = None
             if call.stream:
-                async with aclosing(self._stream_once(body)) as batches:
+                async with aclosing(self._stream_once(body, call.config.n)) as batches:
                     async for batch in batches:
                         last = batch[-1]
                         if type(last) is FinishEvent:
@@ -757,7 +757,9 @@ class ChatAgent:
         self._stats.record_success(time.perf_counter() - started, completion.usage)
         return completion
 
-    async def _stream_once(self, body: Body) -> AsyncGenerator[list[StreamEvent], None]:
+    async def _stream_once(
+        self, body: Body, choices: int = 1
+    ) -> AsyncGenerator[list[StreamEvent], None]:
         """One streamed model turn in batches; failures before the first event are retried."""
         runtime = self.runtime_config
         retries = self._transport.retries()  # one budget for every retry of this model call
@@ -775,6 +777,10 @@ class ChatAgent:
                             accumulator,
                             strict=runtime.strict_parsing,
                             content_type=chunks.content_type,
+                            choices=choices,
+                            usage=runtime.stream_include_usage,
+                            timeout=float(runtime.timeout),
+                            sent_at=chunks.sent_at,
                         )
                     ) as batches,
                 ):

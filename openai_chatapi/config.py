@@ -216,7 +216,12 @@ OutputMode = Literal["auto", "native", "json", "tool"]
 
 @dataclass
 class RuntimeConfig:
-    """How the client behaves: logging, HTTP, retries, streaming, parsing, tools and media."""
+    """How the client behaves: logging, HTTP, retries, streaming, parsing, tools and media.
+
+    ``timeout`` (seconds) bounds each attempt of a non-streamed call as a whole, and for a
+    stream the wait for the first event and every silence between events (keep-alive
+    comments count as signs of life); ``APITimeoutError.details["phase"]`` names which.
+    """
 
     # logging
     enable_logging: bool = True

@@ -63,6 +63,7 @@ class SSEDecoder:
         "_pending",
         "_skip_lf",
         "_started",
+        "comments",
         "last_event_id",
         "retry",
     )
@@ -77,6 +78,7 @@ class SSEDecoder:
         self._event_retry: int | None = None
         self.last_event_id: str | None = None
         self.retry: int | None = None
+        self.comments = 0  # comment lines seen (servers send ": ping" to keep a stream alive)
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode one network chunk; return the events it completed (often none or one)."""
@@ -126,6 +128,8 @@ class SSEDecoder:
                     data.append(line[6:] if line.startswith(" ", 5) else line[5:])
                 elif line[0] != ":":  # lines starting with a colon are comments
                     self._field(line)
+                else:
+                    self.comments += 1  # keep-alive pings: signs of life for timeouts
             elif data:
                 event = _new_event(ServerSentEvent)
                 _set_event(event, self._event or "message")

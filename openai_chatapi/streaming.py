@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
 from json import loads as _loads
+from time import monotonic
 from typing import Any
 
 from pydantic import ValidationError
 
 from . import _generated as gen
-from .errors import APIConnectionError, APIResponseError, error_from_payload
+from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
 from .parsing import validation_error
 from .sse import DONE, ServerSentEvent, SSEDecoder
 
@@ -210,6 +211,14 @@ class StreamAccumulator:
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
+
+    def complete(self, choices: int, usage: bool) -> bool:
+        """Whether the reply is whole: ``choices`` choices have a finish reason and the
+        usage that was asked for arrived (what follows is only ``[DONE]``). Without usage
+        asked for it is never sure: servers may send usage after the finish reason anyway."""
+        if self.finish_reason is None or not usage or self.usage is None:
+            return False
+        return sum(1 for parts in self._choices.values() if parts.finish_reason) >= choices
 
     @property
     def has_choices(self) -> bool:
@@ -423,6 +432,22 @@ def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) ->
     return accumulator.add(gen.ChatCompletionChunk.model_validate(chunk))
 
 
+def _phase(accumulator: StreamAccumulator) -> str:
+    return "between_events" if accumulator.chunks else "waiting_for_first_event"
+
+
+def _silence_timeout(timeout: float, accumulator: StreamAccumulator) -> APITimeoutError:
+    phase = _phase(accumulator)
+    if accumulator.chunks:
+        what = f"no event for more than timeout={timeout:g}s (between events)"
+    else:
+        what = f"no event within timeout={timeout:g}s of the request (waiting for the first event)"
+    return APITimeoutError(
+        f"stream timed out: {what}; data trickled in without forming an event",
+        {"phase": phase, "timeout": timeout, "chunks": accumulator.chunks},
+    )
+
+
 def _not_an_event_stream(content_type: str | None, head: bytes) -> APIResponseError:
     """A 200 that is an HTML page, plain text or empty: usually a wrong ``api_base_url``."""
     text = " ".join(head[:2000].decode("utf-8", "replace").split())
@@ -439,24 +464,45 @@ async def read_stream(
     *,
     strict: bool,
     content_type: str | None = None,
+    choices: int = 1,
+    usage: bool = False,
+    timeout: float | None = None,
+    sent_at: float | None = None,
 ) -> AsyncGenerator[list[StreamEvent], None]:
     """Yield batches of typed events from an SSE body until ``[DONE]`` or its end.
 
     ``body`` is the response body as it arrives (the transport maps network failures to
-    ``APIConnectionError``). One batch per network read keeps the per-event cost low on fast
-    streams. A body that ends without ``[DONE]`` and without a finish reason is truncated:
-    it raises ``APIResponseError``.
+    ``APIConnectionError``). The reply ends at ``[DONE]``, or as soon as it is whole
+    (``choices`` finish reasons and, ``usage`` having been asked for, the usage), or when
+    the body ends or goes silent after a finish reason. One batch per network read keeps the
+    per-event cost low on fast streams. A body that ends without ``[DONE]`` and without a
+    finish reason is truncated: it raises ``APIResponseError``.
     """
     decoder = SSEDecoder()
     done = False
     # Kept only until the first event: a server that answers a stream request with a JSON
     # document (an error, or a whole completion) sends no events at all.
     head: bytearray | None = bytearray()
+    # ``timeout`` bounds the wait for the first event (from ``sent_at``) and every silence
+    # between events; comments (keep-alive pings) count as signs of life. A connection that
+    # goes fully silent hits the read timeout; this catches bytes trickling in.
+    deadline = None if timeout is None else (sent_at or monotonic()) + timeout
+    comments = 0
     try:
         async for raw in body:
             if head is not None and len(head) < _JSON_ANSWER_LIMIT:
                 head += raw
             events = decoder.feed(raw)
+            if deadline is not None:
+                now = monotonic()
+                if events or decoder.comments != comments:
+                    comments = decoder.comments
+                    deadline = now + timeout  # type: ignore[operator]
+                elif now > deadline:
+                    if accumulator.finished:
+                        done = True  # the reply is there; only [DONE] is missing
+                        break
+                    raise _silence_timeout(timeout, accumulator)  # type: ignore[arg-type]
             if not events:
                 continue
             head = None
@@ -467,6 +513,11 @@ async def read_stream(
                 raise error
             if done:
                 break
+            if accumulator.finish_reason is not None and accumulator.complete(choices, usage):
+                # The reply is whole: the caller need not wait for [DONE] (the transport
+                # reads the rest of the body in the background, for connection reuse).
+                done = True
+                break
         if not done:
             batch, done, error = _events_for(accumulator, decoder.flush(), strict)
             if batch:
@@ -474,8 +525,16 @@ async def read_stream(
             if error is not None:
                 raise error
     except APIConnectionError as exc:
-        exc.details["chunks"] = accumulator.chunks
-        raise
+        if not (isinstance(exc, APITimeoutError) and accumulator.finished):
+            exc.details["chunks"] = accumulator.chunks
+            if isinstance(exc, APITimeoutError) and "phase" not in exc.details:
+                phase = _phase(accumulator)
+                exc.details["phase"] = phase
+                exc.message = f"{exc.message} ({phase.replace('_', ' ')})"
+                exc.args = (exc.message,)
+            raise
+        # The finish reason arrived, then nothing more: the reply is there, [DONE] is not.
+        done = True
     if head is not None and accumulator.chunks == 0 and head.lstrip()[:1] == b"{":
         yield _json_answer(bytes(head), accumulator, strict=strict)
         return

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager, suppress
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import httpx
 
@@ -53,6 +54,7 @@ class SentBody(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
+T = TypeVar("T")
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -61,7 +63,15 @@ def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionErr
     kind = type(exc).__name__
     url = redact_url(url)
     details = {"method": method, "url": url, "error": kind}
+    if isinstance(exc, _AttemptTimeout):
+        details["phase"] = "attempt"
+        return APITimeoutError(
+            f"request timed out: no complete response within timeout={exc.seconds:g}s "
+            f"(the whole attempt is bounded): {method} {url}",
+            details,
+        )
     if isinstance(exc, httpx.TimeoutException):
+        details["phase"] = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
         return APITimeoutError(f"request timed out ({kind}): {method} {url}", details)
     return APIConnectionError(f"connection failed ({kind}: {exc}): {method} {url}", details)
 
@@ -90,6 +100,7 @@ class Transport:
             log=runtime.enable_logging,
         )
         self._client: httpx.AsyncClient | None = None
+        self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
         key = model_config.api_key
         self._secrets: tuple[str, ...] = (
@@ -103,6 +114,7 @@ class Transport:
             runtime.log_http_responses or runtime.enable_debug
         )
         self._max_error_length = runtime.max_error_length if runtime.truncate_long_errors else None
+        self._timeout = float(runtime.timeout)
 
     @property
     def base_url(self) -> str:
@@ -145,6 +157,9 @@ class Transport:
         )
 
     async def aclose(self) -> None:
+        for task in list(self._drains):
+            task.cancel()
+        await self.settled()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -261,14 +276,12 @@ class Transport:
             request.extensions["trace"] = tracer
             self._log_request(request, body, attempt)
             attempt += 1
-            response: httpx.Response | None = None
             try:
-                response = await client.send(request, stream=True)
-                if not stream and response.status_code < 300:
-                    # A connection lost mid-body is retried like one lost before the headers.
-                    await _read_or_close(response)
+                # ``timeout`` bounds the attempt as a whole (a stream: until its headers), not
+                # only each read: a server trickling bytes cannot hold a call open.
+                response = await _within(self._timeout, _exchange(client, request, stream))
             except RETRYABLE_EXCEPTIONS as exc:
-                if response is None and retries.free_resend(exc, reused=tracer.reused):
+                if not tracer.answered and retries.free_resend(exc, reused=tracer.reused):
                     # The keep-alive race: a pooled connection the server had closed answered
                     # nothing. The request was not answered; send it again at once.
                     continue
@@ -314,35 +327,89 @@ class Transport:
         The response is closed when the block exits. Failures before the response headers
         are retried; nothing is retried afterwards. Network failures while reading raise
         ``APIConnectionError`` / ``APITimeoutError``. When the block exits normally, what the
-        reader left unread (the end of the body after ``[DONE]``) is read briefly, so that the
-        connection goes back to the pool instead of being closed.
+        reader left unread (the end of the body after ``[DONE]``) is read briefly by a
+        background task, so that the connection goes back to the pool instead of being
+        closed; the block itself exits at once.
         """
         response = await self._send("POST", path, body, True, retries)
         chunks = _body_chunks(response)
+        handed_off = False
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
-            yield StreamBody(chunks, response.headers.get("content-type", "none"))
+            content_type = response.headers.get("content-type", "none")
+            tracer = response.request.extensions.get("trace")
+            sent_at = tracer.sent_at if isinstance(tracer, _ConnectionTracer) else time.monotonic()
+            yield StreamBody(chunks, content_type, sent_at)
             if not response.is_closed:
-                await _drain(chunks)
+                # Never delays the caller: the reply is complete, the rest is for reuse.
+                task = asyncio.get_running_loop().create_task(_drain_and_close(chunks, response))
+                self._drains.add(task)
+                task.add_done_callback(self._drains.discard)
+                handed_off = True
         finally:
-            # Closed here, not by the garbage collector (which would leave a pending task).
-            await chunks.aclose()
-            await response.aclose()
+            if not handed_off:
+                # Closed here, not by the garbage collector (which would leave a pending task).
+                await chunks.aclose()
+                await response.aclose()
+
+    async def settled(self) -> None:
+        """Wait until every stream end drained in the background is read or closed."""
+        while self._drains:
+            await asyncio.wait(set(self._drains))
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
         return redact_text(text, self._secrets)
 
 
+class _AttemptTimeout(httpx.TimeoutException):
+    """One attempt took longer than ``timeout`` as a whole (retried like any timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete response within {seconds:g}s")
+        self.seconds = seconds
+
+
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, stream: bool
+) -> httpx.Response:
+    """Send ``request``; unless streaming, read the whole body of a success."""
+    response = await client.send(request, stream=True)
+    if not stream and response.status_code < 300:
+        # A connection lost mid-body is retried like one lost before the headers.
+        await _read_or_close(response)
+    return response
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(seconds: float, work: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(seconds):
+                return await work
+        except TimeoutError:
+            raise _AttemptTimeout(seconds) from None
+
+else:  # pragma: no cover
+
+    async def _within(seconds: float, work: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(work, seconds)
+        except asyncio.TimeoutError:
+            raise _AttemptTimeout(seconds) from None
+
+
 class StreamBody:
-    """The body of an open streaming response, as it arrives, and its content type."""
+    """The body of an open streaming response, as it arrives, its content type and when
+    its attempt was sent (the stream's first-event deadline counts from there)."""
 
-    __slots__ = ("_chunks", "content_type")
+    __slots__ = ("_chunks", "content_type", "sent_at")
 
-    def __init__(self, chunks: AsyncIterator[bytes], content_type: str) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], content_type: str, sent_at: float) -> None:
         self._chunks = chunks
         self.content_type = content_type
+        self.sent_at = sent_at
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks
@@ -356,17 +423,21 @@ class _ConnectionTracer:
     nothing (a mock) counts as a new connection.
     """
 
-    __slots__ = ("connected", "sent")
+    __slots__ = ("answered", "connected", "sent", "sent_at")
 
     def __init__(self) -> None:
+        self.sent_at = time.monotonic()  # when this attempt started
         self.connected = False
         self.sent = False
+        self.answered = False  # the response headers arrived
 
     async def __call__(self, name: str, info: dict[str, object]) -> None:
         if name.startswith("connection.connect_"):
             self.connected = True
         elif name.startswith(("http11.", "http2.")):
             self.sent = True
+            if name.endswith("receive_response_headers.complete"):
+                self.answered = True
 
     @property
     def reused(self) -> bool:
@@ -411,6 +482,15 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
 
     with suppress(asyncio.TimeoutError, ChatAPIException):
         await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+
+
+async def _drain_and_close(chunks: AsyncGenerator[bytes, None], response: httpx.Response) -> None:
+    try:
+        if not response.is_closed:
+            await _drain(chunks)
+    finally:
+        await chunks.aclose()
+        await response.aclose()
 
 
 async def _read_or_close(response: httpx.Response) -> None:

@@ -621,7 +621,9 @@ def pool_states(agent: ChatAgent) -> list[str]:
 
 async def assert_released(agent: ChatAgent, server: FaultServer) -> None:
     """No request holds a connection, and every socket the server still has open is one the
-    client keeps idle in its pool (the rest were closed, not leaked)."""
+    client keeps idle in its pool (the rest were closed, not leaked). Stream ends still being
+    read in the background (for connection reuse) are waited for first."""
+    await asyncio.wait_for(agent._transport.settled(), SAFETY)
     pool = pool_of(agent)
     assert not pool._requests, f"requests still hold or wait for connections: {pool._requests}"
     connections = pool.connections

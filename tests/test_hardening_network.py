@@ -7,6 +7,7 @@ lists the cases.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from openai_chatapi import (
     APIConnectionError,
     APIResponseError,
     APIStatusError,
+    APITimeoutError,
     ChatAgent,
     ChatAPIException,
     ConfigurationError,
@@ -33,6 +35,8 @@ from openai_chatapi import (
 )
 
 from .fault_server import (
+    DONE,
+    SAFETY,
     Connection,
     FaultServer,
     Request,
@@ -45,6 +49,8 @@ from .fault_server import (
     make_agent,
     reset_mid_body,
     running_server,
+    stall_after_done,
+    text_events,
 )
 
 
@@ -356,3 +362,141 @@ def test_a_bad_base_url_with_credentials_does_not_show_them() -> None:
     with pytest.raises(ConfigurationError) as caught:
         ModelConfig(api_base_url=url)
     assert "hunter2-secret" not in everything_about(caught.value)
+
+
+# --------------------------------------------------------------------------- 10: stream end
+
+
+async def test_the_caller_never_waits_for_the_end_of_the_body(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[DONE], then the server holds the body open: the caller's loop still ends at once (the
+    reading for connection reuse happens in the background, bounded)."""
+    from openai_chatapi import transport
+
+    monkeypatch.setattr(transport, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
+    fault_server.script(stall_after_done)
+    async with make_agent(fault_server, timeout=SAFETY * 2) as agent:
+        before = agent.history
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+    # leaving the agent ended the background read and closed the connection
+    await fault_server.wait_open_at_most(0)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+async def test_a_whole_reply_without_done_completes_normally(
+    fault_server: FaultServer, include_usage: bool
+) -> None:
+    """Finish reason (and usage, when asked for) arrive, then silence: no [DONE] needed."""
+
+    async def no_done(conn: Connection, request: Request) -> bool:
+        events = text_events()
+        if not include_usage:
+            events = events[:-1]  # no usage chunk
+        await conn.sse(events, end=False)
+        await conn.stall()
+        return False
+
+    fault_server.script(no_done)
+    # With usage asked for, the usage chunk makes the reply whole at once; without, a server
+    # may still send usage after the finish reason, so the reply ends when silence times out.
+    timeout = SAFETY * 2 if include_usage else 0.3
+    async with make_agent(
+        fault_server, timeout=timeout, stream_include_usage=include_usage
+    ) as agent:
+        before = agent.history
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+        if include_usage:
+            assert agent.get_stats()["completion_tokens"] == 2
+        await assert_released(agent, fault_server)
+
+
+async def test_a_finish_reason_then_a_stall_is_not_thrown_away(fault_server: FaultServer) -> None:
+    """Usage was asked for but never comes; the stream goes silent after the finish reason:
+    the reply completes when the silence times out instead of failing."""
+
+    async def finish_then_stall(conn: Connection, request: Request) -> bool:
+        await conn.sse(text_events()[:-1], end=False)  # finish reason, no usage, no [DONE]
+        await conn.stall()
+        return False
+
+    fault_server.script(finish_then_stall)
+    async with make_agent(fault_server, timeout=0.3) as agent:
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+        await assert_released(agent, fault_server)
+
+
+# --------------------------------------------------------------------------- 9: timeouts
+
+
+def trickle(prefix: list[bytes], *, stream: bool) -> Any:
+    """Headers (and ``prefix`` events), then one byte every 0.1 s that never completes an
+    answer: each read is quick, so only a bound on the whole wait can end it."""
+
+    async def run(conn: Connection, request: Request) -> bool:
+        if stream:
+            await conn.sse(prefix, end=False)
+        else:
+            await conn.head(200, length=100_000)
+        for _ in range(2000):
+            await asyncio.sleep(0.1)
+            if stream:
+                await conn.chunk(b"d")
+            else:
+                await conn.write(b" ")
+        return False
+
+    return run
+
+
+async def test_timeout_bounds_a_non_streamed_attempt_as_a_whole(fault_server: FaultServer) -> None:
+    fault_server.script(trickle([], stream=False))
+    async with make_agent(fault_server, timeout=0.5) as agent:
+        before = agent.history
+        with pytest.raises(APITimeoutError) as caught:
+            await call(agent, fault_server, "chat")
+        assert "whole attempt" in caught.value.message
+        assert caught.value.details["phase"] == "attempt"
+        assert agent.history == before
+        await assert_released(agent, fault_server)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "phase", "words"),
+    [
+        ([], "waiting_for_first_event", "first event"),
+        (text_events(finish=False), "between_events", "between events"),
+    ],
+)
+async def test_timeout_bounds_the_wait_for_each_stream_event(
+    fault_server: FaultServer, prefix: list[bytes], phase: str, words: str
+) -> None:
+    fault_server.script(trickle(prefix, stream=True))
+    async with make_agent(fault_server, timeout=0.5) as agent:
+        before = agent.history
+        pieces: list[str] = []
+        with pytest.raises(APITimeoutError) as caught:
+            await call(agent, fault_server, "stream", pieces)
+        assert words in caught.value.message
+        assert caught.value.details["phase"] == phase
+        assert bool(pieces) == bool(prefix)
+        assert agent.history == before
+        await assert_released(agent, fault_server)
+
+
+async def test_keep_alive_comments_count_as_signs_of_life(fault_server: FaultServer) -> None:
+    async def pings_then_reply(conn: Connection, request: Request) -> bool:
+        await conn.head(200, content_type="text/event-stream")
+        for _ in range(8):  # 8 × 0.1 s of pings, longer than the 0.5 s timeout
+            await conn.chunk(b": ping\n\n")
+            await asyncio.sleep(0.1)
+        for item in [*text_events(), DONE]:
+            await conn.chunk(item)
+        await conn.end_chunks()
+        return True
+
+    fault_server.script(pings_then_reply)
+    async with make_agent(fault_server, timeout=0.5) as agent:
+        assert await call(agent, fault_server, "stream") == healthy_reply("stream")

@@ -52,8 +52,14 @@ def broken_stream(server: FakeServer, events: list[dict[str, Any] | str], error:
     server.add(Reply(stream_parts=[*parts, error], content_type="text/event-stream"))
 
 
-def assert_all_closed(server: FakeServer) -> None:
+async def assert_all_closed(server: FakeServer) -> None:
+    """Every response was closed (stream ends are read for reuse by a background task: let
+    it run, within a bounded number of event-loop turns)."""
     assert server.opened_streams > 0
+    for _ in range(1000):
+        if server.closed_streams == server.opened_streams:
+            break
+        await asyncio.sleep(0)
     assert server.closed_streams == server.opened_streams
 
 
@@ -98,7 +104,7 @@ async def test_chat_stream_yields_the_pieces_and_commits_the_turn(
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert server.requests[-1].headers["accept"] == "text/event-stream"
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 async def test_include_usage_can_be_turned_off(
@@ -192,7 +198,7 @@ async def test_truncated_stream_is_an_error(agent: ChatAgent, server: FakeServer
     assert received == PIECES[:2]
     assert info.value.details["truncated"] is True
     assert agent.history == ()
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 # --------------------------------------------------------------------------- errors in the stream
@@ -227,7 +233,7 @@ async def test_error_event_mid_stream_raises_after_the_text_so_far(
     assert type(info.value) is expected
     assert received == PIECES[:2]
     assert agent.history == ()
-    assert_all_closed(server)
+    await assert_all_closed(server)
     assert agent.get_stats()["failures"] == 1
 
 
@@ -264,7 +270,7 @@ async def _assert_usable(agent: ChatAgent, server: FakeServer, before: tuple[Any
     assert await collect(agent, "next") == ["again"]
     assert agent.history[: len(before)] == before
     assert [m.text for m in agent.history[len(before) :]] == ["next", "again"]
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 async def test_break_leaves_history_unchanged_and_closes_the_response(
@@ -278,7 +284,7 @@ async def test_break_leaves_history_unchanged_and_closes_the_response(
     for _ in range(3):  # the event loop finalises the abandoned generator
         await asyncio.sleep(0)
     assert agent.history == before
-    assert_all_closed(server)
+    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -291,7 +297,7 @@ async def test_break_out_of_the_event_stream(agent: ChatAgent, server: FakeServe
     for _ in range(3):
         await asyncio.sleep(0)
     assert agent.history == before
-    assert_all_closed(server)
+    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -305,7 +311,7 @@ async def test_aclose_leaves_history_unchanged_and_closes_the_response(
     assert await stream.__anext__() == PIECES[1]
     await stream.aclose()
     assert agent.history == before
-    assert_all_closed(server)
+    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -330,7 +336,7 @@ async def test_cancelled_task_leaves_history_unchanged_and_closes_the_response(
         await task
     assert received == PIECES[:2]
     assert agent.history == before
-    assert_all_closed(server)
+    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -345,7 +351,7 @@ async def test_connection_drop_mid_stream(make_agent: AgentFactory, server: Fake
     assert info.value.details["chunks"] == 3
     assert received == PIECES[:2]
     assert agent.history == before
-    assert_all_closed(server)
+    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -378,7 +384,7 @@ async def test_read_error_before_any_event_is_retried(
     assert len(sleeps.delays) == 2
     assert agent.history[-1].content == TEXT
     assert agent.get_stats()["retries"] == 2
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 async def test_connect_error_is_retried(
@@ -431,7 +437,7 @@ async def test_read_errors_before_data_are_bounded_by_max_retries(
         await collect(agent)
     assert len(server.requests) == 3
     assert agent.history == ()
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 # --------------------------------------------------------------------------- stats
@@ -722,7 +728,7 @@ async def test_parallel_streamed_tool_calls_each_get_a_result(
     assert json.loads(str(history[3].content)) == {"tz": "Europe/Oslo", "time": "12:00"}
     assert agent.get_stats()["tool_calls"] == 2
     assert agent.get_stats()["streams"] == 2
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 async def test_stopping_during_the_follow_up_leaves_history_unchanged(
@@ -735,7 +741,7 @@ async def test_stopping_during_the_follow_up_leaves_history_unchanged(
     assert await stream.__anext__() == PIECES[0]
     await stream.aclose()
     assert agent.history == ()
-    assert_all_closed(server)
+    await assert_all_closed(server)
 
 
 async def test_streamed_tool_calls_without_auto_execution_are_pending(
