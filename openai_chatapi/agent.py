@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
+from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -100,38 +101,10 @@ def _wire_tool_choice(
     return {"type": "function", "function": {"name": name}}
 
 
-def _answers_for(
-    calls: Sequence[gen.ToolCall], results: Mapping[str, Any] | Sequence[ToolResult]
-) -> list[ToolResult]:
-    """One ``ToolResult`` per pending call, from a mapping id → value or a list of results."""
-    from .tools import ToolResult, serialize_result
-
-    if isinstance(results, Mapping):
-        by_id = {}
-        for call_id, value in results.items():
-            try:
-                content = serialize_result(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(
-                    f"the result for tool call {call_id!r} cannot be sent as JSON: {exc}",
-                    {"field": "results", "tool_call_id": call_id, "type": type(value).__name__},
-                ) from exc
-            by_id[call_id] = ToolResult(call_id, name="", arguments={}, content=content)
-    else:
-        by_id = {result.tool_call_id: result for result in results}
-    missing = [call.id for call in calls if call.id not in by_id]
-    if missing:
-        raise ConfigurationError(
-            f"no result given for tool call(s): {', '.join(str(m) for m in missing)}",
-            {"field": "results", "missing": missing},
-        )
-    return [by_id[str(call.id)] for call in calls]
-
-
 class _Call:
     """Everything one ``chat``/``chat_stream`` call needs, resolved once."""
 
-    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured")
+    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured", "ticket")
 
     def __init__(
         self,
@@ -148,6 +121,7 @@ class _Call:
         self.auto_execute = auto_execute
         self.stream = stream
         self.structured = structured
+        self.ticket: Ticket | None = None  # set once the turn passed the agent's gate
 
 
 class ChatAgent:
@@ -194,6 +168,7 @@ class ChatAgent:
         self._history: list[ChatMessage] = []
         self._tools: ToolRegistry | None = None  # built on first use: tools are optional
         self._pending: list[ChatMessage] | None = None
+        self._turns = TurnGate()  # one history-changing turn at a time; the epoch
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
 
@@ -258,6 +233,7 @@ class ChatAgent:
         system = self._history[0] if self._history and self._history[0].role == "system" else None
         self._history = [system] if keep_system and system is not None else []
         self._pending = None
+        self._turns.new_epoch()
 
     def replace_history(self, messages: Sequence[ChatMessage]) -> None:
         """Replace the whole conversation (used when loading a saved one)."""
@@ -265,6 +241,7 @@ class ChatAgent:
             raise ConfigurationError("replace_history takes ChatMessage objects", {})
         self._history = list(messages)
         self._pending = None
+        self._turns.new_epoch()
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
         """Write the conversation to a JSON file (media kept as references)."""
@@ -436,11 +413,14 @@ class ChatAgent:
             stream=None,
         )
         user = await self._user_message(text, image_paths, video_paths)
-        return await self._complete_turn([user], call, add_to_history)
+        async with self._turns.turn(exclusive=add_to_history) as call.ticket:
+            if self._pending:
+                raise pending_calls_error(len(self.pending_tool_calls))
+            return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
         self,
-        results: Mapping[str, Any] | Sequence[ToolResult],
+        results: Mapping[str, Any] | Sequence[ToolResult | Mapping[str, Any]],
         *,
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
@@ -449,12 +429,10 @@ class ChatAgent:
         """Answer the pending tool calls (``auto_execute_tools=False``) and continue the turn.
 
         ``results`` maps each tool call id to its result (any JSON-serialisable value), or is
-        a list of ``ToolResult``. Every pending call must be answered.
+        a list of ``ToolResult`` or of ``{"tool_call_id": ..., "content": ...}`` dicts. Every
+        pending call must be answered. Until they are, a new ``chat``/``chat_stream`` raises
+        ``ConfigurationError``; ``clear_history()`` drops them.
         """
-        if not self._pending:
-            raise ConfigurationError("there are no pending tool calls to answer", {})
-        calls = self.pending_tool_calls
-        answers = _answers_for(calls, results)
         call = self._prepare_call(
             overrides,
             tools=None,
@@ -464,14 +442,18 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
-        turn = [
-            *self._pending,
-            *(
-                ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
-                for a in answers
-            ),
-        ]
-        text = await self._complete_turn(turn, call, add_to_history)
+        async with self._turns.turn(exclusive=True) as call.ticket:
+            if not self._pending:
+                raise ConfigurationError("there are no pending tool calls to answer", {})
+            answers = answers_for(self.pending_tool_calls, results)
+            turn = [
+                *self._pending,
+                *(
+                    ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
+                    for a in answers
+                ),
+            ]
+            text = await self._complete_turn(turn, call, add_to_history)
         return str(text)
 
     async def _complete_turn(
@@ -510,7 +492,11 @@ class ChatAgent:
             from .function_schema import parse_structured
 
             value = parse_structured(call.structured, text)
-        if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
+        if not self._turns.may_commit(call.ticket):
+            # Started before clear_history()/load_history(), or taken over: not this
+            # conversation's turn any more.
+            logger.debug("a turn of a replaced conversation ended; it is not committed")
+        elif turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
             self._pending = turn
         else:
             self._pending = None
@@ -678,9 +664,10 @@ class ChatAgent:
             registry = call.registry if call.registry is not None else self.tools
             self._stats.tool_rounds += 1
             try:
-                results = await registry.execute(
-                    wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
-                )
+                async with self._turns.running_tools():
+                    results = await registry.execute(
+                        wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                    )
             except ToolExecutionError:
                 self._stats.tool_failures += 1
                 raise
@@ -798,15 +785,18 @@ class ChatAgent:
         )
         turn = [await self._user_message(text, image_paths, video_paths)]
         final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as batches:
-            async for batch in batches:
-                last = batch[-1]
-                if type(last) is FinishEvent:
-                    final = last.response
-                for event in batch:
-                    yield event
-        assert final is not None
-        self._finish(turn, call, final, add_to_history)
+        async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
+            if self._pending:
+                raise pending_calls_error(len(self.pending_tool_calls))
+            async with aclosing(self._run(turn, call)) as batches:
+                async for batch in batches:
+                    last = batch[-1]
+                    if type(last) is FinishEvent:
+                        final = last.response
+                    for event in batch:
+                        yield event
+            assert final is not None
+            self._finish(turn, call, final, add_to_history)
 
     async def chat_stream(
         self,
