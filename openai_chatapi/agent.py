@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
+from ._text import check_encodable
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -213,6 +214,7 @@ class ChatAgent:
             raise ConfigurationError(
                 "the system prompt must be a string", {"field": "prompt", "value": prompt}
             )
+        check_encodable(prompt, "prompt")
         message = ChatMessage(role="system", content=prompt)
         if self._history and self._history[0].role == "system":
             self._history[0] = message
@@ -226,6 +228,7 @@ class ChatAgent:
                 "add_message takes a ChatMessage",
                 {"field": "message", "value": type(message).__name__},
             )
+        check_encodable(message.text, "message.content")
         self._history.append(message)
 
     def clear_history(self, keep_system: bool = True) -> None:
@@ -510,6 +513,7 @@ class ChatAgent:
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
+        check_encodable(text, "text")
         if images is None and videos is None:
             return ChatMessage(role="user", content=text)
         from .media import prepare_media

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from . import _generated as gen
+from ._text import repaired_strings
 from .errors import APIResponseError, error_from_payload
 
 __all__ = ["parse_completion", "parse_model", "parse_model_list", "validation_error"]
 
 M = TypeVar("M", bound=BaseModel)
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 _STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
     gen.ChatCompletion: gen.StrictChatCompletion,
@@ -87,7 +91,30 @@ def parse_model(
         repaired = _utf8_repaired(raw)
         if repaired is not None:
             return parse_model(cls, repaired, strict=strict, what=what, scrub=scrub)
+        model = _repaired_model(cls, raw, strict=strict)
+        if model is not None:
+            return model
         raise validation_error(what, exc, raw) from None
+
+
+def _repaired_model(cls: type[M], raw: bytes | str, *, strict: bool) -> M | None:
+    """``raw`` validated after the repairs a failed validation allows, or None.
+
+    Always: lone UTF-16 surrogate escapes (``\\ud83d``, which the fast JSON parser rejects)
+    become U+FFFD and surrogate pairs their character.
+    """
+    if not _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode()):
+        return None
+    try:
+        document = repaired_strings(json.loads(raw))
+    except (ValueError, RecursionError):
+        return None
+    try:
+        if strict:
+            _STRICT_TWINS[cls].model_validate(document, strict=True)
+        return cls.model_validate(document)
+    except ValidationError:
+        return None
 
 
 def _utf8_repaired(raw: bytes | str) -> str | None:
