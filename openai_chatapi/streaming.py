@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import _generated as gen
 from ._text import flush, join_delta, repaired
 from .errors import APIConnectionError, APIResponseError, error_from_payload
-from .parsing import validation_error
+from .parsing import validate_repaired, validation_error
 from .sse import DONE, ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -286,6 +286,11 @@ class StreamAccumulator:
         try:
             return gen.ChatCompletion.model_validate(data)
         except ValidationError as exc:
+            # Header fields of plain chunks are not validated one by one (strict parsing
+            # validated each chunk already): convert or drop cosmetic ones now.
+            fixed = validate_repaired(gen.ChatCompletion, data, strict=False)
+            if fixed is not None:
+                return fixed
             raise validation_error("streamed completion", exc, str(self._header)) from None
 
 
@@ -381,6 +386,9 @@ def _validate_chunk(obj: Any, data: str, *, strict: bool) -> gen.ChatCompletionC
             gen.StrictChatCompletionChunk.model_validate(obj, strict=True)
         return gen.ChatCompletionChunk.model_validate(obj)
     except ValidationError as exc:
+        repaired = None if strict else validate_repaired(gen.ChatCompletionChunk, obj, strict=False)
+        if repaired is not None:
+            return repaired
         raise validation_error("stream chunk", exc, data) from None
 
 
