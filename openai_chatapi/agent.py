@@ -19,6 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
+from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
+from ._text import check_encodable
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -101,38 +103,10 @@ def _wire_tool_choice(
     return {"type": "function", "function": {"name": name}}
 
 
-def _answers_for(
-    calls: Sequence[gen.ToolCall], results: Mapping[str, Any] | Sequence[ToolResult]
-) -> list[ToolResult]:
-    """One ``ToolResult`` per pending call, from a mapping id → value or a list of results."""
-    from .tools import ToolResult, serialize_result
-
-    if isinstance(results, Mapping):
-        by_id = {}
-        for call_id, value in results.items():
-            try:
-                content = serialize_result(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(
-                    f"the result for tool call {call_id!r} cannot be sent as JSON: {exc}",
-                    {"field": "results", "tool_call_id": call_id, "type": type(value).__name__},
-                ) from exc
-            by_id[call_id] = ToolResult(call_id, name="", arguments={}, content=content)
-    else:
-        by_id = {result.tool_call_id: result for result in results}
-    missing = [call.id for call in calls if call.id not in by_id]
-    if missing:
-        raise ConfigurationError(
-            f"no result given for tool call(s): {', '.join(str(m) for m in missing)}",
-            {"field": "results", "missing": missing},
-        )
-    return [by_id[str(call.id)] for call in calls]
-
-
 class _Call:
     """Everything one ``chat``/``chat_stream`` call needs, resolved once."""
 
-    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured")
+    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured", "ticket")
 
     def __init__(
         self,
@@ -149,6 +123,7 @@ class _Call:
         self.auto_execute = auto_execute
         self.stream = stream
         self.structured = structured
+        self.ticket: Ticket | None = None  # set once the turn passed the agent's gate
 
 
 class ChatAgent:
@@ -197,6 +172,7 @@ class ChatAgent:
         self._pending: list[ChatMessage] | None = None
         # Structured output: (model, requested mode) -> the way of asking that worked.
         self._output_modes: dict[tuple[str, str], str] = {}
+        self._turns = TurnGate()  # one history-changing turn at a time; the epoch
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
 
@@ -241,6 +217,7 @@ class ChatAgent:
             raise ConfigurationError(
                 "the system prompt must be a string", {"field": "prompt", "value": prompt}
             )
+        check_encodable(prompt, "prompt")
         message = ChatMessage(role="system", content=prompt)
         if self._history and self._history[0].role == "system":
             self._history[0] = message
@@ -254,13 +231,16 @@ class ChatAgent:
         (``agent.last_response.choices[0].message``, an ``openai`` SDK message); anything
         invalid raises ``ConfigurationError`` naming the field.
         """
-        self._history.append(ChatMessage.coerce(message))
+        coerced = ChatMessage.coerce(message)
+        check_encodable(coerced.text, "message.content")
+        self._history.append(coerced)
 
     def clear_history(self, keep_system: bool = True) -> None:
         """Forget the conversation (keeping the system prompt unless told otherwise)."""
         system = self._history[0] if self._history and self._history[0].role == "system" else None
         self._history = [system] if keep_system and system is not None else []
         self._pending = None
+        self._turns.new_epoch()
 
     def replace_history(
         self, messages: Sequence[ChatMessage | Mapping[str, Any] | BaseModel]
@@ -271,6 +251,7 @@ class ChatAgent:
             raise ConfigurationError("replace_history takes a list of messages", {})
         self._history = [ChatMessage.coerce(m) for m in messages]
         self._pending = None
+        self._turns.new_epoch()
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
         """Write the conversation to a JSON file (media kept as references)."""
@@ -464,16 +445,19 @@ class ChatAgent:
             stream=None,
         )
         user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
-        if call.structured is not None:
-            from ._output_modes import complete_structured, resolve
+        async with self._turns.turn(exclusive=add_to_history) as call.ticket:
+            if self._pending:
+                raise pending_calls_error(len(self.pending_tool_calls))
+            if call.structured is not None:
+                from ._output_modes import complete_structured, resolve
 
-            mode, retries = resolve(self, output_mode, max_output_retries)
-            return await complete_structured(self, [user], call, add_to_history, mode, retries)
-        return await self._complete_turn([user], call, add_to_history)
+                mode, retries = resolve(self, output_mode, max_output_retries)
+                return await complete_structured(self, [user], call, add_to_history, mode, retries)
+            return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
         self,
-        results: Mapping[str, Any] | Sequence[ToolResult],
+        results: Mapping[str, Any] | Sequence[ToolResult | Mapping[str, Any]],
         *,
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
@@ -482,12 +466,10 @@ class ChatAgent:
         """Answer the pending tool calls (``auto_execute_tools=False``) and continue the turn.
 
         ``results`` maps each tool call id to its result (any JSON-serialisable value), or is
-        a list of ``ToolResult``. Every pending call must be answered.
+        a list of ``ToolResult`` or of ``{"tool_call_id": ..., "content": ...}`` dicts. Every
+        pending call must be answered. Until they are, a new ``chat``/``chat_stream`` raises
+        ``ConfigurationError``; ``clear_history()`` drops them.
         """
-        if not self._pending:
-            raise ConfigurationError("there are no pending tool calls to answer", {})
-        calls = self.pending_tool_calls
-        answers = _answers_for(calls, results)
         call = self._prepare_call(
             overrides,
             tools=None,
@@ -497,14 +479,18 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
-        turn = [
-            *self._pending,
-            *(
-                ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
-                for a in answers
-            ),
-        ]
-        text = await self._complete_turn(turn, call, add_to_history)
+        async with self._turns.turn(exclusive=True) as call.ticket:
+            if not self._pending:
+                raise ConfigurationError("there are no pending tool calls to answer", {})
+            answers = answers_for(self.pending_tool_calls, results)
+            turn = [
+                *self._pending,
+                *(
+                    ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
+                    for a in answers
+                ),
+            ]
+            text = await self._complete_turn(turn, call, add_to_history)
         return str(text)
 
     async def _complete_turn(
@@ -532,7 +518,11 @@ class ChatAgent:
         """Commit a completed turn; return the reply text."""
         message = final.choices[0].message
         text = (message.content if message is not None else None) or ""
-        if turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
+        if not self._turns.may_commit(call.ticket):
+            # Started before clear_history()/load_history(), or taken over: not this
+            # conversation's turn any more.
+            logger.debug("a turn of a replaced conversation ended; it is not committed")
+        elif turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
             self._pending = turn
         else:
             self._pending = None
@@ -553,6 +543,7 @@ class ChatAgent:
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
+        check_encodable(text, "text")
         if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
         from .media import prepare_media
@@ -709,9 +700,10 @@ class ChatAgent:
             registry = call.registry if call.registry is not None else self.tools
             self._stats.tool_rounds += 1
             try:
-                results = await registry.execute(
-                    wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
-                )
+                async with self._turns.running_tools():
+                    results = await registry.execute(
+                        wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                    )
             except ToolExecutionError:
                 self._stats.tool_failures += 1
                 raise
@@ -841,15 +833,18 @@ class ChatAgent:
         )
         turn = [await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)]
         final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as batches:
-            async for batch in batches:
-                last = batch[-1]
-                if type(last) is FinishEvent:
-                    final = last.response
-                for event in batch:
-                    yield event
-        assert final is not None
-        self._finish(turn, call, final, add_to_history)
+        async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
+            if self._pending:
+                raise pending_calls_error(len(self.pending_tool_calls))
+            async with aclosing(self._run(turn, call)) as batches:
+                async for batch in batches:
+                    last = batch[-1]
+                    if type(last) is FinishEvent:
+                        final = last.response
+                    for event in batch:
+                        yield event
+            assert final is not None
+            self._finish(turn, call, final, add_to_history)
 
     async def chat_stream(
         self,
@@ -946,11 +941,14 @@ class ChatAgent:
 
         async def updates() -> AsyncGenerator[Any, None]:
             user = await self._user_message(text, image_paths, video_paths)
-            steps = run_structured(
-                self, [user], call, add_to_history, mode=mode, retries=retries, partials=True
-            )
-            async with aclosing(steps):
-                async for step in steps:
-                    yield step
+            async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
+                if self._pending:
+                    raise pending_calls_error(len(self.pending_tool_calls))
+                steps = run_structured(
+                    self, [user], call, add_to_history, mode=mode, retries=retries, partials=True
+                )
+                async with aclosing(steps):
+                    async for step in steps:
+                        yield step
 
         return StructuredStream(updates())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from .errors import ConfigurationError
 from .messages import ChatMessage
@@ -31,20 +33,41 @@ def dump_history(messages: Sequence[ChatMessage]) -> dict[str, Any]:
 
 
 def save_history(messages: Sequence[ChatMessage], path: str | os.PathLike[str]) -> Path:
-    """Write the conversation to ``path`` atomically (a crash never leaves half a file)."""
+    """Write the conversation to ``path`` atomically (a crash never leaves half a file).
+
+    Every failure raises ``ConfigurationError`` and leaves no temporary file behind.
+    """
     target = Path(path)
-    text = json.dumps(dump_history(messages), ensure_ascii=False, indent=2)
+    try:
+        data = json.dumps(dump_history(messages), ensure_ascii=False, indent=2).encode("utf-8")
+    except (UnicodeEncodeError, PydanticSerializationError):
+        raise ConfigurationError(
+            f"cannot save the conversation to {target}: it holds text that cannot be "
+            "encoded as UTF-8 (a UTF-16 surrogate)",
+            {"path": str(target), "reason": "unencodable text"},
+        ) from None
+    if target.is_dir():
+        raise ConfigurationError(
+            f"cannot save the conversation to {target}: it is a directory",
+            {"path": str(target), "reason": "is a directory"},
+        )
+    tmp: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, target)
+        tmp = None
     except OSError as exc:
         raise ConfigurationError(
             f"cannot save the conversation to {target}: {exc.strerror or exc}",
             {"path": str(target), "reason": str(exc)},
         ) from None
+    finally:
+        if tmp is not None:  # any failure after the temporary file was made
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return target
 
 

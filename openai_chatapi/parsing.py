@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from . import _generated as gen
+from ._text import repaired_strings
 from .errors import APIResponseError, error_from_payload
 
-__all__ = ["parse_completion", "parse_model", "parse_model_list", "validation_error"]
+__all__ = [
+    "parse_completion",
+    "parse_model",
+    "parse_model_list",
+    "validate_repaired",
+    "validation_error",
+]
 
 if TYPE_CHECKING:
     from ._model_list import ModelList
 
 M = TypeVar("M", bound=BaseModel)
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 _STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
     gen.ChatCompletion: gen.StrictChatCompletion,
@@ -90,7 +100,47 @@ def parse_model(
         repaired = _utf8_repaired(raw)
         if repaired is not None:
             return parse_model(cls, repaired, strict=strict, what=what, scrub=scrub)
+        model = _repaired_model(cls, raw, strict=strict)
+        if model is not None:
+            return model
         raise validation_error(what, exc, raw) from None
+
+
+def _repaired_model(cls: type[M], raw: bytes | str, *, strict: bool) -> M | None:
+    """``raw`` validated after the repairs a failed validation allows, or None.
+
+    Always: lone UTF-16 surrogate escapes (``\\ud83d``, which the fast JSON parser rejects)
+    become U+FFFD and surrogate pairs their character. Lenient parsing also repairs
+    cosmetic fields and list-of-parts content (:mod:`openai_chatapi._lenient`).
+    """
+    surrogates = _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode())
+    if strict and not surrogates:
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if surrogates:
+        document = repaired_strings(document)
+    return validate_repaired(cls, document, strict=strict)
+
+
+def validate_repaired(cls: type[M], document: Any, *, strict: bool) -> M | None:
+    """``document`` (decoded JSON, changed in place) validated as ``cls``; leniently after
+    converting what lenient parsing may convert. None when it still does not validate."""
+    from ._lenient import coerce_fields, flatten_content
+
+    if not strict:
+        flatten_content(document)
+    for _ in range(4):  # each pass converts what the errors of the one before named
+        try:
+            if strict:
+                _STRICT_TWINS[cls].model_validate(document, strict=True)
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            if strict or not coerce_fields(document, exc.errors(include_url=False)):
+                return None
+    return None
 
 
 def _utf8_repaired(raw: bytes | str) -> str | None:

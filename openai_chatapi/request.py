@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ._generated import ChatCompletionRequest
 from .config import SAMPLING_FIELDS, ModelConfig
@@ -208,13 +209,39 @@ def build_body(
     """The encoded request body: bytes, or a re-iterable stream when media are attached."""
     media = MediaEncoder(media_settings, config.api_base_url)
     messages = [message_to_wire(message, media) for message in history]
-    if media.sources is None or not len(media.sources):
-        model = build_request(config, messages, options)
-        # The serializer is built on first use (defer_build): look it up here, not at import.
-        serializer = ChatCompletionRequest.__pydantic_serializer__
-        return serializer.to_json(model, exclude_unset=True, by_alias=True)
-    from .body import encode_json_body, redacted_preview
+    try:
+        if media.sources is None or not len(media.sources):
+            model = build_request(config, messages, options)
+            # The serializer is built on first use (defer_build): look it up here, not at import.
+            serializer = ChatCompletionRequest.__pydantic_serializer__
+            return serializer.to_json(model, exclude_unset=True, by_alias=True)
+        from .body import encode_json_body, redacted_preview
 
-    payload = build_payload(config, messages, options)
-    # The preview is made now, so the body keeps no reference to big data-URL strings.
-    return MediaBody(encode_json_body(payload, media.sources), redacted_preview(payload, None))
+        payload = build_payload(config, messages, options)
+        # The preview is made now, so the body keeps no reference to big data-URL strings.
+        return MediaBody(encode_json_body(payload, media.sources), redacted_preview(payload, None))
+    except (PydanticSerializationError, UnicodeEncodeError):
+        raise _unencodable(history) from None
+
+
+def _unencodable(history: list[ChatMessage]) -> ConfigurationError:
+    """The error for a conversation holding text that UTF-8 cannot encode (a lone surrogate)."""
+    from ._text import has_surrogate
+
+    def texts(message: ChatMessage) -> list[str]:
+        found = [message.text, message.name or "", message.tool_call_id or ""]
+        for call in message.tool_calls or ():
+            function = call.function
+            found.append(call.id or "")
+            if function is not None:
+                found += [function.name or "", function.arguments or ""]
+        return found
+
+    where = next(
+        (i for i, m in enumerate(history) if any(has_surrogate(t) for t in texts(m))), None
+    )
+    return ConfigurationError(
+        "the conversation holds text that cannot be encoded as UTF-8 (a UTF-16 surrogate)"
+        + (f" in message {where}" if where is not None else ""),
+        {"field": "messages", "message": where},
+    )

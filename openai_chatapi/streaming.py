@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _generated as gen
+from ._text import flush, join_delta, repaired
 from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
-from .parsing import validation_error
+from .parsing import validate_repaired, validation_error
 from .sse import DONE, ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -114,6 +115,9 @@ class _ChoiceParts:
     logprobs: list[Any] = field(default_factory=list)
     refusal_logprobs: list[Any] = field(default_factory=list)
     has_logprobs: bool = False
+    # A high surrogate that ended the last content/reasoning delta, waiting for its low half.
+    content_carry: str = ""
+    reasoning_carry: str = ""
 
 
 class StreamAccumulator:
@@ -152,11 +156,15 @@ class StreamAccumulator:
                 if delta.role:
                     parts.role = delta.role
                 text = delta.content
+                if text and (parts.content_carry or not text.isascii()):
+                    text, parts.content_carry = join_delta(parts.content_carry, text)
                 if text:
                     parts.content.append(text)
                     events.append(ContentDeltaEvent(text, index))
                 # DeepSeek/vLLM name it reasoning_content; Groq, OpenRouter, Ollama: reasoning.
                 reasoning = delta.reasoning_content or delta.reasoning
+                if reasoning and (parts.reasoning_carry or not reasoning.isascii()):
+                    reasoning, parts.reasoning_carry = join_delta(parts.reasoning_carry, reasoning)
                 if reasoning:
                     parts.reasoning.append(reasoning)
                     events.append(ReasoningDeltaEvent(reasoning, index))
@@ -175,6 +183,8 @@ class StreamAccumulator:
                 parts.finish_reason = choice.finish_reason
                 if index == 0 or self.finish_reason is None:
                     self.finish_reason = choice.finish_reason
+                if parts.content_carry or parts.reasoning_carry:
+                    events.extend(_flush_choice(parts, index))
         if chunk.usage is not None:
             self.usage = chunk.usage
             events.append(UsageEvent(chunk.usage))
@@ -200,13 +210,26 @@ class StreamAccumulator:
             parts = self._choices[0] = _ChoiceParts()
         if role:
             parts.role = role
+        if text and (parts.content_carry or not text.isascii()):
+            text, parts.content_carry = join_delta(parts.content_carry, text)
         if finish:
             parts.finish_reason = finish
             self.finish_reason = finish
+            if parts.content_carry:
+                text = (text or "") + flush(parts.content_carry)
+                parts.content_carry = ""
         if text:
             parts.content.append(text)
             return ContentDeltaEvent(text, 0)
         return None
+
+    def flush(self) -> list[StreamEvent]:
+        """Events for surrogates still held back when the stream ends (each one U+FFFD)."""
+        events: list[StreamEvent] = []
+        for index, parts in self._choices.items():
+            if parts.content_carry or parts.reasoning_carry:
+                events.extend(_flush_choice(parts, index))
+        return events
 
     @property
     def finished(self) -> bool:
@@ -230,20 +253,28 @@ class StreamAccumulator:
         choices: list[dict[str, Any]] = []
         for index in sorted(self._choices) or [0]:
             parts = self._choices.get(index) or _ChoiceParts()
+            content = parts.content
+            if parts.content_carry:
+                content = [*content, flush(parts.content_carry)]
             message: dict[str, Any] = {
                 "role": parts.role or "assistant",
-                "content": "".join(parts.content) if parts.content else None,
+                "content": "".join(content) if content else None,
             }
-            if parts.reasoning:
-                message["reasoning_content"] = "".join(parts.reasoning)
+            if parts.reasoning or parts.reasoning_carry:
+                message["reasoning_content"] = "".join(parts.reasoning) + flush(
+                    parts.reasoning_carry
+                )
             if parts.refusal:
-                message["refusal"] = "".join(parts.refusal)
+                message["refusal"] = repaired("".join(parts.refusal))
             if parts.tool_calls:
                 message["tool_calls"] = [
                     {
-                        "id": call.id,
+                        "id": repaired(call.id) if call.id else call.id,
                         "type": call.type or "function",
-                        "function": {"name": call.name, "arguments": "".join(call.arguments)},
+                        "function": {
+                            "name": repaired(call.name),
+                            "arguments": repaired("".join(call.arguments)),
+                        },
                     }
                     for _, call in sorted(parts.tool_calls.items())
                 ]
@@ -264,7 +295,27 @@ class StreamAccumulator:
         try:
             return gen.ChatCompletion.model_validate(data)
         except ValidationError as exc:
+            # Header fields of plain chunks are not validated one by one (strict parsing
+            # validated each chunk already): convert or drop cosmetic ones now.
+            fixed = validate_repaired(gen.ChatCompletion, data, strict=False)
+            if fixed is not None:
+                return fixed
             raise validation_error("streamed completion", exc, str(self._header)) from None
+
+
+def _flush_choice(parts: _ChoiceParts, index: int) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    if parts.content_carry:
+        text = flush(parts.content_carry)
+        parts.content_carry = ""
+        parts.content.append(text)
+        events.append(ContentDeltaEvent(text, index))
+    if parts.reasoning_carry:
+        text = flush(parts.reasoning_carry)
+        parts.reasoning_carry = ""
+        parts.reasoning.append(text)
+        events.append(ReasoningDeltaEvent(text, index))
+    return events
 
 
 def _merge_tool_call(parts: _ChoiceParts, call: gen.ToolCallDelta, choice: int) -> StreamEvent:
@@ -344,6 +395,9 @@ def _validate_chunk(obj: Any, data: str, *, strict: bool) -> gen.ChatCompletionC
             gen.StrictChatCompletionChunk.model_validate(obj, strict=True)
         return gen.ChatCompletionChunk.model_validate(obj)
     except ValidationError as exc:
+        repaired = None if strict else validate_repaired(gen.ChatCompletionChunk, obj, strict=False)
+        if repaired is not None:
+            return repaired
         raise validation_error("stream chunk", exc, data) from None
 
 
@@ -524,6 +578,9 @@ async def read_stream(
                 yield batch
             if error is not None:
                 raise error
+        tail = accumulator.flush()  # a surrogate no low half followed
+        if tail:
+            yield tail
     except APIConnectionError as exc:
         if not (isinstance(exc, APITimeoutError) and accumulator.finished):
             exc.details["chunks"] = accumulator.chunks

@@ -185,7 +185,7 @@ def test_the_error_is_exported_and_never_retryable() -> None:
     assert "LocalServerExitedError" in openai_chatapi.__all__
     assert issubclass(LocalServerExitedError, APIConnectionError)
     assert issubclass(LocalServerExitedError, ChatAPIException)
-    from openai_chatapi.transport import Transport
+    from openai_chatapi._retry import RetryPolicy
 
     assert not RetryPolicy.retryable_error(LocalServerExitedError("gone", {}))
     assert RetryPolicy.retryable_error(APIConnectionError("refused", {}))

@@ -385,17 +385,81 @@ async def test_submitted_results_continue_the_automatic_loop(
     assert len(agent.history) == 6
 
 
-async def test_a_new_chat_abandons_unanswered_calls(agent: ChatAgent, server: FakeServer) -> None:
+@pytest.mark.parametrize("entry", ["chat", "chat_stream", "chat_stream_events"])
+async def test_a_new_turn_while_calls_are_pending_is_refused(
+    agent: ChatAgent, server: FakeServer, entry: str
+) -> None:
     agent.register_tool(add)
     server.add_json(calls_reply(tool_call("m1", "add", {"a": 1, "b": 2})))
     await agent.chat("add", auto_execute_tools=False)
+    with pytest.raises(ConfigurationError, match="submit_tool_results") as info:
+        if entry == "chat":
+            await agent.chat("Also, say hi.")
+        else:
+            stream = getattr(agent, entry)("Also, say hi.")
+            async for _ in stream:
+                pass
+    assert info.value.details["pending"] == 1
+    # Nothing changed: no request, the calls still pending, and they can still be answered.
+    assert len(server.requests) == 1
+    assert [c.id for c in agent.pending_tool_calls] == ["m1"]
+    assert agent.history == ()
+    server.add_completion("3")
+    assert await agent.submit_tool_results({"m1": 3}) == "3"
+    assert [m.role for m in agent.history] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_clear_history_ends_the_pending_state(agent: ChatAgent, server: FakeServer) -> None:
+    agent.register_tool(add)
+    server.add_json(calls_reply(tool_call("m1", "add", {"a": 1, "b": 2})))
+    await agent.chat("add", auto_execute_tools=False)
+    agent.clear_history()
+    assert agent.pending_tool_calls == []
     server.add_completion("fine")
     assert await agent.chat("never mind") == "fine"
     assert [m["role"] for m in server.last_body["messages"]] == ["user"]
-    assert agent.pending_tool_calls == []
-    assert [m.role for m in agent.history] == ["user", "assistant"]
     with pytest.raises(ConfigurationError):
         await agent.submit_tool_results({"m1": 3})
+
+
+async def test_results_as_plain_dicts_are_accepted(agent: ChatAgent, server: FakeServer) -> None:
+    agent.register_tool(add)
+    server.add_json(
+        calls_reply(tool_call("m1", "add", {"a": 1, "b": 2}), tool_call("m2", "add", {"a": 2}))
+    )
+    await agent.chat("add twice", auto_execute_tools=False)
+    server.add_completion("3 and 4")
+    reply = await agent.submit_tool_results(
+        [{"tool_call_id": "m2", "content": {"sum": 4}}, {"tool_call_id": "m1", "content": "3"}]
+    )
+    assert reply == "3 and 4"
+    assert [(m["tool_call_id"], m["content"]) for m in tool_messages(server.last_body)] == [
+        ("m1", "3"),
+        ("m2", '{"sum": 4}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        [{"content": "3"}],
+        [{"tool_call_id": "m1"}],
+        [("m1", "3")],
+        ["m1"],
+        "m1",
+        3,
+    ],
+)
+async def test_malformed_results_are_a_configuration_error(
+    agent: ChatAgent, server: FakeServer, results: Any
+) -> None:
+    agent.register_tool(add)
+    server.add_json(calls_reply(tool_call("m1", "add", {"a": 1, "b": 2})))
+    await agent.chat("add", auto_execute_tools=False)
+    with pytest.raises(ConfigurationError, match="result"):
+        await agent.submit_tool_results(results)
+    assert [c.id for c in agent.pending_tool_calls] == ["m1"]
+    assert len(server.requests) == 1
 
 
 async def test_an_unserialisable_submitted_result_is_a_configuration_error(
