@@ -367,3 +367,19 @@ async def test_saved_history_keeps_the_references_and_reloads_them(
     agent.load_history(tmp_path / "talk.json")
     await ask(agent, server, "chat", "second")
     assert server.last_body["messages"][0] == server.bodies[0]["messages"][0]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        AudioPart(source="https://example.com/a.wav", mime="audio/wav", format="wav"),
+        FilePart(source="https://example.com/a.pdf", mime="application/pdf"),
+    ],
+)
+async def test_a_hand_made_part_pointing_at_a_url_is_refused_at_send(
+    agent: ChatAgent, server: FakeServer, part: AudioPart | FilePart
+) -> None:
+    agent.add_message(ChatMessage(role="user", content=[TextPart(text="hi"), part]))
+    with pytest.raises(MediaProcessingError, match="never downloaded"):
+        await agent.chat("next")
+    assert server.requests == []
