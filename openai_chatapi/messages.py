@@ -34,12 +34,14 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
 class TextPart(BaseModel):
-    """A text content part (its wire form; other keys of a wire part are not kept)."""
+    """A text content part (its wire form; keys the wire format does not define are not kept)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     type: Literal["text"] = "text"
     text: str
+    prompt_cache_breakpoint: dict[str, Any] | None = None
+    """Sent as the part's ``prompt_cache_breakpoint`` (e.g. ``{"mode": "explicit"}``)."""
 
 
 class RefusalPart(BaseModel):
