@@ -157,8 +157,8 @@ class ChatMessage(BaseModel):
             return message
         if isinstance(message, BaseModel):
             message = message.model_dump(mode="python", exclude_unset=True)
-            if isinstance(message, dict):
-                message.setdefault("role", "assistant")
+            if isinstance(message, dict) and message.get("role") is None:
+                message["role"] = "assistant"  # a response message, role left out
         if not isinstance(message, Mapping):
             raise ConfigurationError(
                 "a message must be a ChatMessage, a dict or a response message, "
