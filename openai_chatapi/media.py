@@ -972,6 +972,10 @@ def _inline(
     if part.origin == "data_url":
         assert part.source is not None
         return part.source.partition(",")[2] if bare else part.source
+    if part.origin == "url":
+        raise _part_error(part)(
+            f"{part.type} parts carry their data inline and URLs are never downloaded"
+        )
     if part.data is not None:
         return sources.add_bytes(part.data, part.mime, bare=bare)
     assert part.source is not None

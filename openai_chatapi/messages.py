@@ -34,12 +34,14 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
 class TextPart(BaseModel):
-    """A text content part (its wire form; other keys of a wire part are not kept)."""
+    """A text content part (its wire form; keys the wire format does not define are not kept)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     type: Literal["text"] = "text"
     text: str
+    prompt_cache_breakpoint: dict[str, Any] | None = None
+    """Sent as the part's ``prompt_cache_breakpoint`` (e.g. ``{"mode": "explicit"}``)."""
 
 
 class RefusalPart(BaseModel):
@@ -155,8 +157,8 @@ class ChatMessage(BaseModel):
             return message
         if isinstance(message, BaseModel):
             message = message.model_dump(mode="python", exclude_unset=True)
-            if isinstance(message, dict):
-                message.setdefault("role", "assistant")
+            if isinstance(message, dict) and message.get("role") is None:
+                message["role"] = "assistant"  # a response message, role left out
         if not isinstance(message, Mapping):
             raise ConfigurationError(
                 "a message must be a ChatMessage, a dict or a response message, "

@@ -65,6 +65,8 @@ class _MediaPartBase(BaseModel):
     """The detected media type, e.g. ``image/png``, ``video/mp4``."""
     size: int | None = None
     """Size in bytes (decoded size for ``data:`` URLs); None for remote URLs."""
+    prompt_cache_breakpoint: dict[str, Any] | None = None
+    """Sent as the wire part's ``prompt_cache_breakpoint`` (e.g. ``{"mode": "explicit"}``)."""
 
     @model_validator(mode="after")
     def _one_origin(self) -> _MediaPartBase:
@@ -197,10 +199,21 @@ def _inner(part: dict[str, Any], key: str) -> dict[str, Any]:
 
 def part_from_wire(part: dict[str, Any]) -> ImagePart | VideoPart | AudioPart | FilePart:
     """The media reference for one wire content part (``image_url``, ``video_url``,
-    ``input_audio`` or ``file``); its URL, data URL or base64 is kept exactly as given.
+    ``input_audio`` or ``file``); its URL, data URL or base64 is kept exactly as given, and
+    so is its ``prompt_cache_breakpoint``.
 
     Raises ``ValueError`` naming the problem (pydantic reports it as a validation error).
     """
+    reference = _reference(part)
+    breakpoint_ = part.get("prompt_cache_breakpoint")
+    if breakpoint_ is not None:
+        if not isinstance(breakpoint_, dict):
+            raise ValueError("prompt_cache_breakpoint must be an object")
+        return reference.model_copy(update={"prompt_cache_breakpoint": dict(breakpoint_)})
+    return reference
+
+
+def _reference(part: dict[str, Any]) -> ImagePart | VideoPart | AudioPart | FilePart:
     kind = part.get("type")
     if kind == "image_url":
         inner = _inner(part, "image_url")

@@ -122,8 +122,11 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, RefusalPart):
                 parts.append({"type": "refusal", "refusal": part.refusal})
+                continue
             else:
                 parts.extend(media.wire_parts(part))
+            if part.prompt_cache_breakpoint is not None:
+                parts[-1]["prompt_cache_breakpoint"] = part.prompt_cache_breakpoint
         wire["content"] = parts
     elif content is not None:
         wire["content"] = content

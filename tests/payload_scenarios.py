@@ -11,6 +11,8 @@ goes (a fake server and a snapshot, or Prism and the official spec). Every call 
 from __future__ import annotations
 
 import base64
+import io
+import wave
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +25,11 @@ from openai_chatapi.tools import ToolFunction
 
 __all__ = [
     "EVERY_FIELD",
+    "MP3_BYTES",
+    "PDF_BYTES",
     "PNG_1X1",
     "SCENARIOS",
+    "WAV_BYTES",
     "PayloadScenario",
     "Person",
     "get_weather",
@@ -36,6 +41,27 @@ __all__ = [
 # The smallest valid PNG (1x1, one grey pixel): real image bytes, no Pillow needed.
 PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
+
+
+def _wav() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(8000)
+        clip.writeframes(bytes(160))  # 10 ms of silence
+    return out.getvalue()
+
+
+#: Real audio and document bytes, made with the standard library / by hand.
+WAV_BYTES = _wav()
+# Two MPEG-1 layer III frames (128 kbit/s, 44.1 kHz: 417 bytes each) of silence.
+MP3_BYTES = (b"\xff\xfb\x90\x00" + bytes(413)) * 2
+PDF_BYTES = (
+    b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
+    b"2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n"
+    b"trailer <</Root 1 0 R>>\n%%EOF\n"
 )
 
 EVERY_FIELD: dict[str, Any] = {
@@ -105,6 +131,8 @@ class PayloadScenario:
     """The conversation before the call (system prompt included)."""
     tools: tuple[ToolFunction[..., Any], ...] = ()
     images: tuple[str | bytes, ...] = ()
+    audio: tuple[str | bytes, ...] = ()
+    files: tuple[str | bytes, ...] = ()
     stream: bool = False
     """Call ``chat_stream`` (otherwise ``chat``; ``model={"stream": True}`` streams too)."""
 
@@ -137,6 +165,10 @@ async def send(agent: ChatAgent, scenario: PayloadScenario) -> Any:
             scenario.text, images, response_format=scenario.call["response_format"]
         )
         return [item async for item in stream][-1]
+    media = {
+        "audio_paths": list(scenario.audio) or None,
+        "file_paths": list(scenario.files) or None,
+    }
     if scenario.stream:
         pieces = [
             piece
@@ -145,11 +177,14 @@ async def send(agent: ChatAgent, scenario: PayloadScenario) -> Any:
                 images,
                 display_stream=False,
                 auto_execute_tools=False,
+                **media,
                 **scenario.call,
             )
         ]
         return "".join(pieces)
-    return await agent.chat(scenario.text, images, auto_execute_tools=False, **scenario.call)
+    return await agent.chat(
+        scenario.text, images, auto_execute_tools=False, **media, **scenario.call
+    )
 
 
 _TOOL_TURN = (
@@ -160,6 +195,72 @@ _TOOL_TURN = (
         tool_calls=[_call("call_9", "lookup", '{"query": "x"}')],
     ),
     ChatMessage(role="tool", tool_call_id="call_9", content='["x"]'),
+)
+
+# A conversation as the openai SDK (or a stored JSON) holds it: every message kind and
+# content part of the official wire format, read with ChatMessage(**message).
+WIRE_HISTORY = tuple(
+    ChatMessage(**message)
+    for message in (
+        {"role": "developer", "content": [{"type": "text", "text": "Be brief."}], "name": "ops"},
+        {
+            "role": "user",
+            "name": "ada",
+            "content": [
+                {"type": "text", "text": "Look, listen, read."},
+                {"type": "image_url", "image_url": {"url": "https://example.com/y.jpg"}},
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": "data:image/png;base64," + base64.b64encode(PNG_1X1).decode(),
+                        "detail": "high",
+                    },
+                },
+                {
+                    "type": "input_audio",
+                    "input_audio": {"data": base64.b64encode(WAV_BYTES).decode(), "format": "wav"},
+                },
+                {
+                    "type": "file",
+                    "file": {
+                        "file_data": "data:application/pdf;base64,"
+                        + base64.b64encode(PDF_BYTES).decode(),
+                        "filename": "notes.pdf",
+                    },
+                },
+                {"type": "file", "file": {"file_id": "file-abc123"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": "I cannot read that file."}],
+            "refusal": "I cannot read that file.",
+            "annotations": [],
+            "audio": {"id": "audio_1", "data": "AAAA", "expires_at": 1, "transcript": "no"},
+        },
+        {"role": "user", "content": "Then call the function."},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+            "reasoning": "The legacy call it is.",
+        },
+        {"role": "function", "name": "get_weather", "content": "sunny"},
+        {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "hot"}]},
+        {"role": "assistant", "content": "Oslo is sunny, Rome is hot.", "reasoning_content": "ok"},
+    )
 )
 
 SCENARIOS: list[PayloadScenario] = [
@@ -300,4 +401,16 @@ SCENARIOS: list[PayloadScenario] = [
             ChatMessage(role="assistant", content="Noted."),
         ),
     ),
+    PayloadScenario(
+        "audio_wav_and_mp3",
+        text="Transcribe both.",
+        audio=(WAV_BYTES, "data:audio/mpeg;base64," + base64.b64encode(MP3_BYTES).decode()),
+    ),
+    PayloadScenario("audio_streaming", stream=True, text="What is said?", audio=(WAV_BYTES,)),
+    PayloadScenario(
+        "pdf_file",
+        text="Summarise.",
+        files=(PDF_BYTES, "data:application/pdf;base64," + base64.b64encode(PDF_BYTES).decode()),
+    ),
+    PayloadScenario("history_in_wire_form", text="Go on.", history=WIRE_HISTORY),
 ]

@@ -491,13 +491,14 @@ _SENT_KEYS = (
     "function_call",
     "tool_call_id",
 )
+_BREAK = "prompt_cache_breakpoint"
 _PART_KEYS = {
-    "text": ("type", "text"),
+    "text": ("type", "text", _BREAK),
     "refusal": ("type", "refusal"),
-    "image_url": ("type", "image_url"),
-    "video_url": ("type", "video_url"),
-    "input_audio": ("type", "input_audio"),
-    "file": ("type", "file"),
+    "image_url": ("type", "image_url", _BREAK),
+    "video_url": ("type", "video_url", _BREAK),
+    "input_audio": ("type", "input_audio", _BREAK),
+    "file": ("type", "file", _BREAK),
 }
 
 

@@ -561,6 +561,20 @@ async def test_list_models(agent: ChatAgent, server: FakeServer) -> None:
     assert models.data[1].model_extra == {"meta": {"n_ctx": 4096}}
     request = server.requests[0]
     assert (request.method, request.url.path, request.content) == ("GET", "/v1/models", b"")
+    # The list is iterable as its models, with len() and indexing.
+    assert [m.id for m in models] == ["gpt-4o", "local"]
+    assert len(models) == 2 and models[1] is models.data[1]
+    assert [m.id for m in models[:1]] == ["gpt-4o"]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_an_empty_model_list_iterates_to_nothing(
+    make_agent: AgentFactory, server: FakeServer, strict: bool
+) -> None:
+    agent = await make_agent(strict_parsing=strict)
+    server.add_json({"object": "list", "data": []})
+    models = await agent.list_models()
+    assert list(models) == [] and len(models) == 0 and models.object == "list"
 
 
 async def test_retrieve_model(agent: ChatAgent, server: FakeServer) -> None:

@@ -21,6 +21,7 @@ import pytest
 from openai_chatapi.local import LOCAL_EXTRA_HINT, local_extra_available
 
 from .cli_server import CLIFakeServer, running_server
+from .payload_scenarios import PDF_BYTES, WAV_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Generous: the machine may be busy; nothing here is timed, this only bounds a hang.
@@ -195,6 +196,44 @@ def test_image_flag_sends_the_image(fake: CLIFakeServer, tmp_path: Path) -> None
     url = parts[1]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == image.read_bytes()
+
+
+def test_audio_and_file_flags_send_input_audio_and_file_parts(
+    fake: CLIFakeServer, tmp_path: Path
+) -> None:
+    clip = tmp_path / "hello.wav"
+    clip.write_bytes(WAV_BYTES)
+    pdf = tmp_path / "notes.pdf"
+    pdf.write_bytes(PDF_BYTES)
+    args = ["chat", "--audio", str(clip), "--file", str(pdf), "--no-stream", "summarise"]
+    result = run_cli(*args, env=_env(_endpoint(fake)))
+
+    assert result.returncode == 0, result.stderr
+    (body,) = fake.chat_bodies
+    assert body["messages"][-1]["content"] == [
+        {"type": "text", "text": "summarise"},
+        {
+            "type": "input_audio",
+            "input_audio": {"data": base64.b64encode(WAV_BYTES).decode(), "format": "wav"},
+        },
+        {
+            "type": "file",
+            "file": {
+                "filename": "notes.pdf",
+                "file_data": "data:application/pdf;base64," + base64.b64encode(PDF_BYTES).decode(),
+            },
+        },
+    ]
+
+
+def test_a_bad_audio_file_is_reported_in_one_line(fake: CLIFakeServer, tmp_path: Path) -> None:
+    pdf = tmp_path / "notes.pdf"
+    pdf.write_bytes(PDF_BYTES)
+    result = run_cli("chat", "--audio", str(pdf), "hi", env=_env(_endpoint(fake)))
+
+    assert result.returncode != 0
+    assert "notes.pdf" in result.stderr and "not WAV or MP3" in result.stderr
+    assert fake.chat_bodies == []
 
 
 # --------------------------------------------------------------------------- tools

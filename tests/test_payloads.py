@@ -25,7 +25,7 @@ from openai_chatapi import (
 
 from .conftest import AgentFactory
 from .fakes import API_KEY, BASE_URL, FakeServer, completion, text_chunks, tool_call
-from .payload_scenarios import EVERY_FIELD, Person, get_weather
+from .payload_scenarios import EVERY_FIELD, SCENARIOS, Person, get_weather, model_config, send
 
 
 @pytest.fixture
@@ -401,3 +401,16 @@ async def test_no_key_means_no_authorization_header(server: FakeServer) -> None:
     assert request.headers["user-agent"].startswith(f"openai_chatapi/{__version__} ")
     assert request.url == f"{BASE_URL}/chat/completions"
     assert request.method == "POST"
+
+
+@pytest.mark.parametrize("name", ["audio_wav_and_mp3", "pdf_file", "history_in_wire_form"])
+async def test_audio_file_and_wire_form_scenarios(
+    server: FakeServer, name: str, snapshot_json: Any
+) -> None:
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    server.add_completion("ok")
+    config = model_config(scenario, api_base_url=BASE_URL, api_key=API_KEY)
+    runtime = RuntimeConfig(enable_logging=False, **scenario.runtime)
+    async with ChatAgent(config, runtime, http_transport=server.transport()) as agent:
+        await send(agent, scenario)
+    assert wire(server) == snapshot_json

@@ -27,6 +27,7 @@ from openai_chatapi import (
     ChatAgent,
     ChatAPIException,
     ChatCompletion,
+    ChatMessage,
     ConfigurationError,
     InternalServerError,
     ModelConfig,
@@ -69,6 +70,26 @@ INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [
         "temperature",
     ),
     ("no messages", {"model": "gpt-4o"}, "messages"),
+    (
+        "input_audio of an unknown format",
+        {
+            "model": "gpt-4o",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "input_audio", "input_audio": {"data": "AA", "format": "ogg"}}
+                    ],
+                }
+            ],
+        },
+        "messages.0",
+    ),
+    (
+        "file part without its file",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "file"}]}]},
+        "messages.0",
+    ),
 ]
 
 
@@ -210,6 +231,26 @@ async def test_scenario_payload_is_accepted_by_the_spec(
     else:
         assert error is None, repr(error)
         assert isinstance(result, str)
+
+
+async def test_every_message_kind_of_the_spec_is_sent_as_the_spec_wants(
+    prism: PrismServer,
+) -> None:
+    """The spec's own message variants (test_wire_messages builds them from its schemas),
+    each read into ChatMessage and sent by the client, are accepted by the same spec."""
+    from .test_wire_messages import _spec_messages
+
+    config = ModelConfig(api_base_url=prism.url, api_key=API_KEY, model="gpt-4o-mini")
+    runtime = RuntimeConfig(enable_logging=False)
+    transport = RecordingTransport()
+    messages = _spec_messages()
+    async with ChatAgent(config, runtime, http_transport=transport) as agent:
+        for message in messages:
+            agent.replace_history([ChatMessage(**message)])
+            await agent.chat("next", add_to_history=False, auto_execute_tools=False)
+    assert len(transport.exchanges) == len(messages)
+    for message, sent in zip(messages, transport.exchanges, strict=True):
+        assert sent.status == 200, f"{message['role']}: {sent.problems}"
 
 
 # --------------------------------------------------------------------------- spec errors
