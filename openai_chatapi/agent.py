@@ -196,7 +196,8 @@ class ChatAgent:
         # Structured output: (model, requested mode) -> the way of asking that worked.
         self._output_modes: dict[tuple[str, str], str] = {}
         self.last_response: gen.ChatCompletion | None = None
-        """The full typed response of the last successful model call."""
+        """The full typed response of the last successful model call (also of a structured
+        answer that failed validation, so that it is never lost)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> ChatAgent:
@@ -446,12 +447,13 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
-        user = await self._user_message(text, image_paths, video_paths)
         if call.structured is not None:
             from ._output_modes import complete_structured, resolve
 
             mode, retries = resolve(self, output_mode, max_output_retries)
+            user = await self._user_message(text, image_paths, video_paths)
             return await complete_structured(self, [user], call, add_to_history, mode, retries)
+        user = await self._user_message(text, image_paths, video_paths)
         return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
