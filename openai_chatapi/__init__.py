@@ -16,11 +16,11 @@ from ._generated import (
     ChatCompletionChunk,
     Choice,
     Model,
-    ModelList,
     ResponseMessage,
     ToolCall,
     Usage,
 )
+from ._model_list import ModelList
 from ._version import __version__
 from .agent import ChatAgent
 from .config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
@@ -42,8 +42,8 @@ from .errors import (
     TokenLimitError,
     ToolExecutionError,
 )
-from .messages import ChatMessage, TextPart
-from .parts import ImagePart, VideoPart
+from .messages import ChatMessage, RefusalPart, TextPart
+from .parts import AudioPart, FilePart, ImagePart, VideoPart
 from .streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -57,11 +57,13 @@ from .streaming import (
 if TYPE_CHECKING:
     from ._output_modes import StructuredStream
     from .history import load_history, save_history
+    from .local import LocalServerExitedError
     from .media import MediaSettings
     from .tools import Tool, ToolFunction, ToolResult, tool
 
 # Optional machinery (tools, media, history files) loads on first use, keeping import fast.
 _LAZY = {
+    "LocalServerExitedError": "local",
     "load_history": "history",
     "save_history": "history",
     "MediaSettings": "media",
@@ -91,6 +93,7 @@ __all__ = [
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AudioPart",
     "AuthenticationError",
     "BadRequestError",
     "CallOptions",
@@ -103,9 +106,11 @@ __all__ = [
     "Choice",
     "ConfigurationError",
     "ContentDeltaEvent",
+    "FilePart",
     "FinishEvent",
     "ImagePart",
     "InternalServerError",
+    "LocalServerExitedError",
     "MediaProcessingError",
     "MediaSettings",
     "Model",
@@ -116,6 +121,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ReasoningDeltaEvent",
+    "RefusalPart",
     "ResponseMessage",
     "RuntimeConfig",
     "StreamEvent",

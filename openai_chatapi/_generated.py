@@ -19,6 +19,14 @@ class WireModel(_BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
 
+class AssistantAudioRef(WireModel):
+    """
+    Points at an earlier audio answer of the model.
+    """
+
+    id: Annotated[str, Field(description="Id of the audio answer.")]
+
+
 class AssistantMessage(WireModel):
     """
     An earlier answer of the model, replayed as history.
@@ -33,8 +41,14 @@ class AssistantMessage(WireModel):
         str | None,
         Field(description="Optional label telling apart participants that share a role."),
     ] = None
+    audio: Annotated[
+        AssistantAudioRef | None, Field(description="A previous audio answer of the model, by id.")
+    ] = None
     tool_calls: list[ToolCall] | None = Field(
         None, description="Tool calls the model made in this turn."
+    )
+    function_call: FunctionCall | None = Field(
+        None, description="Legacy (deprecated) single function call, replaced by tool_calls."
     )
 
 
@@ -94,7 +108,12 @@ class ChatCompletionRequest(WireModel):
     model: Annotated[str, Field(description="Identifier of the model that should answer.")]
     messages: list[
         Annotated[
-            SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage,
+            SystemMessage
+            | DeveloperMessage
+            | UserMessage
+            | AssistantMessage
+            | ToolMessage
+            | FunctionMessage,
             Field(discriminator="role"),
         ]
     ] = Field(..., description="The conversation, oldest turn first.", min_length=1)
@@ -377,6 +396,16 @@ class FunctionDefinition(WireModel):
     strict: Annotated[
         bool | None, Field(description="Force the arguments to match parameters exactly.")
     ] = None
+
+
+class FunctionMessage(WireModel):
+    """
+    Legacy (deprecated) result of a function_call, replaced by tool messages.
+    """
+
+    role: Annotated[Literal["function"], Field(description="Author of this turn.")]
+    content: Annotated[str | None, Field(description="What the function returned.")]
+    name: Annotated[str, Field(description="The function that was called.")]
 
 
 class ImageUrl(WireModel):
@@ -1069,5 +1098,5 @@ User content given as a non-empty list of text, image, audio, file or video part
 """
 
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 """Version of the schema these models were generated from."""

@@ -30,7 +30,7 @@ from .errors import (
 )
 from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from .parsing import parse_completion, parse_model, parse_model_list
-from .redact import scrub_exception
+from .redact import redact_url, scrub_exception
 from .request import RequestOptions, build_body
 from .stats import Stats, StreamTiming
 from .streaming import (
@@ -44,7 +44,9 @@ from .streaming import (
 
 if TYPE_CHECKING:
     import httpx
+    from pydantic import BaseModel
 
+    from ._model_list import ModelList
     from ._output_modes import OutputMode, StructuredStream
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
@@ -219,7 +221,7 @@ class ChatAgent:
     def __repr__(self) -> str:
         cfg = self.model_config
         return (
-            f"ChatAgent(model={cfg.model!r}, api_base_url={cfg.api_base_url!r}, "
+            f"ChatAgent(model={cfg.model!r}, api_base_url={redact_url(cfg.api_base_url)!r}, "
             f"messages={len(self._history)}, tools={len(self._tools or ())})"
         )
 
@@ -246,14 +248,14 @@ class ChatAgent:
         else:
             self._history.insert(0, message)
 
-    def add_message(self, message: ChatMessage) -> None:
-        """Append a message to the history as it is."""
-        if not isinstance(message, ChatMessage):
-            raise ConfigurationError(
-                "add_message takes a ChatMessage",
-                {"field": "message", "value": type(message).__name__},
-            )
-        self._history.append(message)
+    def add_message(self, message: ChatMessage | Mapping[str, Any] | BaseModel) -> None:
+        """Append a message to the history as it is.
+
+        A ``ChatMessage``, a message dict in the official wire format, or a response message
+        (``agent.last_response.choices[0].message``, an ``openai`` SDK message); anything
+        invalid raises ``ConfigurationError`` naming the field.
+        """
+        self._history.append(ChatMessage.coerce(message))
 
     def clear_history(self, keep_system: bool = True) -> None:
         """Forget the conversation (keeping the system prompt unless told otherwise)."""
@@ -261,11 +263,14 @@ class ChatAgent:
         self._history = [system] if keep_system and system is not None else []
         self._pending = None
 
-    def replace_history(self, messages: Sequence[ChatMessage]) -> None:
-        """Replace the whole conversation (used when loading a saved one)."""
-        if not all(isinstance(m, ChatMessage) for m in messages):
-            raise ConfigurationError("replace_history takes ChatMessage objects", {})
-        self._history = list(messages)
+    def replace_history(
+        self, messages: Sequence[ChatMessage | Mapping[str, Any] | BaseModel]
+    ) -> None:
+        """Replace the whole conversation (used when loading a saved one); takes what
+        ``add_message`` takes, and changes nothing when one message is invalid."""
+        if isinstance(messages, (str, bytes, Mapping)):
+            raise ConfigurationError("replace_history takes a list of messages", {})
+        self._history = [ChatMessage.coerce(m) for m in messages]
         self._pending = None
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
@@ -336,8 +341,8 @@ class ChatAgent:
         self._stats.reset()
 
     # ------------------------------------------------------------------ models
-    async def list_models(self) -> gen.ModelList:
-        """The models the server offers."""
+    async def list_models(self) -> ModelList:
+        """The models the server offers (iterate it, or read ``.data``)."""
         try:
             raw = await self._transport.request("GET", "models")
             return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
@@ -372,6 +377,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: None = None,
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
@@ -390,6 +397,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: type[T],
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
@@ -408,6 +417,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: dict[str, Any],
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
@@ -425,12 +436,18 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         response_format: type[Any] | dict[str, Any] | None = None,
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
+
+        Media are validated before anything is sent: images and videos, ``audio_paths``
+        (WAV or MP3, sent as ``input_audio``) and ``file_paths`` (PDF, sent as ``file``
+        parts), each one item or a list of paths, bytes or ``data:`` URLs.
 
         With ``response_format=SomeModel`` the reply is validated and returned as a
         ``SomeModel`` instance, asked for the ``output_mode`` way (default: the runtime's,
@@ -451,9 +468,9 @@ class ChatAgent:
             from ._output_modes import complete_structured, resolve
 
             mode, retries = resolve(self, output_mode, max_output_retries)
-            user = await self._user_message(text, image_paths, video_paths)
+            user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
             return await complete_structured(self, [user], call, add_to_history, mode, retries)
-        user = await self._user_message(text, image_paths, video_paths)
+        user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
         return await self._complete_turn([user], call, add_to_history)
 
     async def submit_tool_results(
@@ -526,12 +543,19 @@ class ChatAgent:
         self.last_response = final
         return text
 
-    async def _user_message(self, text: str, images: MediaArg, videos: MediaArg) -> ChatMessage:
+    async def _user_message(
+        self,
+        text: str,
+        images: MediaArg,
+        videos: MediaArg,
+        audio: MediaArg = None,
+        files: MediaArg = None,
+    ) -> ChatMessage:
         if not isinstance(text, str):
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
-        if images is None and videos is None:
+        if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
         from .media import prepare_media
 
@@ -542,6 +566,8 @@ class ChatAgent:
             videos,
             self._media_settings(),
             base_url=self.model_config.api_base_url,
+            audio_paths=audio,
+            file_paths=files,
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -736,7 +762,7 @@ class ChatAgent:
     async def _stream_once(self, body: Body) -> AsyncGenerator[list[StreamEvent], None]:
         """One streamed model turn in batches; failures before the first event are retried."""
         runtime = self.runtime_config
-        attempt = 0
+        retries = self._transport.retries()  # one budget for every retry of this model call
         while True:
             accumulator = StreamAccumulator()
             started = time.perf_counter()
@@ -744,9 +770,14 @@ class ChatAgent:
             connected = False
             try:
                 async with (
-                    self._transport.stream("chat/completions", body) as chunks,
+                    self._transport.stream("chat/completions", body, retries) as chunks,
                     aclosing(
-                        read_stream(chunks, accumulator, strict=runtime.strict_parsing)
+                        read_stream(
+                            chunks,
+                            accumulator,
+                            strict=runtime.strict_parsing,
+                            content_type=chunks.content_type,
+                        )
                     ) as batches,
                 ):
                     connected = True
@@ -758,10 +789,9 @@ class ChatAgent:
                 completion = accumulator.result()
             except ChatAPIException as exc:
                 # Failures before the headers were already retried by the transport.
-                retry = connected and first is None and attempt < runtime.max_retries
-                if retry and self._transport.is_retryable(exc):
-                    await self._transport.backoff(attempt, None, type(exc).__name__)
-                    attempt += 1
+                retry = connected and first is None and not retries.exhausted
+                if retry and retries.policy.retryable_error(exc):
+                    await retries.backoff(type(exc).__name__)
                     continue
                 scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()
@@ -786,6 +816,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
@@ -803,7 +835,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=True,
         )
-        turn = [await self._user_message(text, image_paths, video_paths)]
+        turn = [await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)]
         final: gen.ChatCompletion | None = None
         async with aclosing(self._run(turn, call)) as batches:
             async for batch in batches:
@@ -827,6 +859,8 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
     ) -> AsyncGenerator[str, None]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
@@ -850,6 +884,8 @@ class ChatAgent:
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
             **overrides,
         )
         try:
@@ -873,6 +909,8 @@ class ChatAgent:
         response_format: type[T],
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
@@ -905,7 +943,7 @@ class ChatAgent:
         mode, retries = resolve(self, output_mode, max_output_retries)
 
         async def updates() -> AsyncGenerator[Any, None]:
-            user = await self._user_message(text, image_paths, video_paths)
+            user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
             steps = run_structured(
                 self, [user], call, add_to_history, mode=mode, retries=retries, partials=True
             )

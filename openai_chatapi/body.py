@@ -56,10 +56,11 @@ class _Source:
     size: int
     path: str | None = None
     data: bytes | None = None
+    bare: bool = False  # base64 alone, without the data: URL prefix (input_audio)
 
     @property
     def prefix(self) -> bytes:
-        return f"data:{self.mime};base64,".encode("ascii")
+        return b"" if self.bare else f"data:{self.mime};base64,".encode("ascii")
 
     @property
     def encoded_length(self) -> int:
@@ -74,7 +75,8 @@ class MediaSources:
 
     ``add_file`` / ``add_bytes`` return a sentinel to put where the ``data:`` URL goes
     (for example ``{"image_url": {"url": sentinel}}``); :func:`encode_json_body`
-    replaces each sentinel by the streamed ``data:<mime>;base64,...`` URL. Sentinels are
+    replaces each sentinel by the streamed ``data:<mime>;base64,...`` URL (or by the base64
+    alone for media registered with ``bare=True``, as ``input_audio`` wants). Sentinels are
     plain ASCII, unique to this registry, and carry the mime type and size so that
     :func:`redacted_preview` can describe them without the registry.
     """
@@ -96,7 +98,7 @@ class MediaSources:
             self._items.append(source)
         return f"{_SENTINEL_SCHEME}{self._token}/{index}?mime={source.mime}&size={source.size}"
 
-    def add_file(self, path: str | os.PathLike[str], mime: str) -> str:
+    def add_file(self, path: str | os.PathLike[str], mime: str, *, bare: bool = False) -> str:
         """Register a local file; its current size is what the body will promise to send.
 
         Raises ``MediaProcessingError`` if the file is missing or not a regular file.
@@ -111,12 +113,12 @@ class MediaSources:
             raise MediaProcessingError(
                 f"{fspath}: not a regular file", {"path": fspath, "reason": "not a regular file"}
             )
-        return self._register(_Source(mime=mime, size=st.st_size, path=fspath))
+        return self._register(_Source(mime=mime, size=st.st_size, path=fspath, bare=bare))
 
-    def add_bytes(self, data: bytes, mime: str) -> str:
+    def add_bytes(self, data: bytes, mime: str, *, bare: bool = False) -> str:
         """Register in-memory bytes (kept by reference, base64-encoded only while sent)."""
         _check_mime(mime)
-        return self._register(_Source(mime=mime, size=len(data), data=bytes(data)))
+        return self._register(_Source(mime=mime, size=len(data), data=bytes(data), bare=bare))
 
     def _lookup(self, match: re.Match[str]) -> _Source:
         token, index = match.group(1), int(match.group(2))
@@ -125,7 +127,8 @@ class MediaSources:
         return self._items[index]
 
     def data_url(self, sentinel: str) -> str:
-        """The full ``data:`` URL a sentinel stands for (reads the whole medium; for tests)."""
+        """The full ``data:`` URL (or bare base64) a sentinel stands for (reads the whole
+        medium; for tests and ``ChatMessage.to_wire``)."""
         match = _ANY_SENTINEL.fullmatch(sentinel)
         if match is None:
             raise ValueError("not a media sentinel")
@@ -203,7 +206,8 @@ class _SourceReader:
             self._prefix_sent = True
             if self._source.path is not None:
                 self._open()
-            return self._source.prefix
+            if self._source.prefix:
+                return self._source.prefix
         if self._remaining <= 0:
             self.close()
             return b""

@@ -24,6 +24,7 @@ from ._version import __version__
 from .agent import ChatAgent
 from .config import ModelConfig, RuntimeConfig
 from .errors import ChatAPIException, ConfigurationError, NotFoundError
+from .redact import redact_url
 
 __all__ = ["build_parser", "main"]
 
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=_integer(1), help="reply length limit")
     chat.add_argument("--image", action="append", default=[], help="attach an image (repeat)")
     chat.add_argument("--video", action="append", default=[], help="attach a video (repeat)")
+    chat.add_argument(
+        "--audio", action="append", default=[], help="attach WAV or MP3 audio (repeat)"
+    )
+    chat.add_argument("--file", action="append", default=[], help="attach a PDF (repeat)")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
     chat.add_argument("--json", action="store_true", help="print the full typed response")
     chat.add_argument("--tools", help="register @tool functions: module:function,...")
@@ -186,6 +191,8 @@ async def _one_turn(agent: ChatAgent, args: argparse.Namespace, out: TextIO) -> 
     media: dict[str, Any] = {
         "image_paths": args.image or None,
         "video_paths": args.video or None,
+        "audio_paths": args.audio or None,
+        "file_paths": args.file or None,
     }
     if args.no_stream or args.json:
         text = await agent.chat(args.prompt, **media)
@@ -428,7 +435,7 @@ def _name_model(exc: NotFoundError, config: ModelConfig) -> NotFoundError:
     which one (servers do not always)."""
     if config.model in exc.message:
         return exc
-    message = f"{exc.message} (model {config.model!r} at {config.api_base_url})"
+    message = f"{exc.message} (model {config.model!r} at {redact_url(config.api_base_url)})"
     return type(exc)(message, exc.details)
 
 

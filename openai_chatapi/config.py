@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .redact import REDACTED, redact_url
 
 __all__ = [
     "REQUEST_FIELDS",
@@ -30,7 +31,7 @@ _REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhi
 
 
 def _fail(name: str, value: Any, why: str) -> ConfigurationError:
-    shown = "[REDACTED]" if name == "api_key" else value
+    shown = REDACTED if name == "api_key" else value
     return ConfigurationError(f"invalid {name}={shown!r}: {why}", {"field": name, "value": shown})
 
 
@@ -107,14 +108,23 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Check every field; raise ``ConfigurationError`` naming the first bad one."""
-        url = self.api_base_url
-        if not isinstance(url, str) or not url:
-            raise _fail("api_base_url", url, "must be a non-empty http(s) URL")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _fail("api_base_url", url, "must be an http:// or https:// URL")
-        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
-            raise _fail("api_key", self.api_key, "must be a non-empty string or None")
+        _check_url(self.api_base_url)
+        key = self.api_key
+        if key is not None:
+            if not isinstance(key, str):
+                raise _fail("api_key", key, "must be a non-empty string or None")
+            # A key read from a file or an environment variable often ends with a newline.
+            self.api_key = key = key.strip()
+            if not key:
+                raise _fail("api_key", key, "must be a non-empty string or None")
+            bad = next((i for i, c in enumerate(key) if not " " <= c <= "~"), None)
+            if bad is not None:
+                raise _fail(
+                    "api_key",
+                    key,
+                    f"contains a character that cannot be sent in an HTTP header (a control "
+                    f"or non-ASCII character, such as a typographic quote) at position {bad}",
+                )
         if not isinstance(self.model, str) or not self.model.strip():
             raise _fail("model", self.model, "must be a non-empty string")
         _check_range("temperature", self.temperature, 0.0, 2.0)
@@ -154,6 +164,16 @@ class ModelConfig:
                 {"field": unknown[0], "unknown": sorted(unknown)},
             )
         return dataclasses.replace(self, **overrides)
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in dataclasses.fields(self):
+            if item.repr:
+                value = getattr(self, item.name)
+                if item.name == "api_base_url" and isinstance(value, str):
+                    value = redact_url(value)  # user:password@ and ?api_key= stay hidden
+                shown.append(f"{item.name}={value!r}")
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
     def __str__(self) -> str:
         return repr(self)
@@ -305,6 +325,29 @@ class RuntimeConfig:
             self.images_only_hosts = hosts = tuple(hosts)
         if not isinstance(hosts, tuple) or not all(isinstance(h, str) for h in hosts):
             raise _fail("images_only_hosts", hosts, "must be a tuple of host names")
+
+
+def _check_url(url: Any) -> None:
+    """``api_base_url`` must be an absolute http(s) URL that httpx can send requests to."""
+    if not isinstance(url, str) or not url:
+        raise _fail("api_base_url", url, "must be a non-empty http(s) URL")
+    shown = redact_url(url)
+    if url != url.strip() or any(c.isspace() or not c.isprintable() for c in url):
+        raise _fail("api_base_url", shown, "must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in 0-65535
+        host = parts.hostname
+    except ValueError as exc:
+        raise _fail("api_base_url", shown, f"is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise _fail("api_base_url", shown, "must be an http:// or https:// URL")
+    if not host:
+        raise _fail("api_base_url", shown, "has no host name (expected http(s)://host/...)")
+    if port == 0:
+        raise _fail("api_base_url", shown, "port must be between 1 and 65535")
+    if parts.fragment:
+        raise _fail("api_base_url", shown, "must not have a #fragment")
 
 
 def _check_positive(name: str, value: Any) -> None:

@@ -26,6 +26,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .redact import redact_text
+
 __all__ = [
     "APIConnectionError",
     "APIResponseError",
@@ -230,11 +232,10 @@ def error_from_payload(
     message, err_type, code, param = _error_fields(payload)
     if not message:
         message = (body or "").strip() or "no error message"
-    for secret in scrub:
-        if secret:
-            message = message.replace(secret, "[REDACTED]")
-            if body is not None:
-                body = body.replace(secret, "[REDACTED]")
+    if scrub:
+        message = redact_text(message, scrub)
+        if body is not None:
+            body = redact_text(body, scrub)
     # In-stream errors carry no HTTP status; llama.cpp and vLLM put one in ``code``.
     effective = status
     if effective is None and code is not None and code.isdigit() and 400 <= int(code) < 600:

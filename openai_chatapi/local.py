@@ -14,6 +14,12 @@ Its output goes to a log file, never to the terminal. It needs the ``local`` ext
 The child is stopped on exit from the ``with`` block whatever happened in it (exception,
 cancellation), at interpreter exit, when the server object is garbage collected, and (on
 POSIX) by itself when this process dies without cleaning up.
+
+The child runs ``_local_launch.py``, which loads the model without llama.cpp's extra (AMX /
+repacking) buffer types where the CPU reports AMX, whose kernels crash there
+(``$OPENAI_CHATAPI_LOCAL_REPACK``: ``auto``, ``on``, ``off``). A child that exits before it is
+ready, or while serving (a crash), is named by one ``LocalServerExitedError`` with its signal
+or exit code and its log; agents talking to it stop sending to its dead port.
 """
 
 from __future__ import annotations
@@ -38,8 +44,11 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import httpx
 
+from . import _local_launch, _local_watch
+from ._local_launch import REPACK_CHOICES, REPACK_ENV
 from .config import ModelConfig
 from .errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
+from .redact import redact_text
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -49,7 +58,9 @@ __all__ = [
     "DEFAULT_MODEL_ALIAS",
     "LOCAL_EXTRA_HINT",
     "MODEL_PATH_ENV",
+    "REPACK_ENV",
     "LocalModelServer",
+    "LocalServerExitedError",
     "LocalServerOptions",
     "bundled_model_path",
     "default_model_path",
@@ -67,27 +78,88 @@ _MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SERVER_MODULE = "llama_cpp.server"
 # Top-level modules of llama-cpp-python[server]; find_spec on them imports nothing.
 _SERVER_REQUIREMENTS = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
-_PARENT_PID_ENV = "OPENAI_CHATAPI_PARENT_PID"
+_PARENT_PID_ENV = _local_launch.PARENT_PID_ENV
+_LAUNCHER = Path(_local_launch.__file__)
 _OVERRIDING_ENV = frozenset({"HOST", "PORT", "CONFIG_FILE"})
 _HOST = "127.0.0.1"
 _PORT_ATTEMPTS = 3
 _TAIL_BYTES = 8192
 _POLL_INTERVAL = 0.1
 
-# Runs `-m <module>` in the child after starting a thread that exits the child as soon as
-# its parent is gone, so even a SIGKILLed parent leaves no server behind.
-_BOOTSTRAP = """\
-import os, runpy, sys, threading, time
-def _watch(parent):
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-_parent = int(os.environ.pop("OPENAI_CHATAPI_PARENT_PID", "0") or 0)
-if _parent and os.name == "posix":
-    threading.Thread(target=_watch, args=(_parent,), daemon=True).start()
-_module = sys.argv.pop(1)
-runpy.run_module(_module, run_name="__main__", alter_sys=True)
-"""
+# Runs _local_launch.py by path in the child (the package itself need not be importable
+# there, and its directory must not shadow top-level modules on sys.path); the launcher then
+# runs the server module (see _local_launch.main).
+_BOOTSTRAP = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+# Signals meaning a crash of native code, for which the AMX hint is worth giving.
+_CRASH_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"})
+
+
+class LocalServerExitedError(APIConnectionError):
+    """The embedded local model server's process exited: before it was ready, or while a
+    request was in flight (a crash).
+
+    ``details`` (and attributes of the same names): ``returncode`` (negative: killed by a
+    signal), ``signal`` (its name, e.g. ``"SIGSEGV"``, or None), ``exit_code`` (or None),
+    ``log_path`` and ``log_tail`` (the server's last log lines); also ``command``,
+    ``model_path``, ``port`` and ``extra_buffer_types``. It is never retried: the server
+    is gone.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    @property
+    def returncode(self) -> int | None:
+        value = self.details.get("returncode")
+        return value if isinstance(value, int) else None
+
+    @property
+    def signal(self) -> str | None:
+        value = self.details.get("signal")
+        return value if isinstance(value, str) else None
+
+    @property
+    def exit_code(self) -> int | None:
+        value = self.details.get("exit_code")
+        return value if isinstance(value, int) else None
+
+    @property
+    def log_path(self) -> str | None:
+        value = self.details.get("log_path")
+        return value if isinstance(value, str) else None
+
+    @property
+    def log_tail(self) -> str:
+        value = self.details.get("log_tail")
+        return value if isinstance(value, str) else ""
+
+
+def _exit_status(returncode: int) -> tuple[str, str | None, int | None]:
+    """(phrase, signal name, exit code) for a child's return code."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by signal {-returncode}, {name}", name, None
+    return f"exit code {returncode}", None, returncode
+
+
+class _ExitWatch:
+    """What ``_local_watch`` holds for a running server: its process, and the server weakly
+    (an agent kept open must not keep a forgotten server alive)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], server: LocalModelServer) -> None:
+        self._proc = proc
+        self._server = weakref.ref(server)
+        self.closed = False
+
+    def exited_error(self, action: str) -> BaseException | None:
+        if self.closed or self._proc.poll() is None:
+            return None  # running, or stopped by its owner: nothing to name
+        server = self._server()
+        if server is None:
+            return None
+        return server._exited_error(f"while answering {action}", self._proc)
 
 
 def _missing_extra(what: str, missing: Sequence[str]) -> ConfigurationError:
@@ -276,8 +348,10 @@ class LocalModelServer:
             (e.g. ``{"temperature": 0.0, "max_tokens": 256}``).
 
     Raises ``ConfigurationError`` (missing extra, missing model file, bad options),
-    ``APIConnectionError`` (the server exited during startup) or ``APITimeoutError``
+    ``LocalServerExitedError`` (the server exited during startup) or ``APITimeoutError``
     (not ready in time); their ``details`` hold ``log_tail``, ``log_path``, ``command``.
+    An agent on the yielded config that sees the server exit later (a crash while
+    answering) raises ``LocalServerExitedError`` too, and sends nothing more to its port.
     """
 
     # What the child runs and needs; tests substitute a stand-in server.
@@ -335,6 +409,9 @@ class LocalModelServer:
         self._log_start = 0
         self._command: list[str] = []
         self._resolved_model: Path | None = None
+        self._extra_buffer_types: bool | None = None
+        self._extra_reason = ""
+        self._watch: _ExitWatch | None = None
 
     # ----------------------------------------------------------------- information
 
@@ -387,6 +464,13 @@ class LocalModelServer:
         """The command line of the current (or last) server process."""
         return list(self._command)
 
+    @property
+    def extra_buffer_types(self) -> bool | None:
+        """Whether the model is loaded with llama.cpp's extra (AMX / repacking) buffer types:
+        False where the CPU reports AMX (or ``$OPENAI_CHATAPI_LOCAL_REPACK=off``); None
+        before the first start."""
+        return self._extra_buffer_types
+
     def log_tail(self, max_lines: int = 40) -> str:
         """The last lines the server wrote during this run ("" when there is no log)."""
         if self._log_path is None:
@@ -437,8 +521,9 @@ class LocalModelServer:
         proc = self._proc
         if proc is None:
             return
+        exited = proc.poll() is not None  # by itself: keep the log its error names
         try:
-            if proc.poll() is None:
+            if not exited:
                 _send(proc, kill=False)
                 deadline = time.monotonic() + self.stop_timeout
                 # Polling, not a waiter thread: cancellation stays immediate and leaves no thread.
@@ -447,7 +532,7 @@ class LocalModelServer:
         finally:
             # Also reached when the wait above is cancelled: never leave the child behind.
             _kill_and_wait(proc)
-            self._finish(keep_log=False)
+            self._finish(keep_log=exited)
 
     async def __aenter__(self) -> ModelConfig:
         return await self.start()
@@ -481,11 +566,12 @@ class LocalModelServer:
         proc = self._proc
         if proc is None:
             return
+        exited = proc.poll() is not None  # by itself: keep the log its error names
         try:
             _reap(proc, self.stop_timeout)
         finally:
             _kill_and_wait(proc)
-            self._finish(keep_log=False)
+            self._finish(keep_log=exited)
 
     def __enter__(self) -> ModelConfig:
         return self.start_sync()
@@ -512,6 +598,14 @@ class LocalModelServer:
             raise _missing_extra("the local model server", missing)
         if self._model_path is None:
             self._resolved_model = default_model_path()
+        child_env = {**os.environ, **self.env}
+        choice = _local_launch.repack_choice(child_env)
+        if choice not in REPACK_CHOICES:
+            raise ConfigurationError(
+                f"{REPACK_ENV} must be one of {', '.join(REPACK_CHOICES)}, not {choice!r}",
+                {"field": REPACK_ENV, "value": choice, "choices": list(REPACK_CHOICES)},
+            )
+        self._extra_buffer_types, self._extra_reason = _local_launch.extra_buffer_types(child_env)
         # Validate the overrides now rather than after a slow start.
         self._make_config(f"http://{_HOST}:1/v1", "x")
 
@@ -546,6 +640,7 @@ class LocalModelServer:
             sys.executable,
             "-c",
             _BOOTSTRAP,
+            str(_LAUNCHER),
             self._server_module,
             *(f"--{name}={value}" for name, value in arguments.items()),
             *self.extra_args,
@@ -597,7 +692,7 @@ class LocalModelServer:
             tail = self.log_tail(80).lower()
             if "address already in use" in tail or "errno 98" in tail:
                 raise _PortTaken
-            raise self._startup_error(f"exited with code {proc.returncode} during startup")
+            raise self._exited_error("during startup", proc)
 
     async def _wait_ready_async(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -657,34 +752,64 @@ class LocalModelServer:
             ) from exc
 
     def _ready(self) -> ModelConfig:
+        assert self._proc is not None
         self._config = self._make_config(f"http://{_HOST}:{self._port}/v1", self._api_key)
+        self._watch = _ExitWatch(self._proc, self)
+        _local_watch.register(self._config.api_base_url, self._watch)
         return self._config
 
     def _public_command(self) -> list[str]:
         """The command line with the bootstrap code and the API key left out."""
-        shown = ["python", "-m", *self._command[3:]]
+        shown = ["python", "-m", *self._command[4:]]
         if self._api_key:
-            shown = [part.replace(self._api_key, "[REDACTED]") for part in shown]
+            shown = [redact_text(part, (self._api_key,)) for part in shown]
         return shown
 
-    def _startup_error(self, why: str, *, timeout: bool = False) -> APIConnectionError:
+    def _error_details(self) -> dict[str, Any]:
         tail = self.log_tail(40)
         if self._api_key:
-            tail = tail.replace(self._api_key, "[REDACTED]")
+            tail = redact_text(tail, (self._api_key,))
         proc = self._proc or self._last_proc
-        details = {
+        return {
             "log_tail": tail,
             "log_path": str(self._log_path) if self._log_path else None,
             "returncode": None if proc is None else proc.poll(),
             "command": self._public_command(),
             "model_path": str(self._resolved_model),
             "port": self._port,
+            "extra_buffer_types": self._extra_buffer_types,
         }
+
+    @staticmethod
+    def _last_line(tail: str) -> str:
         last = tail.strip().splitlines()[-1:] if tail.strip() else []
-        hint = f": {last[0][:200]}" if last else ""
+        return f": {last[0].strip()[:200]}" if last else ""
+
+    def _startup_error(self, why: str, *, timeout: bool = False) -> APIConnectionError:
+        details = self._error_details()
+        hint = self._last_line(details["log_tail"])
         message = f"local model server {why}{hint} (log: {self._log_path})"
         cls = APITimeoutError if timeout else APIConnectionError
         return cls(message, details)
+
+    def _exited_error(self, when: str, proc: subprocess.Popen[bytes]) -> LocalServerExitedError:
+        """The one error naming the child's exit ``when`` (``"during startup"``, ...)."""
+        details = self._error_details()
+        returncode = proc.poll()
+        assert returncode is not None
+        phrase, signal_name, exit_code = _exit_status(returncode)
+        details.update(returncode=returncode, signal=signal_name, exit_code=exit_code)
+        if signal_name is None:
+            hint = self._last_line(details["log_tail"])  # usually the reason it gave
+        elif signal_name in _CRASH_SIGNALS and self._extra_buffer_types:
+            hint = f" (a native crash: {REPACK_ENV}=off may avoid it)"
+        else:
+            hint = ""
+        message = (
+            f"the embedded local model server stopped {when} ({phrase}){hint} "
+            f"(log: {details['log_path']})"
+        )
+        return LocalServerExitedError(message, details)
 
     def _discard_process(self, *, keep_log: bool) -> None:
         """Kill a process that failed or was cancelled during startup."""
@@ -696,6 +821,11 @@ class LocalModelServer:
             self._finish(keep_log=keep_log)
 
     def _finish(self, *, keep_log: bool) -> None:
+        if self._watch is not None:
+            self._watch.closed = True
+            if self._config is not None:
+                _local_watch.unregister(self._config.api_base_url, self._watch)
+            self._watch = None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None

@@ -1,9 +1,11 @@
-"""Images and videos as chat content: detection, eager validation, and wire encoding.
+"""Images, videos, audio and documents as chat content: detection, eager validation, and
+wire encoding.
 
 Three steps, each with one job:
 
 * :func:`prepare_media` turns what the user gave (paths, URLs, ``data:`` URLs, raw
-  bytes) into :class:`ImagePart` / :class:`VideoPart` *references*, checking every
+  bytes) into :class:`ImagePart` / :class:`VideoPart` / :class:`AudioPart` /
+  :class:`FilePart` *references*, checking every
   item before any request is made. History keeps these parts, never base64.
 * :func:`to_wire_parts` turns one part into OpenAI content-part dicts at send time.
   Local files become sentinels registered in a :class:`~openai_chatapi.body.MediaSources`
@@ -37,9 +39,11 @@ from . import video as _video
 from .body import MediaSources, os_error_reason
 from .errors import ConfigurationError, MediaProcessingError
 from .parts import URL_SCHEME as _URL_SCHEME
-from .parts import ImageDetail, ImagePart, VideoPart
+from .parts import AudioPart, FilePart, ImageDetail, ImagePart, VideoPart
 
 __all__ = [
+    "AUDIO_MIME_TYPES",
+    "FILE_MIME_TYPES",
     "IMAGE_MIME_TYPES",
     "VIDEO_MIME_TYPES",
     "ImageDetail",
@@ -50,6 +54,8 @@ __all__ = [
     "VideoMode",
     "VideoPart",
     "clear_media_caches",
+    "prepare_audio",
+    "prepare_file",
     "prepare_image",
     "prepare_media",
     "prepare_video",
@@ -75,8 +81,20 @@ VIDEO_MIME_TYPES = frozenset(
     }
 )
 
+#: Audio accepted, detected from the bytes, with the ``input_audio.format`` each is sent as.
+AUDIO_MIME_TYPES: Mapping[str, Literal["wav", "mp3"]] = {"audio/wav": "wav", "audio/mpeg": "mp3"}
+#: Documents accepted for ``file`` parts (detected from the bytes).
+FILE_MIME_TYPES = frozenset({"application/pdf"})
+_AUDIO_ALIASES = {"audio/x-wav": "audio/wav", "audio/wave": "audio/wav", "audio/mp3": "audio/mpeg"}
+
 # Types sniff_mime recognises by itself (others come from Pillow).
-_SNIFFED_TYPES = IMAGE_MIME_TYPES | VIDEO_MIME_TYPES | {"image/bmp", "image/tiff"}
+_SNIFFED_TYPES = (
+    IMAGE_MIME_TYPES
+    | VIDEO_MIME_TYPES
+    | FILE_MIME_TYPES
+    | set(AUDIO_MIME_TYPES)
+    | {"image/bmp", "image/tiff"}
+)
 
 _IMAGE_EXTRA = "pip install 'openai_chatapi[image]'"
 _VIDEO_EXTRA = "pip install 'openai_chatapi[video]'"
@@ -179,7 +197,8 @@ def resolve_video_mode(
 # --------------------------------------------------------------------------- parts
 
 
-MediaPart: TypeAlias = ImagePart | VideoPart
+MediaPart: TypeAlias = ImagePart | VideoPart | AudioPart | FilePart
+MediaKind: TypeAlias = Literal["image", "video", "audio", "file"]
 
 
 # --------------------------------------------------------------------------- detection
@@ -269,9 +288,26 @@ def sniff_mime(header: bytes) -> str | None:
         return "video/mpeg"
     if len(header) > 376 and header[0] == header[188] == header[376] == 0x47:
         return "video/mp2t"
-    if header.startswith((b"ID3", b"fLaC")) or header[:2] in (b"\xff\xfb", b"\xff\xf3"):
-        return "audio/mpeg" if not header.startswith(b"fLaC") else "audio/flac"
+    if header.startswith(b"fLaC"):
+        return "audio/flac"
+    if header.startswith(b"ID3") or _mp3_frame(header):
+        return "audio/mpeg"
+    if header.startswith(b"%PDF-"):
+        return "application/pdf"
     return None
+
+
+def _mp3_frame(header: bytes) -> bool:
+    """An MPEG audio layer III frame header (11-bit sync, layer bits 01, valid bitrate)."""
+    return (
+        len(header) >= 4
+        and header[0] == 0xFF
+        and header[1] & 0xE0 == 0xE0
+        and (header[1] >> 1) & 0x03 == 0x01
+        and (header[1] >> 3) & 0x03 != 0x01
+        and header[2] >> 4 not in (0x0, 0xF)
+        and (header[2] >> 2) & 0x03 != 0x03
+    )
 
 
 # --------------------------------------------------------------------------- input
@@ -281,7 +317,7 @@ def sniff_mime(header: bytes) -> str | None:
 class _Item:
     """One user item being validated: what it is and how to name it in errors."""
 
-    kind: Literal["image", "video"]
+    kind: MediaKind
     label: str
     path: str | None = None
     data: bytes | None = None
@@ -299,7 +335,10 @@ class _Item:
 def _as_list(items: Any) -> list[Any]:
     if items is None:
         return []
-    if isinstance(items, (str, bytes, bytearray, memoryview, os.PathLike, ImagePart, VideoPart)):
+    if isinstance(
+        items,
+        (str, bytes, bytearray, memoryview, os.PathLike, ImagePart, VideoPart, AudioPart, FilePart),
+    ):
         return [items]
     if isinstance(items, Iterable) and not isinstance(items, Mapping):
         return list(items)
@@ -309,7 +348,7 @@ def _as_list(items: Any) -> list[Any]:
     )
 
 
-def _classify(item: Any, kind: Literal["image", "video"], index: int) -> _Item:
+def _classify(item: Any, kind: MediaKind, index: int) -> _Item:
     if isinstance(item, (bytes, bytearray, memoryview)):
         data = bytes(item)
         return _Item(kind, f"#{index + 1} (raw bytes)", data=data, details={"index": index})
@@ -379,7 +418,11 @@ def _parse_data_url(item: _Item, settings: MediaSettings) -> tuple[str, int, byt
     if match is None:
         raise item.error("malformed data URL (expected data:<type>/<subtype>;base64,<data>)")
     mime = match.group(1).lower()
-    if not mime.startswith(item.kind + "/"):
+    mime = _AUDIO_ALIASES.get(mime, mime) if item.kind == "audio" else mime
+    if item.kind == "file":
+        if mime not in FILE_MIME_TYPES:
+            raise item.error(f"data URL type {mime} is not a supported document (PDF)")
+    elif not mime.startswith(item.kind + "/"):
         raise item.error(f"data URL type {mime} is not an {item.kind} type")
     payload_len = len(text) - match.end()
     padding = len(text) - len(text.rstrip("="))
@@ -445,7 +488,7 @@ def _open_image(image_module: ModuleType, item: _Item | ImagePart) -> Any:
 
 
 def _part_error(part: MediaPart) -> Any:
-    kind = "image" if isinstance(part, ImagePart) else "video"
+    kind = part.type
     path = part.source if part.origin == "path" else None
 
     def fail(reason: str) -> MediaProcessingError:
@@ -735,6 +778,100 @@ def _frames_for(part: VideoPart, settings: MediaSettings) -> list[_video.Frame]:
         raise _part_error(part)(exc.details.get("reason", exc.message)) from exc
 
 
+# --------------------------------------------------------------------------- audio and documents
+
+
+def _inline_only(entry: _Item, what: str) -> MediaProcessingError:
+    return entry.error(
+        f"{what} parts carry their data inline and URLs are never downloaded; "
+        "give a local path, raw bytes or a data: URL"
+    )
+
+
+def _local_or_bytes(entry: _Item, settings: MediaSettings) -> tuple[bytes, int]:
+    if entry.data is not None:
+        _check_size(entry, len(entry.data), settings)
+        return entry.data[:_HEADER_BYTES], len(entry.data)
+    return _read_header(entry, settings)
+
+
+def prepare_audio(
+    item: MediaInput | AudioPart, settings: MediaSettings | None = None, *, index: int = 0
+) -> AudioPart:
+    """Validate one WAV or MP3 clip and return its reference (see :func:`prepare_media`)."""
+    settings = settings or MediaSettings()
+    if isinstance(item, AudioPart):
+        return item
+    entry = _classify(item, "audio", index)
+    if entry.url is not None:
+        raise _inline_only(entry, "audio")
+    if entry.data_url is not None:
+        _, size, head = _parse_data_url(entry, settings)
+        detected = sniff_mime(head)
+        if detected is None or detected not in AUDIO_MIME_TYPES:
+            raise entry.error(_audio_refusal(detected))
+        return AudioPart(
+            source=entry.data_url, mime=detected, size=size, format=AUDIO_MIME_TYPES[detected]
+        )
+    header, size = _local_or_bytes(entry, settings)
+    found = sniff_mime(header)
+    if found is None or found not in AUDIO_MIME_TYPES:
+        raise entry.error(_audio_refusal(found))
+    return AudioPart(
+        source=entry.path if entry.data is None else None,
+        data=entry.data,
+        mime=found,
+        size=size,
+        format=AUDIO_MIME_TYPES[found],
+    )
+
+
+def _audio_refusal(mime: str | None) -> str:
+    if mime is None:
+        return "not WAV or MP3 audio (unrecognised data)"
+    if mime.startswith("audio/"):
+        return f"unsupported audio format {mime} (supported: WAV, MP3)"
+    return f"not WAV or MP3 audio (the data is {mime})"
+
+
+def prepare_file(
+    item: MediaInput | FilePart, settings: MediaSettings | None = None, *, index: int = 0
+) -> FilePart:
+    """Validate one document (PDF) and return its reference (see :func:`prepare_media`).
+
+    The ``filename`` sent is a path's base name, ``document.pdf`` for bytes and data URLs.
+    """
+    settings = settings or MediaSettings()
+    if isinstance(item, FilePart):
+        return item
+    entry = _classify(item, "file", index)
+    if entry.url is not None:
+        raise _inline_only(entry, "file")
+    if entry.data_url is not None:
+        mime, size, head = _parse_data_url(entry, settings)
+        sniffed = sniff_mime(head)
+        if sniffed != "application/pdf":
+            raise entry.error(_file_refusal(sniffed))
+        return FilePart(source=entry.data_url, mime=mime, size=size, filename="document.pdf")
+    header, size = _local_or_bytes(entry, settings)
+    found = sniff_mime(header)
+    if found not in FILE_MIME_TYPES:
+        raise entry.error(_file_refusal(found))
+    return FilePart(
+        source=entry.path if entry.data is None else None,
+        data=entry.data,
+        mime=found,
+        size=size,
+        filename=os.path.basename(entry.path) if entry.path is not None else "document.pdf",
+    )
+
+
+def _file_refusal(mime: str | None) -> str:
+    if mime is None:
+        return "not a PDF document (unrecognised data)"
+    return f"not a PDF document (the data is {mime})"
+
+
 # --------------------------------------------------------------------------- public entry points
 
 
@@ -744,8 +881,11 @@ def prepare_media(
     settings: MediaSettings | None = None,
     *,
     base_url: str | None = None,
+    audio_paths: MediaInput | Iterable[MediaInput] | None = None,
+    file_paths: MediaInput | Iterable[MediaInput] | None = None,
 ) -> list[MediaPart]:
-    """Validate images and videos and return references to them, images first.
+    """Validate images, videos, audio (WAV, MP3) and documents (PDF) and return references
+    to them, in that order.
 
     Each argument is one item or a list; an item is a local path (str or ``Path``), an
     ``http(s)`` URL, a ``data:`` URL, or raw ``bytes``. Types are detected from the bytes,
@@ -761,6 +901,10 @@ def prepare_media(
         parts.append(prepare_image(image, settings, index=i))
     for i, clip in enumerate(_as_list(video_paths)):
         parts.append(prepare_video(clip, settings, base_url=base_url, index=i))
+    for i, sound in enumerate(_as_list(audio_paths)):
+        parts.append(prepare_audio(sound, settings, index=i))
+    for i, document in enumerate(_as_list(file_paths)):
+        parts.append(prepare_file(document, settings, index=i))
     return parts
 
 
@@ -770,8 +914,7 @@ def _current_file(part: MediaPart, settings: MediaSettings) -> int:
     Returns its current size.
     """
     assert part.source is not None
-    kind: Literal["image", "video"] = "image" if isinstance(part, ImagePart) else "video"
-    entry = _Item(kind, part.source, path=part.source)
+    entry = _Item(part.type, part.source, path=part.source)
     header, size = _read_header(entry, settings)
     mime = sniff_mime(header)
     # Formats only Pillow recognises (mime None here) are checked when Pillow opens them.
@@ -806,7 +949,34 @@ def to_wire_parts(
         if resolve_video_mode(settings, base_url) == "frames":
             return _frames_wire(part, settings, sources)
         return [{"type": "video_url", "video_url": {"url": _video_url(part, settings, sources)}}]
-    raise TypeError(f"expected ImagePart or VideoPart, not {type(part).__name__}")
+    if isinstance(part, AudioPart):
+        data = _inline(part, settings, sources, bare=True)
+        return [{"type": "input_audio", "input_audio": {"data": data, "format": part.format}}]
+    if isinstance(part, FilePart):
+        file: dict[str, Any] = {}
+        if part.file_id is not None:
+            file["file_id"] = part.file_id
+        else:
+            file["file_data"] = _inline(part, settings, sources, bare=False)
+        if part.filename is not None:
+            file["filename"] = part.filename
+        return [{"type": "file", "file": file}]
+    raise TypeError(f"expected a media part, not {type(part).__name__}")
+
+
+def _inline(
+    part: AudioPart | FilePart, settings: MediaSettings, sources: MediaSources, *, bare: bool
+) -> str:
+    """The part's data as sent: its data URL (or, ``bare``, the base64 after the comma) as
+    given, or a sentinel for bytes and local files (re-checked now)."""
+    if part.origin == "data_url":
+        assert part.source is not None
+        return part.source.partition(",")[2] if bare else part.source
+    if part.data is not None:
+        return sources.add_bytes(part.data, part.mime, bare=bare)
+    assert part.source is not None
+    _current_file(part, settings)
+    return sources.add_file(part.source, part.mime, bare=bare)
 
 
 def _image_url_part(url: str, detail: ImageDetail | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -11,6 +11,9 @@ from . import _generated as gen
 from .errors import APIResponseError, error_from_payload
 
 __all__ = ["parse_completion", "parse_model", "parse_model_list", "validation_error"]
+
+if TYPE_CHECKING:
+    from ._model_list import ModelList
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,5 +120,9 @@ def parse_completion(
     return completion
 
 
-def parse_model_list(raw: bytes, *, strict: bool) -> gen.ModelList:
-    return parse_model(gen.ModelList, raw, strict=strict, what="model list")
+def parse_model_list(raw: bytes, *, strict: bool) -> ModelList:
+    """The model list, iterable as its models."""
+    from ._model_list import ModelList
+
+    _STRICT_TWINS.setdefault(ModelList, gen.StrictModelList)
+    return parse_model(ModelList, raw, strict=strict, what="model list")

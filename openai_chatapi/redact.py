@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus
 
-__all__ = ["REDACTED", "elide_base64", "redact_headers", "redact_text", "scrub_exception"]
+__all__ = [
+    "REDACTED",
+    "elide_base64",
+    "redact_headers",
+    "redact_text",
+    "redact_url",
+    "scrub_exception",
+    "url_secrets",
+]
 
 REDACTED = "[REDACTED]"
+"""The one placeholder that stands in for every secret this package hides."""
 _MIN_CUT = 6  # shorter pieces of a secret left by a cut reveal nothing worth hiding
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=]*)")
@@ -21,14 +33,63 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     A secret that an earlier cut split (its start ends ``text``, or its end starts it) is
     replaced too: error bodies and previews are cut at fixed lengths before they get here.
     """
-    for secret in secrets:
-        if not secret:
+    for raw in secrets:
+        if not raw:
             continue
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-        if len(secret) > _MIN_CUT:
-            text = _redact_cut(text, secret)
+        for secret in _forms(raw):
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+            if len(secret) > _MIN_CUT:
+                text = _redact_cut(text, secret)
     return text
+
+
+@lru_cache(maxsize=64)
+def _forms(secret: str) -> tuple[str, ...]:
+    """``secret`` as it may appear in error text: as is, and escaped the ways libraries
+    escape it (a Python or bytes repr, ``\\n``-style escapes, JSON, URL encoding)."""
+    forms = [
+        secret,
+        repr(secret)[1:-1],
+        repr(secret.encode("utf-8", "surrogatepass"))[2:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        "".join(f"\\u{ord(c):04x}" for c in secret),  # every character JSON-escaped
+        "".join(f"\\u{ord(c):04X}" for c in secret),
+    ]
+    for encoded in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
+        forms.append(encoded)
+        forms.append(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
+    # Longest first, so that a form containing another is replaced whole.
+    return tuple(sorted({form for form in forms if form}, key=len, reverse=True))
+
+
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
+_URL_SECRET_QUERY = re.compile(
+    r"([?&;](?:[^=&#;]*(?:key|token|secret|passw|sig|auth|credential)[^=&#;]*)=)([^&#;]*)",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to show: credentials (``user:pass@``) and secret-looking query values
+    (``?api_key=...``, ``token``, ``sig``, ...) replaced. Works on URLs that do not parse."""
+    url = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
+    return _URL_SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, url)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets a URL carries (its user info, secret-looking query values), as they
+    appear in it and decoded, for scrubbing error text."""
+    found: list[str] = []
+    match = _URL_USERINFO.match(url)
+    if match and match.group(2):
+        userinfo = match.group(2)
+        found += [userinfo, *userinfo.split(":", 1)[1:]]
+    found += [m.group(2) for m in _URL_SECRET_QUERY.finditer(url) if m.group(2)]
+    decoded = [unquote_plus(item) for item in found]
+    return tuple(dict.fromkeys(item for item in [*found, *decoded] if len(item) >= 4))
 
 
 def _redact_cut(text: str, secret: str) -> str:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ._generated import ChatCompletionRequest
 from .config import SAMPLING_FIELDS, ModelConfig
 from .errors import ConfigurationError
-from .messages import ChatMessage, TextPart, call_to_wire
+from .messages import ChatMessage, RefusalPart, TextPart, call_to_wire
 
 if TYPE_CHECKING:
     from .body import MediaSources, RequestBody
@@ -106,7 +106,12 @@ class MediaBody:
 
 
 def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]:
-    """One history message in wire form (media encoded lazily through ``media``)."""
+    """One history message in wire form (media encoded lazily through ``media``).
+
+    Sent: role, content, name, tool calls (or the legacy ``function_call``), tool call id,
+    and an assistant's ``refusal`` and ``audio`` id when set. Never sent: the reasoning,
+    ``annotations``, null fields and keys the wire format does not define.
+    """
     wire: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, list):
@@ -114,6 +119,8 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
         for part in content:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, RefusalPart):
+                parts.append({"type": "refusal", "refusal": part.refusal})
             else:
                 parts.extend(media.wire_parts(part))
         wire["content"] = parts
@@ -121,12 +128,20 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
         wire["content"] = content
     if message.name is not None:
         wire["name"] = message.name
+    if message.refusal is not None:
+        wire["refusal"] = message.refusal
+    audio_id = (message.audio or {}).get("id")
+    if isinstance(audio_id, str):
+        wire["audio"] = {"id": audio_id}
     if message.tool_calls:
         # Some servers (llama.cpp) refuse a null or missing content beside tool calls.
         wire.setdefault("content", "")
         wire["tool_calls"] = [call_to_wire(call) for call in message.tool_calls]
     elif "content" not in wire:
         wire["content"] = ""
+    if message.function_call is not None:
+        call = message.function_call
+        wire["function_call"] = {"name": call.name or "", "arguments": call.arguments or "{}"}
     if message.tool_call_id is not None:
         wire["tool_call_id"] = message.tool_call_id
     return wire

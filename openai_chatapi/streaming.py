@@ -6,7 +6,7 @@ into the generated chunk model, updates a ``StreamAccumulator`` and yields typed
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
 from json import loads as _loads
 from typing import Any
@@ -423,11 +423,22 @@ def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) ->
     return accumulator.add(gen.ChatCompletionChunk.model_validate(chunk))
 
 
+def _not_an_event_stream(content_type: str | None, head: bytes) -> APIResponseError:
+    """A 200 that is an HTML page, plain text or empty: usually a wrong ``api_base_url``."""
+    text = " ".join(head[:2000].decode("utf-8", "replace").split())
+    snippet = (text[:200] + "…" if len(text) > 200 else text) or "(empty body)"
+    return APIResponseError(
+        f"the server did not answer with an event stream (content-type {content_type}): {snippet}",
+        {"content_type": content_type, "body": text[:2000], "bytes": len(head)},
+    )
+
+
 async def read_stream(
-    body: AsyncIterator[bytes],
+    body: AsyncIterable[bytes],
     accumulator: StreamAccumulator,
     *,
     strict: bool,
+    content_type: str | None = None,
 ) -> AsyncGenerator[list[StreamEvent], None]:
     """Yield batches of typed events from an SSE body until ``[DONE]`` or its end.
 
@@ -468,6 +479,8 @@ async def read_stream(
     if head is not None and accumulator.chunks == 0 and head.lstrip()[:1] == b"{":
         yield _json_answer(bytes(head), accumulator, strict=strict)
         return
+    if head is not None and not done and "event-stream" not in (content_type or "event-stream"):
+        raise _not_an_event_stream(content_type, bytes(head))
     if not done and not accumulator.finished:
         raise APIResponseError(
             f"stream truncated: it ended after {accumulator.chunks} chunks without [DONE] "

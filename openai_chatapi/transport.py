@@ -8,9 +8,7 @@ HTTP failures to the exception tree. Tests swap the httpx transport, never this 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager, suppress
@@ -18,16 +16,20 @@ from typing import Protocol, cast
 
 import httpx
 
+from ._local_watch import watched_transport
+from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
 from .config import ModelConfig, RuntimeConfig
 from .errors import (
     APIConnectionError,
     APIResponseError,
+    APIStatusError,
     APITimeoutError,
     ChatAPIException,
     error_from_response,
+    truncate,
 )
-from .redact import elide_base64, redact_headers, redact_text
+from .redact import elide_base64, redact_headers, redact_text, redact_url, url_secrets
 
 __all__ = ["SentBody", "Transport", "logger"]
 
@@ -35,17 +37,11 @@ logger = logging.getLogger("openai_chatapi")
 logger.addHandler(logging.NullHandler())
 
 USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _ERROR_BODY_CAP = 64 * 1024
 # After [DONE], the end of a streamed body is read for this long at most (then the
 # connection is closed instead of reused).
 _DRAIN_SECONDS = 0.5
 _DRAIN_BYTES = 64 * 1024
-_RETRYABLE_EXC: tuple[type[Exception], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-)
 
 
 class SentBody(Protocol):
@@ -61,30 +57,9 @@ Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionError:
     kind = type(exc).__name__
+    url = redact_url(url)
     details = {"method": method, "url": url, "error": kind}
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"request timed out ({kind}): {method} {url}", details)
@@ -106,11 +81,21 @@ class Transport:
         self._model_config = model_config
         self._runtime = runtime
         self._http_transport = http_transport
-        self._sleep = sleep
-        self._on_retry = on_retry
+        self.retry_policy = RetryPolicy(
+            max_retries=runtime.max_retries,
+            retry_delay=runtime.retry_delay,
+            max_delay=runtime.max_retry_delay,
+            sleep=sleep,
+            on_retry=on_retry,
+            log=runtime.enable_logging,
+        )
         self._client: httpx.AsyncClient | None = None
         self._urls: dict[str, httpx.URL] = {}
-        self._secrets: tuple[str, ...] = (model_config.api_key,) if model_config.api_key else ()
+        key = model_config.api_key
+        self._secrets: tuple[str, ...] = (
+            *((key,) if key else ()),
+            *url_secrets(model_config.api_base_url),
+        )
         self._log_requests = runtime.enable_logging and (
             runtime.log_http_requests or runtime.enable_debug
         )
@@ -139,21 +124,23 @@ class Transport:
         if not runtime.verify_ssl and runtime.enable_logging:
             logger.warning(
                 "TLS certificate verification is disabled (verify_ssl=False) for %s",
-                self.base_url,
+                redact_url(self.base_url),
             )
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self._model_config.api_key:
             headers["Authorization"] = f"Bearer {self._model_config.api_key}"
+        limits = httpx.Limits(
+            max_connections=runtime.max_connections,
+            max_keepalive_connections=runtime.max_keepalive_connections,
+        )
         self._client = httpx.AsyncClient(
             base_url=self.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(float(runtime.timeout)),
             verify=runtime.verify_ssl,
-            limits=httpx.Limits(
-                max_connections=runtime.max_connections,
-                max_keepalive_connections=runtime.max_keepalive_connections,
-            ),
-            transport=self._http_transport,
+            limits=limits,
+            # The embedded local model server, when it is the target, names its own crash.
+            transport=self._http_transport or watched_transport(self.base_url, limits),
             follow_redirects=False,
         )
 
@@ -167,7 +154,7 @@ class Transport:
         if client is None or client.is_closed:
             raise APIConnectionError(
                 "the agent is not open: use 'async with ChatAgent(...) as agent:'",
-                {"url": self.base_url},
+                {"url": redact_url(self.base_url)},
             )
         return client
 
@@ -197,24 +184,13 @@ class Transport:
                 self._urls[path] = url
         return url
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        runtime = self._runtime
-        cap = runtime.max_retry_delay
-        if response is not None:
-            asked = _retry_after(response.headers)
-            if asked is not None:
-                return min(asked, cap)
-        base = runtime.retry_delay * (2**attempt)
-        # Full jitter in [0.5, 1.0] of the backoff keeps concurrent clients apart.
-        return float(min(cap, base * (0.5 + random.random() / 2)))
-
     def _log_request(self, request: httpx.Request, body: Body | None, attempt: int) -> None:
         if not self._log_requests:
             return
         logger.info(
             "HTTP request %s %s attempt=%d headers=%s body=%s",
             request.method,
-            request.url,
+            redact_url(str(request.url)),
             attempt + 1,
             redact_headers(request.headers, self._secrets),
             _body_preview(body, self._secrets),
@@ -227,7 +203,7 @@ class Transport:
         logger.info(
             "HTTP response %d %s in %.3fs headers=%s body=%s",
             response.status_code,
-            response.request.url,
+            redact_url(str(response.request.url)),
             elapsed,
             redact_headers(response.headers, self._secrets),
             text,
@@ -236,45 +212,69 @@ class Transport:
     async def _error_for(self, response: httpx.Response) -> APIResponseError:
         body = await _read_capped(response, _ERROR_BODY_CAP)
         self._log_response(response, body, 0.0)
-        return error_from_response(
+        error = error_from_response(
             response.status_code,
             body,
             request_id=response.headers.get("x-request-id"),
             max_length=self._max_error_length,
             scrub=self._secrets,
         )
+        if 300 <= response.status_code < 400:
+            error = self._redirect_error(response, error)
+        return error
+
+    def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
+        """A 3xx names where it points and the likely mistake in ``api_base_url``."""
+        status = response.status_code
+        sent = response.request.url
+        location = response.headers.get("location")
+        if not location:
+            where, hint = "without a Location", "check api_base_url"
+        else:
+            target = sent.join(location)
+            where = f"to {redact_url(str(target))}"
+            if sent.scheme == "http" and target.scheme == "https":
+                hint = "the server wants https: use https:// in api_base_url"
+            elif "/v1" in target.path and "/v1" not in sent.path:
+                hint = "api_base_url probably lacks /v1"
+            else:
+                hint = "set api_base_url to the address the server redirects to"
+        message = redact_text(
+            f"HTTP {status}: the server redirects {where} (redirects are not followed: {hint})",
+            self._secrets,
+        )
+        details = {**error.details, "location": redact_url(location) if location else None}
+        return APIStatusError(truncate(message, self._max_error_length), details)
 
     async def _send(
-        self, method: str, path: str, body: Body | None, stream: bool
+        self, method: str, path: str, body: Body | None, stream: bool, retries: Retries | None
     ) -> httpx.Response:
         """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
         client = self._require_client()
-        attempts = self._runtime.max_retries + 1
-        stale_retry = True  # one free retry for a pooled connection the server had dropped
-        attempt = -1
-        while attempt + 1 < attempts:
-            attempt += 1
+        if retries is None:
+            retries = self.retry_policy.start()
+        policy = retries.policy
+        attempt = 0
+        while True:
             request = self._build(method, path, body, stream)
+            tracer = _ConnectionTracer()
+            request.extensions["trace"] = tracer
             self._log_request(request, body, attempt)
-            last = attempt == attempts - 1
+            attempt += 1
             response: httpx.Response | None = None
             try:
                 response = await client.send(request, stream=True)
                 if not stream and response.status_code < 300:
                     # A connection lost mid-body is retried like one lost before the headers.
                     await _read_or_close(response)
-            except _RETRYABLE_EXC as exc:
-                if stale_retry and response is None and isinstance(exc, httpx.RemoteProtocolError):
-                    # "Server disconnected without sending a response": the keep-alive race of
-                    # a reused connection. The request was not answered; send it again at once.
-                    stale_retry = False
-                    attempt -= 1
-                    if self._on_retry is not None:
-                        self._on_retry()
+            except RETRYABLE_EXCEPTIONS as exc:
+                if response is None and retries.free_resend(exc, reused=tracer.reused):
+                    # The keep-alive race: a pooled connection the server had closed answered
+                    # nothing. The request was not answered; send it again at once.
                     continue
-                if last:
+                if retries.exhausted:
                     raise _connection_error(exc, method, str(request.url)) from None
-                await self.backoff(attempt, None, type(exc).__name__)
+                await retries.backoff(type(exc).__name__)
                 continue
             except httpx.HTTPError as exc:
                 raise _connection_error(exc, method, str(request.url)) from None
@@ -283,28 +283,22 @@ class Transport:
             error: ChatAPIException
             try:
                 error = await self._error_for(response)
-            except _RETRYABLE_EXC as exc:
+            except RETRYABLE_EXCEPTIONS as exc:
                 error = _connection_error(exc, method, str(request.url))
             finally:
                 await response.aclose()
-            if last or response.status_code not in _RETRY_STATUSES:
+            if retries.exhausted or not policy.retryable_status(response.status_code):
                 raise error
-            await self.backoff(attempt, response, f"HTTP {response.status_code}")
-        raise AssertionError("unreachable")  # pragma: no cover
+            await retries.backoff(f"HTTP {response.status_code}", response.headers)
 
-    async def backoff(self, attempt: int, response: httpx.Response | None, why: str) -> None:
-        """Count a retry, log it, and sleep the backoff for ``attempt`` (0-based)."""
-        delay = self._delay(attempt, response)
-        if self._runtime.enable_logging:
-            logger.warning("retrying after %s in %.2fs (retry %d)", why, delay, attempt + 1)
-        if self._on_retry is not None:
-            self._on_retry()
-        await self._sleep(delay)
+    def retries(self) -> Retries:
+        """A fresh retry budget for one call (shared by every retry path of that call)."""
+        return self.retry_policy.start()
 
     async def request(self, method: str, path: str, body: Body | None = None) -> bytes:
         """Send a request (retrying as configured) and return the successful body."""
         started = time.perf_counter()
-        response = await self._send(method, path, body, stream=False)
+        response = await self._send(method, path, body, False, None)
         data = response.content  # read (and retried) by _send
         await response.aclose()
         if self._log_responses:
@@ -312,7 +306,9 @@ class Transport:
         return data
 
     @asynccontextmanager
-    async def stream(self, path: str, body: Body) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(
+        self, path: str, body: Body, retries: Retries | None = None
+    ) -> AsyncIterator[StreamBody]:
         """POST and yield the body of the open streaming response as it arrives.
 
         The response is closed when the block exits. Failures before the response headers
@@ -321,12 +317,12 @@ class Transport:
         reader left unread (the end of the body after ``[DONE]``) is read briefly, so that the
         connection goes back to the pool instead of being closed.
         """
-        response = await self._send("POST", path, body, stream=True)
+        response = await self._send("POST", path, body, True, retries)
         chunks = _body_chunks(response)
         try:
             if self._log_responses:
                 self._log_response(response, None, 0.0)
-            yield chunks
+            yield StreamBody(chunks, response.headers.get("content-type", "none"))
             if not response.is_closed:
                 await _drain(chunks)
         finally:
@@ -334,19 +330,52 @@ class Transport:
             await chunks.aclose()
             await response.aclose()
 
-    @staticmethod
-    def is_retryable(exc: ChatAPIException) -> bool:
-        """Whether a failure is of a kind the transport retries (for callers that re-send)."""
-        return is_retryable(exc)
-
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""
         return redact_text(text, self._secrets)
 
 
+class StreamBody:
+    """The body of an open streaming response, as it arrives, and its content type."""
+
+    __slots__ = ("_chunks", "content_type")
+
+    def __init__(self, chunks: AsyncIterator[bytes], content_type: str) -> None:
+        self._chunks = chunks
+        self.content_type = content_type
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+
+class _ConnectionTracer:
+    """httpcore's ``trace`` extension for one attempt: was a pooled connection reused?
+
+    A new connection reports ``connection.connect_*`` events before the request is sent; a
+    reused one goes straight to sending (``http11.*`` / ``http2.*``). A transport that reports
+    nothing (a mock) counts as a new connection.
+    """
+
+    __slots__ = ("connected", "sent")
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.sent = False
+
+    async def __call__(self, name: str, info: dict[str, object]) -> None:
+        if name.startswith("connection.connect_"):
+            self.connected = True
+        elif name.startswith(("http11.", "http2.")):
+            self.sent = True
+
+    @property
+    def reused(self) -> bool:
+        return self.sent and not self.connected
+
+
 async def _body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The response body as it arrives, with network failures mapped to our exceptions."""
-    url = str(response.request.url)
+    url = redact_url(str(response.request.url))
     try:
         async with aclosing(_generator(response.aiter_bytes())) as chunks:
             async for chunk in chunks:
@@ -426,9 +455,3 @@ def _body_preview(body: Body | None, secrets: tuple[str, ...]) -> str:
     if callable(preview):
         return _truncate_text(elide_base64(redact_text(str(preview()), secrets)), 8000)
     return f"<streamed body, {body.content_length} bytes, media elided>"
-
-
-def is_retryable(exc: ChatAPIException) -> bool:
-    """Whether a failure is of a kind the transport retries (for callers that re-send)."""
-    status = exc.details.get("status_code")
-    return isinstance(exc, APIConnectionError) or status in _RETRY_STATUSES

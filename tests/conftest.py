@@ -11,7 +11,7 @@ import pytest
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
 from .fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
-from .live_server import live_local_server, live_model_config  # noqa: F401
+from .live_server import live_local_server, live_model_config, local_model_path  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -72,4 +72,7 @@ async def agent(make_agent: AgentFactory) -> ChatAgent:
 
 
 def pytest_report_header() -> list[str]:
-    return [f"shared folder: {SHARED} ({'present' if SHARED.is_dir() else 'absent'})"]
+    return [
+        f"shared folder: {SHARED} ({'present' if SHARED.is_dir() else 'absent'})",
+        local_model_path(),
+    ]

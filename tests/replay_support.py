@@ -25,25 +25,24 @@ from typing import Any
 import uvicorn
 
 from openai_chatapi import (
+    AudioPart,
     ChatMessage,
     ConfigurationError,
+    FilePart,
     ImagePart,
-    MediaProcessingError,
     ModelConfig,
     TextPart,
     Tool,
-    ToolCall,
     VideoPart,
 )
 from openai_chatapi.config import SAMPLING_FIELDS
-from openai_chatapi.media import prepare_media
-from openai_chatapi.messages import ContentPart
 
 __all__ = [
     "Exchange",
     "LoopbackServer",
     "ReplayPlan",
     "Round",
+    "as_sent",
     "load_exchanges",
     "plan_call",
     "wire_text",
@@ -350,8 +349,10 @@ class ReplayPlan:
     runtime: dict[str, Any]
     history: list[ChatMessage]
     text: str
-    images: list[str] = field(default_factory=list)
-    videos: list[str] = field(default_factory=list)
+    images: list[ImagePart] = field(default_factory=list)
+    videos: list[VideoPart] = field(default_factory=list)
+    audio: list[AudioPart] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
     tools: list[Tool] = field(default_factory=list)
     call: dict[str, Any] = field(default_factory=dict)  # tool_choice, response_format, ...
     rounds: list[Round] = field(default_factory=list)
@@ -366,53 +367,10 @@ class ReplayPlan:
         return self.stream and not self.rounds and "response_format" not in self.call
 
 
-def _parts(content: list[Any], dropped: list[str], where: str) -> list[ContentPart]:
-    parts: list[ContentPart] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append(TextPart(text=str(part.get("text") or "")))
-            continue
-        url = None
-        if kind == "image_url":
-            url = (part.get("image_url") or {}).get("url")
-        elif kind == "video_url":
-            url = (part.get("video_url") or {}).get("url")
-        media: list[ImagePart | VideoPart] = []
-        if url:
-            try:
-                media = prepare_media(
-                    [url] if kind == "image_url" else None,
-                    [url] if kind == "video_url" else None,
-                )
-            except (MediaProcessingError, ConfigurationError) as exc:
-                dropped.append(f"{where}: {kind} part refused by the client ({exc})")
-                continue
-            parts.extend(media)
-        else:
-            dropped.append(f"{where}: {kind} content part (the client has no input for it)")
-    return parts
-
-
-def _message(wire: dict[str, Any], dropped: list[str], where: str) -> ChatMessage:
-    content = wire.get("content")
-    if isinstance(content, list):
-        content = _parts(content, dropped, where)
-    elif content is not None and not isinstance(content, str):
-        content = str(content)
-    calls = None
-    if wire.get("role") == "assistant" and wire.get("tool_calls"):
-        calls = [ToolCall.model_validate(call) for call in wire["tool_calls"]]
-    for extra in sorted(set(wire) - {"role", "content", "name", "tool_calls", "tool_call_id"}):
-        if wire[extra] not in (None, [], ""):
-            dropped.append(f"{where}: message field {extra!r} (never sent back by the client)")
-    return ChatMessage(
-        role=wire["role"],
-        content=content,
-        name=wire.get("name") or None,
-        tool_calls=calls,
-        tool_call_id=wire.get("tool_call_id"),
-    )
+def _message(wire: dict[str, Any]) -> ChatMessage:
+    """An earlier message of the recorded request, given to the client exactly as a user
+    holding that conversation would: ``ChatMessage(**message)``."""
+    return ChatMessage(**wire)
 
 
 def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
@@ -484,19 +442,26 @@ def plan_call(exchange: Exchange) -> ReplayPlan:
     if not users:
         # The client always ends a call with a user message: it cannot send this request.
         plan.exact_messages = False
-        plan.history = [_message(m, dropped, f"messages[{i}]") for i, m in enumerate(messages)]
+        plan.history = [_message(m) for m in messages]
         dropped.append("no user message (the client always sends one)")
         return plan
     last = users[-1]
-    plan.history = [_message(m, dropped, f"messages[{i}]") for i, m in enumerate(messages[:last])]
-    user = messages[last]
-    content = user.get("content")
+    plan.history = [_message(m) for m in messages[:last]]
+    # The last user message is what the call sends: its text, and its media as the
+    # call's media arguments (the wire parts read through ChatMessage, as a user would).
+    content = _message(messages[last]).content
     if isinstance(content, list):
-        for part in _parts(content, dropped, f"messages[{last}]"):
+        for part in content:
             if isinstance(part, TextPart):
                 plan.text += part.text
-            elif part.source is not None:
-                (plan.images if isinstance(part, ImagePart) else plan.videos).append(part.source)
+            elif isinstance(part, ImagePart):
+                plan.images.append(part)
+            elif isinstance(part, VideoPart):
+                plan.videos.append(part)
+            elif isinstance(part, AudioPart):
+                plan.audio.append(part)
+            elif isinstance(part, FilePart):
+                plan.files.append(part)
     else:
         plan.text = wire_text(content)
     tail = messages[last + 1 :]
@@ -513,6 +478,76 @@ def plan_call(exchange: Exchange) -> ReplayPlan:
             tail = tail[1:]
         plan.rounds.append(Round(head, results))
     return plan
+
+
+# What the client sends of a message: the wire format's request keys, never null.
+_SENT_KEYS = (
+    "role",
+    "content",
+    "name",
+    "refusal",
+    "audio",
+    "tool_calls",
+    "function_call",
+    "tool_call_id",
+)
+_PART_KEYS = {
+    "text": ("type", "text"),
+    "refusal": ("type", "refusal"),
+    "image_url": ("type", "image_url"),
+    "video_url": ("type", "video_url"),
+    "input_audio": ("type", "input_audio"),
+    "file": ("type", "file"),
+}
+
+
+def _sent_part(part: dict[str, Any]) -> dict[str, Any]:
+    keys = _PART_KEYS.get(str(part.get("type")), tuple(part))
+    return {k: part[k] for k in keys if part.get(k) is not None}
+
+
+def _sent_call(call: dict[str, Any]) -> dict[str, Any]:
+    if call.get("type") not in (None, "function"):
+        return {k: v for k, v in call.items() if v is not None}
+    function = call.get("function") or {}
+    return {
+        "id": call.get("id"),
+        "type": "function",
+        "function": {
+            "name": function.get("name") or "",
+            "arguments": function.get("arguments") or "{}",
+        },
+    }
+
+
+def as_sent(message: dict[str, Any], *, by_chat: bool = False) -> dict[str, Any]:
+    """A wire message as the client sends it back: the documented drops applied.
+
+    Dropped: null fields, the reasoning (``reasoning``, ``reasoning_content``),
+    ``annotations``, an empty ``tool_calls``, keys the wire format does not define (in the
+    message and in its content parts); ``audio`` is reduced to its ``id``; a missing or
+    null ``content`` is sent as ``""`` (llama.cpp refuses it missing or null). ``by_chat``:
+    the message is the one ``chat(text, ...)`` sends, whose text-only content is a string.
+    """
+    sent: dict[str, Any] = {}
+    for key in _SENT_KEYS:
+        value = message.get(key)
+        if value is None or (key == "tool_calls" and not value):
+            continue
+        if key == "content" and isinstance(value, list):
+            value = [_sent_part(part) for part in value]
+        elif key == "tool_calls":
+            value = [_sent_call(call) for call in value]
+        elif key == "audio":
+            value = {"id": value["id"]}
+        elif key == "function_call":
+            value = {"name": value.get("name") or "", "arguments": value.get("arguments") or "{}"}
+        sent[key] = value
+    sent.setdefault("content", "")
+    content = sent["content"]
+    if by_chat and isinstance(content, list) and all(p.get("type") == "text" for p in content):
+        sent["content"] = "".join(p.get("text") or "" for p in content)
+    return sent
 
 
 def iter_texts(messages: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:

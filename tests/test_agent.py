@@ -223,8 +223,10 @@ async def test_add_message(agent: ChatAgent, server: FakeServer) -> None:
         "Hello Ada.",
         "Who am I?",
     ]
-    with pytest.raises(ConfigurationError):
-        agent.add_message({"role": "user", "content": "x"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="role"):
+        agent.add_message({"role": "narrator", "content": "x"})
+    with pytest.raises(ConfigurationError, match="not str"):
+        agent.add_message("hello")  # type: ignore[arg-type]
     assert len(agent.history) == 4
 
 

