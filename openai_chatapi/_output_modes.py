@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from . import _generated as gen
 from ._partial import PartialParser
-from .errors import APIResponseError, APIStatusError, ConfigurationError, truncate
+from .errors import (
+    APIResponseError,
+    APIStatusError,
+    ConfigurationError,
+    TokenLimitError,
+    truncate,
+)
 from .messages import ChatMessage, TextPart
 from .streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
@@ -93,7 +99,7 @@ def check_output_retries(value: Any, field: str = "max_output_retries") -> int:
 
 def is_format_rejection(exc: APIStatusError) -> bool:
     """Whether an error status says the server does not accept the output format asked for."""
-    if exc.status_code not in _REJECTION_STATUSES:
+    if exc.status_code not in _REJECTION_STATUSES or isinstance(exc, TokenLimitError):
         return False
     details = exc.details
     text = " ".join(
@@ -297,7 +303,7 @@ async def run_structured(
                 del turn[start:]
                 scaffold.clear()
                 if agent.runtime_config.enable_logging:
-                    logger.info(
+                    logger.debug(
                         "structured output: the server rejected %s mode (HTTP %s); trying %s",
                         _MODE_OF[variant],
                         exc.status_code,

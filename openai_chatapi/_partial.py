@@ -26,6 +26,8 @@ from typing_extensions import is_typeddict
 
 __all__ = ["PartialParser", "partial_value"]
 
+Path = tuple[Any, ...]
+
 _NOTHING: Any = object()
 
 
@@ -84,48 +86,76 @@ def _fits(tp: Any, data: Mapping[str, Any]) -> bool:
     return True
 
 
-def _model(tp: type[BaseModel], data: Mapping[str, Any]) -> BaseModel:
+Memo = dict[tuple[Any, ...], Any]
+
+
+def _model(tp: type[BaseModel], data: Mapping[str, Any], memo: Memo | None, path: Path) -> Any:
     values: dict[str, Any] = {}
     for name, info in tp.model_fields.items():
         key = info.alias or name
         value = data.get(key, data.get(name, _NOTHING))
-        values[name] = None if value is _NOTHING else partial_value(info.annotation, value)
+        values[name] = (
+            None if value is _NOTHING else partial_value(info.annotation, value, memo, (*path, key))
+        )
     return tp.model_construct(**values)
 
 
-def _dataclass(tp: type[Any], data: Mapping[str, Any]) -> Any:
+def _dataclass(tp: type[Any], data: Mapping[str, Any], memo: Memo | None, path: Path) -> Any:
     obj = object.__new__(tp)
     hints = _type_hints(tp)
     for f in dataclasses.fields(tp):
         value = data.get(f.name, _NOTHING)
-        converted = None if value is _NOTHING else partial_value(hints.get(f.name, Any), value)
+        converted = (
+            None
+            if value is _NOTHING
+            else partial_value(hints.get(f.name, Any), value, memo, (*path, f.name))
+        )
         object.__setattr__(obj, f.name, converted)  # frozen dataclasses too
     return obj
 
 
-def partial_value(tp: Any, data: Any) -> Any:
-    """The partial object of type ``tp`` that the partial JSON value ``data`` describes."""
+def _items(tp: Any, data: list[Any], memo: Memo | None, path: Path) -> list[Any]:
+    """Convert list items; the items before the last are complete, so converted only once."""
+    out: list[Any] = []
+    last = len(data) - 1
+    for index, item in enumerate(data):
+        key = (*path, index)
+        if memo is not None and index < last:
+            if key not in memo:
+                memo[key] = partial_value(tp, item, memo, key)
+            out.append(memo[key])
+        else:
+            out.append(partial_value(tp, item, memo, key))
+    return out
+
+
+def partial_value(tp: Any, data: Any, memo: Memo | None = None, path: Path = ()) -> Any:
+    """The partial object of type ``tp`` that the partial JSON value ``data`` describes.
+
+    ``memo`` (kept across the successive partial values of one answer) holds the list items
+    already complete, by position, so that each is converted once.
+    """
     if tp is Any or tp is object:
         return data
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Annotated:
-        return partial_value(args[0], data)
+        return partial_value(args[0], data, memo, path)
     if origin is Union or origin is types.UnionType:
         if data is None:
             return None
         members = [a for a in args if a is not type(None)]
         if len(members) == 1:
-            return partial_value(members[0], data)
+            return partial_value(members[0], data, memo, path)
         if isinstance(data, dict):
             for member in members:
                 if _fits(member, data):
-                    return partial_value(member, data)
+                    return partial_value(member, data, memo, path)
             return None
         if isinstance(data, list):
             for member in members:
                 if get_origin(member) in (list, tuple, set, frozenset, Sequence):
-                    return partial_value(member, data)
+                    return partial_value(member, data, memo, path)
             return None
         for member in members:
             value = _scalar(member, data)
@@ -135,30 +165,33 @@ def partial_value(tp: Any, data: Any) -> Any:
     if origin is Literal:
         return data if data in args else None
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return _model(tp, data) if isinstance(data, dict) else None
+        return _model(tp, data, memo, path) if isinstance(data, dict) else None
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _dataclass(tp, data) if isinstance(data, dict) else None
+        return _dataclass(tp, data, memo, path) if isinstance(data, dict) else None
     if is_typeddict(tp):
         if not isinstance(data, dict):
             return None
         hints = _type_hints(tp)
-        return {k: partial_value(hints.get(k, Any), v) for k, v in data.items()}
+        return {k: partial_value(hints.get(k, Any), v, memo, (*path, k)) for k, v in data.items()}
     if origin in (list, set, frozenset, Sequence) or tp in (list, set, frozenset):
         if not isinstance(data, list):
             return None
         item = args[0] if args else Any
-        return [partial_value(item, x) for x in data]
+        return _items(item, data, memo, path)
     if origin is tuple:
         if not isinstance(data, list):
             return None
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(partial_value(args[0], x) for x in data)
-        return tuple(partial_value(t, x) for t, x in zip(args, data, strict=False))
+            return tuple(_items(args[0], data, memo, path))
+        return tuple(
+            partial_value(t, x, memo, (*path, i))
+            for i, (t, x) in enumerate(zip(args, data, strict=False))
+        )
     if origin in (dict, Mapping):
         if not isinstance(data, dict):
             return None
         value_type = args[1] if len(args) == 2 else Any
-        return {k: partial_value(value_type, v) for k, v in data.items()}
+        return {k: partial_value(value_type, v, memo, (*path, k)) for k, v in data.items()}
     return _scalar(tp, data)
 
 
@@ -178,6 +211,7 @@ class PartialParser:
         self._key = wrapper_key
         self._text = ""
         self._last: Any = _NOTHING
+        self._memo: Memo = {}
 
     def feed(self, piece: str) -> tuple[bool, Any]:
         """Add a piece; return ``(True, partial)`` when the partial object changed."""
@@ -201,7 +235,7 @@ class PartialParser:
                 data = data[self._key]
             elif not data:
                 return False, None  # "{" so far: the wrapper has not started
-        value = partial_value(self._type, data)
+        value = partial_value(self._type, data, self._memo)
         if value is None:
             return False, None
         return True, value

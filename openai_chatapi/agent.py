@@ -174,7 +174,8 @@ class ChatAgent:
         self._output_modes: dict[tuple[str, str], str] = {}
         self._turns = TurnGate()  # one history-changing turn at a time; the epoch
         self.last_response: gen.ChatCompletion | None = None
-        """The full typed response of the last successful model call."""
+        """The full typed response of the last successful model call (also of a structured
+        answer that failed validation, so that it is never lost)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> ChatAgent:
@@ -444,14 +445,15 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
+        if call.structured is not None:
+            from ._output_modes import complete_structured, resolve
+
+            mode, retries = resolve(self, output_mode, max_output_retries)
         user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
         async with self._turns.turn(exclusive=add_to_history) as call.ticket:
             if self._pending:
                 raise pending_calls_error(len(self.pending_tool_calls))
             if call.structured is not None:
-                from ._output_modes import complete_structured, resolve
-
-                mode, retries = resolve(self, output_mode, max_output_retries)
                 return await complete_structured(self, [user], call, add_to_history, mode, retries)
             return await self._complete_turn([user], call, add_to_history)
 
@@ -908,6 +910,8 @@ class ChatAgent:
         response_format: type[T],
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
@@ -940,7 +944,7 @@ class ChatAgent:
         mode, retries = resolve(self, output_mode, max_output_retries)
 
         async def updates() -> AsyncGenerator[Any, None]:
-            user = await self._user_message(text, image_paths, video_paths)
+            user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
             async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
                 if self._pending:
                     raise pending_calls_error(len(self.pending_tool_calls))

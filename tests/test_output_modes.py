@@ -201,6 +201,27 @@ async def test_a_failure_that_is_not_about_the_format_is_raised(
     assert agent.history == ()
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"error": {"message": "temperature must be at most 2", "param": "temperature"}}),
+        (400, {"error": {"message": "maximum context length exceeded (response_format too)"}}),
+        (401, {"error": {"message": "response_format needs a key"}}),
+    ],
+    ids=["other-400", "token-limit", "401"],
+)
+async def test_other_rejections_do_not_fall_back(
+    agent: ChatAgent, server: FakeServer, status: int, body: dict[str, Any]
+) -> None:
+    from openai_chatapi import APIStatusError
+
+    server.add_json(body, status=status)
+    with pytest.raises(APIStatusError):
+        await agent.chat("Who?", response_format=Person)
+    assert len(server.requests) == 1
+    assert agent.history == ()
+
+
 @pytest.mark.parametrize("where", ["call", "runtime"])
 async def test_explicit_native_mode_does_not_fall_back(
     make_agent: AgentFactory, server: FakeServer, where: str

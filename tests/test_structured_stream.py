@@ -242,3 +242,28 @@ async def test_stream_needs_a_type(agent: ChatAgent, server: FakeServer) -> None
     with pytest.raises(ConfigurationError, match="response_format"):
         agent.chat_stream_structured("x", response_format={"type": "json_object"})  # type: ignore[arg-type]
     assert server.requests == []
+
+
+async def test_a_streamed_refusal_raises(agent: ChatAgent, server: FakeServer) -> None:
+    server.add_stream(
+        [
+            chunk({"role": "assistant", "content": None, "refusal": "I can't"}),
+            chunk({"refusal": " help."}),
+            chunk({}, finish_reason="stop"),
+        ]
+    )
+    with pytest.raises(APIResponseError, match="refused") as info:
+        await collect(agent.chat_stream_structured("Who?", response_format=Person))
+    assert info.value.details["refusal"] == "I can't help."
+    assert len(server.requests) == 1 and agent.history == ()
+
+
+async def test_completed_list_items_are_built_once(agent: ChatAgent, server: FakeServer) -> None:
+    # Items before the growing last one are complete: later partials reuse them as they are
+    # (each partial does not rebuild the whole list).
+    server.add_stream(char_chunks(PEOPLE_TEXT))
+    items = await collect(agent.chat_stream_structured("Who?", response_format=list[Person]))
+    partials = [item for item in items[:-1] if len(item) == 2]
+    assert len(partials) > 5
+    assert all(p[0] is partials[0][0] for p in partials)
+    assert partials[0][1] is not partials[-1][1]  # the growing one is rebuilt
