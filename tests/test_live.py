@@ -117,20 +117,24 @@ async def test_small_max_tokens_ends_with_length(live_agent: ChatAgent) -> None:
 
 
 async def test_stop_sequence_ends_the_reply_before_it(live_agent: ChatAgent) -> None:
-    # llama.cpp's reply to a prompt it has just evaluated (prompt cache hit) can differ from
-    # its reply to the same prompt evaluated afresh, even at temperature 0: warm the cache
-    # first so that both replies compared below are produced the same way.
-    await live_agent.chat(PROMPT, add_to_history=False, max_tokens=1)
+    # Even at temperature 0, llama-cpp-python's reply depends on what its prompt cache held
+    # (another prompt, this one after a 1-token reply, this one after a longer reply). Warm it
+    # with the same request first, so that both replies compared below start from the same
+    # cache state.
+    await live_agent.chat(PROMPT, add_to_history=False, max_tokens=20)
     full = await live_agent.chat(PROMPT, add_to_history=False, max_tokens=20)
     words = full.split()
     if len(words) < 3:
         pytest.skip(f"the reply is too short to pick a stop sequence from: {full!r}")
-    stop = " " + words[2]  # the reply's third word: it must end before it
+    # The reply's third word, without the whitespace before it (which may be a newline, as in
+    # "1. Red\n2. Orange"): the reply must end just before its first occurrence.
+    stop = words[2]
     cut = await live_agent.chat(PROMPT, add_to_history=False, max_tokens=20, stop=[stop])
 
     assert _finish_reason(live_agent) == "stop"
     assert stop not in cut
     assert full.startswith(cut) and len(cut) < len(full)
+    assert cut.rstrip() == full[: full.index(stop)].rstrip()
 
 
 async def test_concurrent_streams_both_complete(live_model_config: ModelConfig) -> None:
