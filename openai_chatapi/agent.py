@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
+from ._stream_handle import ChatStream, OpenStreams
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -194,6 +195,7 @@ class ChatAgent:
         self._history: list[ChatMessage] = []
         self._tools: ToolRegistry | None = None  # built on first use: tools are optional
         self._pending: list[ChatMessage] | None = None
+        self._streams = OpenStreams()  # streams that may still hold a connection
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
 
@@ -336,6 +338,7 @@ class ChatAgent:
     # ------------------------------------------------------------------ models
     async def list_models(self) -> gen.ModelList:
         """The models the server offers."""
+        await self._streams.close_abandoned()
         try:
             raw = await self._transport.request("GET", "models")
             return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
@@ -348,6 +351,7 @@ class ChatAgent:
         if not isinstance(model_id, str) or not model_id:
             raise ConfigurationError("model_id must be a non-empty string", {"field": "model_id"})
         strict = self.runtime_config.strict_parsing
+        await self._streams.close_abandoned()
         try:
             raw = await self._transport.request("GET", f"models/{model_id}")
             return parse_model(gen.Model, raw, strict=strict, what="model")
@@ -612,6 +616,7 @@ class ChatAgent:
         each model turn ends with its ``FinishEvent``). Messages produced along the way are
         appended to ``turn``; nothing touches the history here.
         """
+        await self._streams.close_abandoned()  # a stream this task left frees its connection
         runtime = self.runtime_config
         rounds = 0
         failures = 0
@@ -778,7 +783,7 @@ class ChatAgent:
         yield [FinishEvent(accumulator.finish_reason, completion)]
 
     # ------------------------------------------------------------------ streaming
-    async def chat_stream_events(
+    def chat_stream_events(
         self,
         text: str,
         image_paths: MediaArg = None,
@@ -790,13 +795,43 @@ class ChatAgent:
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         **overrides: Unpack[CallOptions],
-    ) -> AsyncGenerator[StreamEvent, None]:
+    ) -> ChatStream[StreamEvent]:
         """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
 
         Tools requested by the model run when its turn ends (``ToolResultEvent`` each), and
         streaming continues with the model's follow-up. The turn enters the history only when
         the stream completes; stopping early leaves the history untouched.
+
+        The stream (an async generator) closes its HTTP response when its loop ends, when
+        ``async with agent.chat_stream_events(...) as stream:`` exits, on ``aclose()``, or
+        when the task that left its loop early starts another call on this agent.
         """
+        events = self._events(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
+        )
+        return ChatStream(events, self._streams)
+
+    async def _events(
+        self,
+        text: str,
+        image_paths: MediaArg,
+        video_paths: MediaArg,
+        add_to_history: bool,
+        auto_execute_tools: bool,
+        *,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[StreamEvent, None]:
         call = self._prepare_call(
             overrides,
             tools=tools,
@@ -818,7 +853,7 @@ class ChatAgent:
         assert final is not None
         self._finish(turn, call, final, add_to_history)
 
-    async def chat_stream(
+    def chat_stream(
         self,
         text: str,
         image_paths: MediaArg = None,
@@ -831,20 +866,50 @@ class ChatAgent:
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         **overrides: Unpack[CallOptions],
-    ) -> AsyncGenerator[str, None]:
+    ) -> ChatStream[str]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
 
         ``display_stream`` also writes them to stdout; ``RuntimeConfig.stream_chunk_callback``
         gets every piece; ``stream_enable_progress`` shows a live indicator on stderr. It is
-        the text of the event stream ``chat_stream_events`` yields.
+        the text of the event stream ``chat_stream_events`` yields, and closes the same ways
+        (its loop ends, ``async with ... as stream:`` exits, ``aclose()``, or the task that
+        left its loop starts another call on this agent).
         """
+        pieces = self._text(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            display_stream,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
+        )
+        return ChatStream(pieces, self._streams)
+
+    async def _text(
+        self,
+        text: str,
+        image_paths: MediaArg,
+        video_paths: MediaArg,
+        add_to_history: bool,
+        display_stream: bool,
+        auto_execute_tools: bool,
+        *,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[str, None]:
         runtime = self.runtime_config
         display = StreamDisplay(
             to_stdout=display_stream,
             callback=runtime.stream_chunk_callback,
             progress=runtime.stream_enable_progress,
         )
-        events = self.chat_stream_events(
+        events = self._events(
             text,
             image_paths,
             video_paths,

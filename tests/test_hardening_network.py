@@ -500,3 +500,44 @@ async def test_keep_alive_comments_count_as_signs_of_life(fault_server: FaultSer
     fault_server.script(pings_then_reply)
     async with make_agent(fault_server, timeout=0.5) as agent:
         assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+
+
+# --------------------------------------------------------------------------- 8: abandoned
+
+
+@pytest.mark.parametrize("kind", ["text", "events"])
+async def test_a_stream_left_with_break_does_not_keep_the_connection(
+    fault_server: FaultServer, kind: str
+) -> None:
+    """``gen = agent.chat_stream(...)``; ``break``; the reference keeps the generator alive,
+    and the pool has one connection: the next call still works."""
+    async with make_agent(fault_server, timeout=2.0) as agent:
+        before = agent.history
+        if kind == "text":
+            gen: Any = agent.chat_stream("q", display_stream=False)
+        else:
+            gen = agent.chat_stream_events("q")
+        async for _ in gen:
+            break
+        assert await call(agent, fault_server, "chat") == healthy_reply("chat")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+        assert [item async for item in gen] == []  # the abandoned stream was closed
+        await assert_released(agent, fault_server)
+
+
+@pytest.mark.parametrize("kind", ["text", "events"])
+async def test_async_with_closes_a_stream_on_exit(fault_server: FaultServer, kind: str) -> None:
+    async with make_agent(fault_server) as agent:
+        before = agent.history
+        opened = agent.chat_stream("q", display_stream=False)
+        if kind == "events":
+            opened = agent.chat_stream_events("q")  # type: ignore[assignment]
+        async with opened as stream:
+            async for _ in stream:
+                break
+        assert agent.history == before
+        await assert_released(agent, fault_server)
+        # a stream used whole inside the block commits as usual
+        async with agent.chat_stream("q2", display_stream=False) as stream:
+            assert "".join([piece async for piece in stream]) == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["q2", "pong"]
