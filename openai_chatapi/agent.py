@@ -728,6 +728,9 @@ class ChatAgent:
             scrub_exception(exc, self._transport.secrets)
             self._stats.record_failure()
             raise
+        except BaseException:  # cancelled: the request was sent all the same
+            self._stats.record_cancelled()
+            raise
         self._stats.record_success(time.perf_counter() - started, completion.usage)
         return completion
 
@@ -769,10 +772,17 @@ class ChatAgent:
                 # Failures before the headers were already retried by the transport.
                 retry = connected and first is None and not retries.exhausted
                 if retry and retries.policy.retryable_error(exc):
-                    await retries.backoff(type(exc).__name__)
+                    try:
+                        await retries.backoff(type(exc).__name__)
+                    except BaseException:
+                        self._stats.record_cancelled()
+                        raise
                     continue
                 scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()
+                raise
+            except BaseException:  # cancelled, or abandoned (closed at a yield)
+                self._stats.record_cancelled()
                 raise
             break
         duration = time.perf_counter() - started

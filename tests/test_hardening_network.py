@@ -50,6 +50,7 @@ from .fault_server import (
     reset_mid_body,
     running_server,
     stall_after_done,
+    stall_before_headers,
     text_events,
 )
 
@@ -541,3 +542,31 @@ async def test_async_with_closes_a_stream_on_exit(fault_server: FaultServer, kin
         async with agent.chat_stream("q2", display_stream=False) as stream:
             assert "".join([piece async for piece in stream]) == healthy_reply("stream")
         assert [m.text for m in agent.history[len(before) :]] == ["q2", "pong"]
+
+
+# --------------------------------------------------------------------------- stats
+
+
+async def test_every_request_sent_is_counted_even_when_cancelled_or_abandoned(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.default = stall_before_headers
+    async with make_agent(fault_server, timeout=SAFETY, max_connections=4) as agent:
+        tasks = [asyncio.ensure_future(agent.chat(f"q{i}")) for i in range(4)]
+
+        async def all_arrived() -> None:
+            while fault_server.stats.requests < 4:  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(all_arrived(), SAFETY)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fault_server.reset_script()
+        gen = agent.chat_stream("abandoned", display_stream=False)
+        async for _ in gen:
+            break
+        await gen.aclose()
+        stats = agent.get_stats()
+        assert stats["requests"] == fault_server.stats.requests == 5
+        assert (stats["cancelled"], stats["successes"], stats["failures"]) == (5, 0, 0)
