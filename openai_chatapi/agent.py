@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
+from ._stream_handle import ChatStream, OpenStreams
 from ._text import check_encodable
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
@@ -173,6 +174,7 @@ class ChatAgent:
         # Structured output: (model, requested mode) -> the way of asking that worked.
         self._output_modes: dict[tuple[str, str], str] = {}
         self._turns = TurnGate()  # one history-changing turn at a time; the epoch
+        self._streams = OpenStreams()  # streams that may still hold a connection
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call (also of a structured
         answer that failed validation, so that it is never lost)."""
@@ -324,6 +326,7 @@ class ChatAgent:
     # ------------------------------------------------------------------ models
     async def list_models(self) -> ModelList:
         """The models the server offers (iterate it, or read ``.data``)."""
+        await self._streams.close_abandoned()
         try:
             raw = await self._transport.request("GET", "models")
             return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
@@ -336,6 +339,7 @@ class ChatAgent:
         if not isinstance(model_id, str) or not model_id:
             raise ConfigurationError("model_id must be a non-empty string", {"field": "model_id"})
         strict = self.runtime_config.strict_parsing
+        await self._streams.close_abandoned()
         try:
             raw = await self._transport.request("GET", f"models/{model_id}")
             return parse_model(gen.Model, raw, strict=strict, what="model")
@@ -636,6 +640,7 @@ class ChatAgent:
         each model turn ends with its ``FinishEvent``). Messages produced along the way are
         appended to ``turn``; nothing touches the history here.
         """
+        await self._streams.close_abandoned()  # a stream this task left frees its connection
         runtime = self.runtime_config
         rounds = 0
         failures = 0
@@ -748,6 +753,9 @@ class ChatAgent:
             scrub_exception(exc, self._transport.secrets)
             self._stats.record_failure()
             raise
+        except BaseException:  # cancelled: the request was sent all the same
+            self._stats.record_cancelled()
+            raise
         self._stats.record_success(time.perf_counter() - started, completion.usage)
         return completion
 
@@ -789,10 +797,17 @@ class ChatAgent:
                 # Failures before the headers were already retried by the transport.
                 retry = connected and first is None and not retries.exhausted
                 if retry and retries.policy.retryable_error(exc):
-                    await retries.backoff(type(exc).__name__)
+                    try:
+                        await retries.backoff(type(exc).__name__)
+                    except BaseException:
+                        self._stats.record_cancelled()
+                        raise
                     continue
                 scrub_exception(exc, self._transport.secrets)
                 self._stats.record_failure()
+                raise
+            except BaseException:  # cancelled, or abandoned (closed at a yield)
+                self._stats.record_cancelled()
                 raise
             break
         duration = time.perf_counter() - started
@@ -803,7 +818,7 @@ class ChatAgent:
         yield [FinishEvent(accumulator.finish_reason, completion)]
 
     # ------------------------------------------------------------------ streaming
-    async def chat_stream_events(
+    def chat_stream_events(
         self,
         text: str,
         image_paths: MediaArg = None,
@@ -817,13 +832,47 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
-    ) -> AsyncGenerator[StreamEvent, None]:
+    ) -> ChatStream[StreamEvent]:
         """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
 
         Tools requested by the model run when its turn ends (``ToolResultEvent`` each), and
         streaming continues with the model's follow-up. The turn enters the history only when
         the stream completes; stopping early leaves the history untouched.
+
+        The stream (an async generator) closes its HTTP response when its loop ends, when
+        ``async with agent.chat_stream_events(...) as stream:`` exits, on ``aclose()``, or
+        when the task that left its loop early starts another call on this agent.
         """
+        events = self._events(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
+            **overrides,
+        )
+        return ChatStream(events, self._streams)
+
+    async def _events(
+        self,
+        text: str,
+        image_paths: MediaArg,
+        video_paths: MediaArg,
+        add_to_history: bool,
+        auto_execute_tools: bool,
+        *,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[StreamEvent, None]:
         call = self._prepare_call(
             overrides,
             tools=tools,
@@ -848,7 +897,7 @@ class ChatAgent:
             assert final is not None
             self._finish(turn, call, final, add_to_history)
 
-    async def chat_stream(
+    def chat_stream(
         self,
         text: str,
         image_paths: MediaArg = None,
@@ -863,20 +912,54 @@ class ChatAgent:
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
-    ) -> AsyncGenerator[str, None]:
+    ) -> ChatStream[str]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
 
         ``display_stream`` also writes them to stdout; ``RuntimeConfig.stream_chunk_callback``
         gets every piece; ``stream_enable_progress`` shows a live indicator on stderr. It is
-        the text of the event stream ``chat_stream_events`` yields.
+        the text of the event stream ``chat_stream_events`` yields, and closes the same ways
+        (its loop ends, ``async with ... as stream:`` exits, ``aclose()``, or the task that
+        left its loop starts another call on this agent).
         """
+        pieces = self._text(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            display_stream,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
+            **overrides,
+        )
+        return ChatStream(pieces, self._streams)
+
+    async def _text(
+        self,
+        text: str,
+        image_paths: MediaArg,
+        video_paths: MediaArg,
+        add_to_history: bool,
+        display_stream: bool,
+        auto_execute_tools: bool,
+        *,
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
+        parallel_tool_calls: bool | None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
+        **overrides: Unpack[CallOptions],
+    ) -> AsyncGenerator[str, None]:
         runtime = self.runtime_config
         display = StreamDisplay(
             to_stdout=display_stream,
             callback=runtime.stream_chunk_callback,
             progress=runtime.stream_enable_progress,
         )
-        events = self.chat_stream_events(
+        events = self._events(
             text,
             image_paths,
             video_paths,

@@ -33,6 +33,7 @@ class Stats:
     requests: int = 0
     successes: int = 0
     failures: int = 0
+    cancelled: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -61,6 +62,11 @@ class Stats:
     def record_failure(self) -> None:
         self.requests += 1
         self.failures += 1
+
+    def record_cancelled(self) -> None:
+        """A sent exchange that was cancelled or abandoned (it counts as a request)."""
+        self.requests += 1
+        self.cancelled += 1
 
     def record_success(self, latency: float, usage: Any) -> None:
         """Count one successful exchange; ``usage`` is a usage model or None."""
@@ -108,6 +114,7 @@ class Stats:
             "requests": self.requests,
             "successes": self.successes,
             "failures": self.failures,
+            "cancelled": self.cancelled,
             "retries": self.retries,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,

@@ -11,8 +11,15 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing, asynccontextmanager, suppress
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+)
+from contextlib import aclosing, asynccontextmanager, contextmanager, suppress
 from typing import Protocol, TypeVar, cast
 
 import httpx
@@ -30,7 +37,14 @@ from .errors import (
     error_from_response,
     truncate,
 )
-from .redact import elide_base64, redact_headers, redact_text, redact_url, url_secrets
+from .redact import (
+    elide_base64,
+    redact_headers,
+    redact_text,
+    redact_url,
+    scrub_exception,
+    url_secrets,
+)
 
 __all__ = ["SentBody", "Transport", "logger"]
 
@@ -59,7 +73,14 @@ Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def _connection_error(exc: Exception, method: str, url: str) -> APIConnectionError:
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real failure inside an exception group (anyio's task groups make them)."""
+    while isinstance(getattr(exc, "exceptions", None), tuple) and exc.exceptions:  # type: ignore[attr-defined]
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
+
+
+def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectionError:
     kind = type(exc).__name__
     url = redact_url(url)
     details = {"method": method, "url": url, "error": kind}
@@ -132,6 +153,13 @@ class Transport:
     async def open(self) -> None:
         if self.is_open:
             return
+        # Fields changed after construction were not checked: check them before connecting.
+        self._model_config.validate()
+        key = self._model_config.api_key
+        self._secrets = (
+            *((key,) if key else ()),
+            *url_secrets(self._model_config.api_base_url),
+        )
         runtime = self._runtime
         if not runtime.verify_ssl and runtime.enable_logging:
             logger.warning(
@@ -289,8 +317,6 @@ class Transport:
                     raise _connection_error(exc, method, str(request.url)) from None
                 await retries.backoff(type(exc).__name__)
                 continue
-            except httpx.HTTPError as exc:
-                raise _connection_error(exc, method, str(request.url)) from None
             if response.status_code < 300:
                 return response
             error: ChatAPIException
@@ -304,6 +330,25 @@ class Transport:
                 raise error
             await retries.backoff(f"HTTP {response.status_code}", response.headers)
 
+    @contextmanager
+    def _network_errors(self, method: str, path: str) -> Iterator[None]:
+        """The network boundary: every failure leaves it as one of our exceptions, scrubbed.
+
+        Retryable httpx failures are mapped where they are retried (``_send``); this maps the
+        rest (a protocol error, an invalid URL or header, an OS error, an exception group
+        from the network stack) and scrubs secrets from whatever passes through.
+        """
+        try:
+            yield
+        except ChatAPIException as exc:
+            scrub_exception(exc, self._secrets)
+            raise
+        except Exception as exc:
+            url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+            error = _connection_error(_leaf(exc), method, url)
+            scrub_exception(error, self._secrets)
+            raise error from None
+
     def retries(self) -> Retries:
         """A fresh retry budget for one call (shared by every retry path of that call)."""
         return self.retry_policy.start()
@@ -311,7 +356,8 @@ class Transport:
     async def request(self, method: str, path: str, body: Body | None = None) -> bytes:
         """Send a request (retrying as configured) and return the successful body."""
         started = time.perf_counter()
-        response = await self._send(method, path, body, False, None)
+        with self._network_errors(method, path):
+            response = await self._send(method, path, body, False, None)
         data = response.content  # read (and retried) by _send
         await response.aclose()
         if self._log_responses:
@@ -331,7 +377,8 @@ class Transport:
         background task, so that the connection goes back to the pool instead of being
         closed; the block itself exits at once.
         """
-        response = await self._send("POST", path, body, True, retries)
+        with self._network_errors("POST", path):
+            response = await self._send("POST", path, body, True, retries)
         chunks = _body_chunks(response)
         handed_off = False
         try:

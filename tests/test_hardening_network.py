@@ -50,6 +50,7 @@ from .fault_server import (
     reset_mid_body,
     running_server,
     stall_after_done,
+    stall_before_headers,
     text_events,
 )
 
@@ -197,18 +198,34 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(bad: str
 
 
 @pytest.mark.parametrize("mode", ["chat", "stream"])
-async def test_a_key_set_after_validation_never_shows_in_any_escaped_form(
+async def test_a_key_changed_after_construction_is_checked_before_connecting(
     fault_server: FaultServer, mode: str
 ) -> None:
-    """A key changed after construction skips validation; httpx then refuses the header
-    and names it as a bytes repr (b'Bearer sk-...\\n'): that must be scrubbed too."""
-    config = ModelConfig(api_base_url=fault_server.url, api_key=SECRET, model="m")
+    """Before, httpx refused the header and named the key as a bytes repr
+    (b'Bearer sk-...\\n'); now the agent checks the configuration when it opens."""
+    config = ModelConfig(api_base_url=fault_server.url, api_key="sk-placeholder-0000", model="m")
     config.api_key = SECRET + "\n"
     runtime = RuntimeConfig(enable_logging=False, timeout=2)
     async with ChatAgent(config, runtime) as agent:
-        with pytest.raises(ChatAPIException) as caught:
-            await call(agent, fault_server, mode)  # type: ignore[arg-type]
-    assert_no_form_of(SECRET, everything_about(caught.value))
+        assert await call(agent, fault_server, mode) == healthy_reply(mode)  # type: ignore[arg-type]
+    assert fault_server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+    config.api_key = SECRET[:10] + "\x07" + SECRET[10:]
+    with pytest.raises(ConfigurationError) as caught:
+        async with ChatAgent(config, runtime):
+            pass
+    assert_no_form_of(SECRET[10:], everything_about(caught.value))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://[::1"])
+async def test_a_base_url_changed_after_construction_is_checked_before_connecting(
+    url: str,
+) -> None:
+    config = ModelConfig(api_base_url="http://127.0.0.1:9/v1", model="m")
+    config.api_base_url = url
+    with pytest.raises(ConfigurationError) as caught:
+        async with ChatAgent(config, RuntimeConfig(enable_logging=False)) as agent:
+            await agent.chat("hi")
+    assert caught.value.details["field"] == "api_base_url"
 
 
 @pytest.mark.parametrize(
@@ -500,3 +517,72 @@ async def test_keep_alive_comments_count_as_signs_of_life(fault_server: FaultSer
     fault_server.script(pings_then_reply)
     async with make_agent(fault_server, timeout=0.5) as agent:
         assert await call(agent, fault_server, "stream") == healthy_reply("stream")
+
+
+# --------------------------------------------------------------------------- 8: abandoned
+
+
+@pytest.mark.parametrize("kind", ["text", "events"])
+async def test_a_stream_left_with_break_does_not_keep_the_connection(
+    fault_server: FaultServer, kind: str
+) -> None:
+    """``gen = agent.chat_stream(...)``; ``break``; the reference keeps the generator alive,
+    and the pool has one connection: the next call still works."""
+    async with make_agent(fault_server, timeout=2.0) as agent:
+        before = agent.history
+        if kind == "text":
+            gen: Any = agent.chat_stream("q", display_stream=False)
+        else:
+            gen = agent.chat_stream_events("q")
+        async for _ in gen:
+            break
+        assert await call(agent, fault_server, "chat") == healthy_reply("chat")
+        assert [m.text for m in agent.history[len(before) :]] == ["question", "pong"]
+        assert [item async for item in gen] == []  # the abandoned stream was closed
+        await assert_released(agent, fault_server)
+
+
+@pytest.mark.parametrize("kind", ["text", "events"])
+async def test_async_with_closes_a_stream_on_exit(fault_server: FaultServer, kind: str) -> None:
+    async with make_agent(fault_server) as agent:
+        before = agent.history
+        opened = agent.chat_stream("q", display_stream=False)
+        if kind == "events":
+            opened = agent.chat_stream_events("q")  # type: ignore[assignment]
+        async with opened as stream:
+            async for _ in stream:
+                break
+        assert agent.history == before
+        await assert_released(agent, fault_server)
+        # a stream used whole inside the block commits as usual
+        async with agent.chat_stream("q2", display_stream=False) as stream:
+            assert "".join([piece async for piece in stream]) == healthy_reply("stream")
+        assert [m.text for m in agent.history[len(before) :]] == ["q2", "pong"]
+
+
+# --------------------------------------------------------------------------- stats
+
+
+async def test_every_request_sent_is_counted_even_when_cancelled_or_abandoned(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.default = stall_before_headers
+    async with make_agent(fault_server, timeout=SAFETY, max_connections=4) as agent:
+        tasks = [asyncio.ensure_future(agent.chat(f"q{i}")) for i in range(4)]
+
+        async def all_arrived() -> None:
+            while fault_server.stats.requests < 4:  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(all_arrived(), SAFETY)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fault_server.reset_script()
+        gen = agent.chat_stream("abandoned", display_stream=False)
+        async for _ in gen:
+            break
+        await gen.aclose()
+        stats = agent.get_stats()
+        assert stats["requests"] == fault_server.stats.requests == 5
+        assert (stats["cancelled"], stats["successes"], stats["failures"]) == (5, 0, 0)

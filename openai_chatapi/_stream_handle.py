@@ -1,0 +1,111 @@
+"""What ``chat_stream`` / ``chat_stream_events`` return: an async generator that is also an
+async context manager, and that its agent can close when the caller abandoned it.
+
+A stream holds an HTTP response (a pooled connection) until it ends. It ends when its loop
+runs to the end, when the ``async with`` block around it exits, when ``aclose()`` is called,
+or when the code that was reading it starts another call on the same agent (the same task,
+or a task it started since: "the reader" is tracked through a context variable, which
+tasks inherit): a loop left with ``break`` while a reference to the stream is kept would
+otherwise hold the connection until the garbage collector finds the stream (with
+``max_connections=1``, forever).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncGenerator
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, TypeVar
+
+__all__ = ["ChatStream", "OpenStreams"]
+
+T = TypeVar("T")
+
+# The streams the current context (task, and the tasks it starts) has read from.
+_READ: ContextVar[tuple[weakref.ref[ChatStream[Any]], ...]] = ContextVar(
+    "openai_chatapi_streams_read", default=()
+)
+
+
+class ChatStream(AsyncGenerator[T, None]):
+    """An async generator of one streamed call; ``async with`` closes it on exit."""
+
+    __slots__ = ("__weakref__", "_gen", "_started")
+
+    def __init__(self, gen: AsyncGenerator[T, None], streams: OpenStreams) -> None:
+        self._gen = gen
+        self._started = False
+        streams.add(self)
+
+    def __aiter__(self) -> ChatStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        self._note_reader()
+        return await self._gen.__anext__()
+
+    async def asend(self, value: None) -> T:
+        self._note_reader()
+        return await self._gen.asend(value)
+
+    async def athrow(self, *args: Any) -> T:
+        return await self._gen.athrow(*args)
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def __aenter__(self) -> ChatStream[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _note_reader(self) -> None:
+        if not self._started:
+            self._started = True
+            read = tuple(ref for ref in _READ.get() if _alive(ref()))
+            _READ.set((*read, weakref.ref(self)))
+
+    @property
+    def suspended(self) -> bool:
+        """Started, not finished, and waiting at a ``yield``: its reader holds a value (or
+        left the loop), it is not waiting for the network."""
+        gen = self._gen
+        return (
+            self._started
+            and getattr(gen, "ag_frame", None) is not None  # None once finished or closed
+            and not getattr(gen, "ag_running", False)
+        )
+
+
+def _alive(stream: ChatStream[Any] | None) -> bool:
+    return stream is not None and getattr(stream._gen, "ag_frame", None) is not None
+
+
+class OpenStreams:
+    """The streams of one agent that may still hold a connection (weakly referenced)."""
+
+    __slots__ = ("_streams",)
+
+    def __init__(self) -> None:
+        self._streams: weakref.WeakSet[ChatStream[Any]] = weakref.WeakSet()
+
+    def add(self, stream: ChatStream[Any]) -> None:
+        self._streams.add(stream)
+
+    async def close_abandoned(self) -> None:
+        """Close the streams the current code started reading and then left (before it
+        starts another call on the same agent)."""
+        if not self._streams:
+            return
+        for ref in _READ.get():
+            stream = ref()
+            if stream is not None and stream in self._streams and stream.suspended:
+                self._streams.discard(stream)
+                await stream.aclose()
