@@ -170,6 +170,7 @@ class ChatAgent:
         self._tools: ToolRegistry | None = None  # built on first use: tools are optional
         self._pending: list[ChatMessage] | None = None
         self._turns = TurnGate()  # one history-changing turn at a time; the epoch
+        self._stale_media: set[str] = set()  # earlier turns' files already warned about
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call."""
 
@@ -516,15 +517,16 @@ class ChatAgent:
         check_encodable(text, "text")
         if images is None and videos is None:
             return ChatMessage(role="user", content=text)
-        from .media import prepare_media
+        from ._media_history import attach_media
 
         # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
         media = await asyncio.to_thread(
-            prepare_media,
+            attach_media,
             images,
             videos,
             self._media_settings(),
             base_url=self.model_config.api_base_url,
+            keep_bytes=self.runtime_config.keep_media_bytes,
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -590,6 +592,11 @@ class ChatAgent:
         history = self._history
         if not self.runtime_config.keep_media_in_history:
             history = [m.without_media() for m in history]
+        elif any(m.has_media for m in history):
+            from ._media_history import without_stale_media
+
+            # An earlier turn's file that is gone or changed never fails this turn.
+            history = without_stale_media(history, self._stale_media)
         return [*history, *turn]
 
     # ------------------------------------------------------------------ the loop

@@ -239,6 +239,7 @@ class RuntimeConfig:
     video_frame_max_side: int | None = 768
     images_only_hosts: tuple[str, ...] = ("api.openai.com",)
     keep_media_in_history: bool = True
+    keep_media_bytes: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -258,6 +259,7 @@ class RuntimeConfig:
             "strict_parsing",
             "truncate_long_errors",
             "keep_media_in_history",
+            "keep_media_bytes",
         ):
             _check_bool(name, getattr(self, name))
         level = self.log_level

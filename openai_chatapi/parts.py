@@ -51,6 +51,8 @@ class _MediaPartBase(BaseModel):
     """The detected media type, e.g. ``image/png``, ``video/mp4``."""
     size: int | None = None
     """Size in bytes (decoded size for ``data:`` URLs); None for remote URLs."""
+    mtime_ns: int | None = None
+    """A local file's modification time when it was attached (to notice later changes)."""
 
     @model_validator(mode="after")
     def _one_origin(self) -> _MediaPartBase:
