@@ -846,6 +846,7 @@ class ChatAgent:
             parallel_tool_calls=parallel_tool_calls,
             **overrides,
         )
+        completed = False
         try:
             async with aclosing(events):
                 async for event in events:
@@ -854,5 +855,6 @@ class ChatAgent:
                         if display.active:
                             display.write(event.text)
                         yield event.text
+            completed = True
         finally:
-            display.close()
+            display.close(completed)
