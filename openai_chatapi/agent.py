@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
@@ -383,7 +383,7 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        response_format: dict[str, Any],
+        response_format: dict[str, Any] | Literal["text", "json_object"],
         **overrides: Unpack[CallOptions],
     ) -> str: ...
 
@@ -398,7 +398,7 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        response_format: type[Any] | dict[str, Any] | None = None,
+        response_format: type[Any] | dict[str, Any] | Literal["text", "json_object"] | None = None,
         **overrides: Unpack[CallOptions],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
@@ -540,7 +540,7 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
         parallel_tool_calls: bool | None,
-        response_format: type[Any] | dict[str, Any] | None,
+        response_format: type[Any] | dict[str, Any] | str | None,
         auto_execute: bool,
         stream: bool | None,
     ) -> _Call:

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
@@ -22,11 +22,14 @@ __all__ = [
     "CallOptions",
     "ChatConfig",
     "ModelConfig",
+    "ReasoningEffort",
     "RuntimeConfig",
 ]
 
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
-_REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""The ``reasoning_effort`` values the client accepts (checked at run time as well)."""
+_REASONING_EFFORTS = frozenset(get_args(ReasoningEffort))
 
 
 def _fail(name: str, value: Any, why: str) -> ConfigurationError:
@@ -98,7 +101,7 @@ class ModelConfig:
     top_logprobs: int | None = None
     seed: int | None = None
     user: str | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
     def __post_init__(self) -> None:
         if self.api_key is None:
@@ -179,7 +182,7 @@ class CallOptions(TypedDict, total=False):
     top_logprobs: int | None
     seed: int | None
     user: str | None
-    reasoning_effort: str | None
+    reasoning_effort: ReasoningEffort | None
 
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(CallOptions.__annotations__)
