@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
-from ._text import check_encodable
+from ._text import check_encodable, repaired
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -453,7 +453,9 @@ class ChatAgent:
             turn = [
                 *self._pending,
                 *(
-                    ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
+                    ChatMessage(
+                        role="tool", tool_call_id=a.tool_call_id, content=repaired(a.content)
+                    )
                     for a in answers
                 ),
             ]
@@ -588,11 +590,14 @@ class ChatAgent:
         )
         return _Call(config, options, registry, auto_execute, options.stream, structured)
 
-    def _request_history(self, turn: list[ChatMessage]) -> list[ChatMessage]:
+    def _request_history(self, turn: list[ChatMessage], *, later_round: bool) -> list[ChatMessage]:
         history = self._history
         if not self.runtime_config.keep_media_in_history:
             history = [m.without_media() for m in history]
-        elif any(m.has_media for m in history):
+        if later_round:  # the turn's files were checked when it was first sent: now as history
+            history = [*history, *turn]
+            turn = []
+        if any(m.has_media for m in history):
             from ._media_history import without_stale_media
 
             # An earlier turn's file that is gone or changed never fails this turn.
@@ -613,7 +618,7 @@ class ChatAgent:
         rounds = 0
         failures = 0
         while True:
-            history = self._request_history(turn)
+            history = self._request_history(turn, later_round=rounds > 0)
             if any(message.has_media for message in history):
                 # Encoding re-checks files, may convert images or sample frames: off the loop.
                 body = await asyncio.to_thread(
@@ -694,7 +699,9 @@ class ChatAgent:
             for result in results:
                 turn.append(
                     ChatMessage(
-                        role="tool", tool_call_id=result.tool_call_id, content=result.content
+                        role="tool",
+                        tool_call_id=result.tool_call_id,
+                        content=repaired(result.content),  # a handler's text may hold surrogates
                     )
                 )
                 if not result.ok:

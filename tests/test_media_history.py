@@ -102,3 +102,27 @@ async def test_the_current_turn_still_reports_a_missing_file(
     with pytest.raises(MediaProcessingError):
         await agent.chat("look", image_paths=str(tmp_path / "missing.png"))
     assert server.requests == []
+
+
+async def test_a_file_deleted_during_a_tool_round_does_not_fail_the_follow_up(
+    agent: ChatAgent, server: FakeServer, tmp_path: Path
+) -> None:
+    from openai_chatapi import tool
+
+    from .fakes import completion, tool_call
+
+    upload = _upload(tmp_path)
+
+    @tool
+    def tidy_up() -> str:
+        """Remove the upload."""
+        upload.unlink()
+        return "removed"
+
+    agent.register_tool(tidy_up)
+    server.add_json(
+        completion(None, tool_calls=[tool_call("t1", "tidy_up", {})], finish_reason="tool_calls")
+    )
+    server.add_completion("done")
+    assert await agent.chat("look, then tidy up", image_paths=str(upload)) == "done"
+    assert _first_user_content(server.last_body)[1]["text"].startswith("[image upload.png")
