@@ -16,12 +16,12 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
 from ._stream_handle import ChatStream, OpenStreams
-from ._text import check_encodable
+from ._text import check_encodable, repaired
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
 from .errors import (
@@ -175,6 +175,7 @@ class ChatAgent:
         self._output_modes: dict[tuple[str, str], str] = {}
         self._turns = TurnGate()  # one history-changing turn at a time; the epoch
         self._streams = OpenStreams()  # streams that may still hold a connection
+        self._stale_media: set[str] = set()  # earlier turns' files already warned about
         self.last_response: gen.ChatCompletion | None = None
         """The full typed response of the last successful model call (also of a structured
         answer that failed validation, so that it is never lost)."""
@@ -404,7 +405,7 @@ class ChatAgent:
         parallel_tool_calls: bool | None = None,
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
-        response_format: dict[str, Any],
+        response_format: dict[str, Any] | Literal["text", "json_object"],
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
@@ -423,7 +424,7 @@ class ChatAgent:
         parallel_tool_calls: bool | None = None,
         audio_paths: MediaArg = None,
         file_paths: MediaArg = None,
-        response_format: type[Any] | dict[str, Any] | None = None,
+        response_format: type[Any] | dict[str, Any] | Literal["text", "json_object"] | None = None,
         output_mode: OutputMode | None = None,
         max_output_retries: int | None = None,
         **overrides: Unpack[CallOptions],
@@ -492,7 +493,9 @@ class ChatAgent:
             turn = [
                 *self._pending,
                 *(
-                    ChatMessage(role="tool", tool_call_id=a.tool_call_id, content=a.content)
+                    ChatMessage(
+                        role="tool", tool_call_id=a.tool_call_id, content=repaired(a.content)
+                    )
                     for a in answers
                 ),
             ]
@@ -552,17 +555,18 @@ class ChatAgent:
         check_encodable(text, "text")
         if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
-        from .media import prepare_media
+        from ._media_history import attach_media
 
         # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
         media = await asyncio.to_thread(
-            prepare_media,
+            attach_media,
             images,
             videos,
             self._media_settings(),
             base_url=self.model_config.api_base_url,
             audio_paths=audio,
             file_paths=files,
+            keep_bytes=self.runtime_config.keep_media_bytes,
         )
         if not media:
             return ChatMessage(role="user", content=text)
@@ -576,7 +580,7 @@ class ChatAgent:
         tools: Sequence[ToolSpec] | None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
         parallel_tool_calls: bool | None,
-        response_format: type[Any] | dict[str, Any] | None,
+        response_format: type[Any] | dict[str, Any] | str | None,
         auto_execute: bool,
         stream: bool | None,
     ) -> _Call:
@@ -624,10 +628,18 @@ class ChatAgent:
         )
         return _Call(config, options, registry, auto_execute, options.stream, structured)
 
-    def _request_history(self, turn: list[ChatMessage]) -> list[ChatMessage]:
+    def _request_history(self, turn: list[ChatMessage], *, later_round: bool) -> list[ChatMessage]:
         history = self._history
         if not self.runtime_config.keep_media_in_history:
             history = [m.without_media() for m in history]
+        if later_round:  # the turn's files were checked when it was first sent: now as history
+            history = [*history, *turn]
+            turn = []
+        if any(m.has_media for m in history):
+            from ._media_history import without_stale_media
+
+            # An earlier turn's file that is gone or changed never fails this turn.
+            history = without_stale_media(history, self._stale_media)
         return [*history, *turn]
 
     # ------------------------------------------------------------------ the loop
@@ -645,7 +657,7 @@ class ChatAgent:
         rounds = 0
         failures = 0
         while True:
-            history = self._request_history(turn)
+            history = self._request_history(turn, later_round=rounds > 0)
             if any(message.has_media for message in history):
                 # Encoding re-checks files, may convert images or sample frames: off the loop.
                 body = await asyncio.to_thread(
@@ -726,7 +738,9 @@ class ChatAgent:
             for result in results:
                 turn.append(
                     ChatMessage(
-                        role="tool", tool_call_id=result.tool_call_id, content=result.content
+                        role="tool",
+                        tool_call_id=result.tool_call_id,
+                        content=repaired(result.content),  # a handler's text may hold surrogates
                     )
                 )
                 if not result.ok:
@@ -972,6 +986,7 @@ class ChatAgent:
             file_paths=file_paths,
             **overrides,
         )
+        completed = False
         try:
             async with aclosing(events):
                 async for event in events:
@@ -980,8 +995,9 @@ class ChatAgent:
                         if display.active:
                             display.write(event.text)
                         yield event.text
+            completed = True
         finally:
-            display.close()
+            display.close(completed)
 
     def chat_stream_structured(
         self,

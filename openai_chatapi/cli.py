@@ -30,7 +30,7 @@ __all__ = ["build_parser", "main"]
 
 _HELP = """\
 commands in the interactive session:
-  /system TEXT   set the system prompt          /clear        forget the conversation
+  /system [TEXT] set (or show) the system prompt /clear       forget the conversation
   /image PATH    attach an image to the next message
   /stats         show usage statistics          /save FILE    save the conversation
   /load FILE     load a saved conversation      /exit         leave (also Ctrl-D)
@@ -382,8 +382,12 @@ def _report(exc: ChatAPIException, err: TextIO) -> None:
 
 def _command(agent: ChatAgent, command: str, rest: str, images: list[str], out: TextIO) -> None:
     if command == "/system":
-        agent.set_system_prompt(rest)
-        out.write("[system prompt set]\n")
+        if not rest:  # show it; an empty prompt is never what "/system" alone means
+            current = agent.system_prompt
+            out.write(f"[system prompt: {current}]\n" if current else "[no system prompt]\n")
+        else:
+            agent.set_system_prompt(rest)
+            out.write("[system prompt set]\n")
     elif command == "/clear":
         agent.clear_history()
         images.clear()

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
@@ -23,11 +23,14 @@ __all__ = [
     "CallOptions",
     "ChatConfig",
     "ModelConfig",
+    "ReasoningEffort",
     "RuntimeConfig",
 ]
 
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
-_REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""The ``reasoning_effort`` values the client accepts (checked at run time as well)."""
+_REASONING_EFFORTS = frozenset(get_args(ReasoningEffort))
 
 
 def _fail(name: str, value: Any, why: str) -> ConfigurationError:
@@ -99,7 +102,7 @@ class ModelConfig:
     top_logprobs: int | None = None
     seed: int | None = None
     user: str | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
     def __post_init__(self) -> None:
         if self.api_key is None:
@@ -199,7 +202,7 @@ class CallOptions(TypedDict, total=False):
     top_logprobs: int | None
     seed: int | None
     user: str | None
-    reasoning_effort: str | None
+    reasoning_effort: ReasoningEffort | None
 
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(CallOptions.__annotations__)
@@ -268,6 +271,7 @@ class RuntimeConfig:
     video_frame_max_side: int | None = 768
     images_only_hosts: tuple[str, ...] = ("api.openai.com",)
     keep_media_in_history: bool = True
+    keep_media_bytes: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -287,6 +291,7 @@ class RuntimeConfig:
             "strict_parsing",
             "truncate_long_errors",
             "keep_media_in_history",
+            "keep_media_bytes",
         ):
             _check_bool(name, getattr(self, name))
         level = self.log_level

@@ -69,12 +69,14 @@ class _Progress:
             self._stream.flush()
             self._shown = True
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
         now = time.perf_counter()
         if self._status is not None:
             self._status.stop()
         prefix = "\r" if self._shown else ""
-        self._stream.write(f"{prefix}[openai_chatapi] done: {self._line(now)}\n")
+        # A failed, cancelled or abandoned stream is not "done".
+        outcome = "done" if completed else "stopped"
+        self._stream.write(f"{prefix}[openai_chatapi] {outcome}: {self._line(now)}\n")
         self._stream.flush()
 
 
@@ -115,10 +117,11 @@ class StreamDisplay:
         if self._progress is not None:
             self._progress.update()
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """End the display; ``completed=False`` for a stream that failed or was left early."""
         if self._stdout is not None and self._wrote:
             self._stdout.write("\n")
             self._stdout.flush()
         if self._progress is not None:
-            self._progress.close()
+            self._progress.close(completed)
             self._progress = None

@@ -67,6 +67,8 @@ class _MediaPartBase(BaseModel):
     """Size in bytes (decoded size for ``data:`` URLs); None for remote URLs."""
     prompt_cache_breakpoint: dict[str, Any] | None = None
     """Sent as the wire part's ``prompt_cache_breakpoint`` (e.g. ``{"mode": "explicit"}``)."""
+    mtime_ns: int | None = None
+    """A local file's modification time when it was attached (to notice later changes)."""
 
     @model_validator(mode="after")
     def _one_origin(self) -> _MediaPartBase:

@@ -499,18 +499,18 @@ async def test_media_failures_raise_before_anything_is_sent(
     assert agent.get_stats()["requests"] == 0
 
 
-async def test_a_file_gone_before_a_later_turn_fails_that_turn_before_sending(
+async def test_a_file_gone_before_a_later_turn_is_sent_as_a_note(
     make_agent: AgentFactory, server: FakeServer, files: dict[str, Path]
 ) -> None:
     agent = await make_agent()
     await ask(agent, server, "chat", "first", image_paths=files["photo.png"])
-    before = agent.history
     files["photo.png"].unlink()
-    server.add_completion("never")
-    with pytest.raises(MediaProcessingError, match="file not found") as info:
-        await agent.chat("second")
-    assert info.value.details["path"] == str(files["photo.png"])
-    assert len(server.requests) == 1 and agent.history == before
+    server.add_completion("fine")
+    assert await agent.chat("second") == "fine"  # the earlier turn's file never fails it
+    assert server.last_body["messages"][0]["content"][1] == {
+        "type": "text",
+        "text": "[image photo.png is no longer available; not sent]",
+    }
 
 
 # ---------------------------------------------------------------- the body on the wire
@@ -672,11 +672,20 @@ async def test_history_keeps_references_and_later_turns_send_the_media_again(
     assert user.content == [
         TextPart(text="first"),
         ImagePart(
-            source=str(picture), mime="image/png", size=picture.stat().st_size, detail="high"
+            source=str(picture),
+            mime="image/png",
+            size=picture.stat().st_size,
+            mtime_ns=picture.stat().st_mtime_ns,
+            detail="high",
         ),
-        VideoPart(source=str(clip), mime="video/mp4", size=clip.stat().st_size),
+        VideoPart(
+            source=str(clip),
+            mime="video/mp4",
+            size=clip.stat().st_size,
+            mtime_ns=clip.stat().st_mtime_ns,
+        ),
     ]
-    dumped = user.model_dump_json()
+    dumped = user.model_dump_json(exclude_none=True)
     assert len(dumped) < 600 < picture.stat().st_size // 10
     assert "base64" not in dumped and "base64" not in repr(agent.history)
 

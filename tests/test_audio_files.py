@@ -318,7 +318,11 @@ async def test_history_keeps_references_and_later_turns_send_them_again(
     text, clip, document = user.content
     assert text == TextPart(text="first")
     assert clip == AudioPart(
-        source=str(media["song.mp3"]), mime="audio/mpeg", size=len(MP3_BYTES), format="mp3"
+        source=str(media["song.mp3"]),
+        mime="audio/mpeg",
+        size=len(MP3_BYTES),
+        mtime_ns=media["song.mp3"].stat().st_mtime_ns,
+        format="mp3",
     )
     assert isinstance(document, FilePart) and document.data == PDF_BYTES
     assert document.filename == "document.pdf" and document.origin == "bytes"
@@ -332,15 +336,16 @@ async def test_history_keeps_references_and_later_turns_send_them_again(
     ]
 
 
-async def test_a_file_gone_before_a_later_turn_fails_that_turn_before_sending(
+async def test_an_earlier_turns_audio_file_gone_is_sent_as_a_note(
     agent: ChatAgent, server: FakeServer, media: dict[str, Path]
 ) -> None:
     await ask(agent, server, "chat", "first", audio_paths=media["hello.wav"])
-    before = agent.history
     media["hello.wav"].unlink()
-    with pytest.raises(MediaProcessingError, match="file not found"):
-        await agent.chat("second")
-    assert len(server.requests) == 1 and agent.history == before
+    await ask(agent, server, "chat", "second")
+    sent = server.last_body["messages"][0]["content"]
+    assert sent[0] == {"type": "text", "text": "first"}
+    assert sent[1]["type"] == "text" and "hello.wav" in sent[1]["text"]
+    assert "not sent" in sent[1]["text"] and len(agent.history) == 4
 
 
 async def test_without_keep_media_in_history_earlier_audio_and_files_become_notes(

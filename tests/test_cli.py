@@ -389,6 +389,18 @@ def test_corrupt_load_file_reports_one_line_and_changes_nothing(
     assert len(json.loads(saved.read_text())["messages"]) == 4
 
 
+def test_system_without_text_shows_the_prompt_and_keeps_it(fake: CLIFakeServer) -> None:
+    script = "/system\n/system Be terse.\n/system\nhi\n"
+    result = run_cli("chat", stdin=script, env=_env(_endpoint(fake)))
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "[no system prompt]" in lines
+    assert "[system prompt: Be terse.]" in lines
+    (body,) = fake.chat_bodies
+    assert _roles_and_text(body) == [("system", "Be terse."), ("user", "hi")]
+
+
 def test_unknown_interactive_command_and_missing_argument_are_reported(
     fake: CLIFakeServer,
 ) -> None:

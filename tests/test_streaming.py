@@ -809,3 +809,29 @@ async def test_json_answer_to_a_stream_request_is_used_or_raised(
         async for _ in agent.chat_stream("again", display_stream=False):
             pass
     assert [m.text for m in agent.history] == ["hi", "whole reply"]
+
+
+@pytest.mark.parametrize("with_rich", [False, True], ids=["plain", "rich"])
+async def test_progress_does_not_say_done_after_a_failed_stream(
+    make_agent: AgentFactory,
+    server: FakeServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    with_rich: bool,
+) -> None:
+    if with_rich:
+        pytest.importorskip("rich")
+    else:
+        _hide_rich(monkeypatch)
+    agent = await make_agent(stream_enable_progress=True)
+    # Two pieces, then the body ends without a finish reason or [DONE]: truncated.
+    server.add_stream(text_chunks(PIECES[:2], usage=None)[:-1], done=False)
+    with pytest.raises(APIResponseError, match="truncated"):
+        await collect(agent, display_stream=False)
+    err = capsys.readouterr().err
+    assert "done" not in err
+    assert "stopped: 2 tokens" in err
+    # A stream that completes still says done.
+    server.add_stream(text_chunks(PIECES))
+    await collect(agent, display_stream=False)
+    assert "done: " in capsys.readouterr().err

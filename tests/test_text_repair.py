@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError
+from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError, tool
 from openai_chatapi.streaming import ContentDeltaEvent, ReasoningDeltaEvent
 
-from .fakes import FakeServer, Reply, chunk, completion, text_chunks
+from .fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
 
 SMILE = "\U0001f600"
 
@@ -132,3 +132,20 @@ async def test_a_conversation_poisoned_by_hand_gives_a_configuration_error(
     with pytest.raises(ConfigurationError, match="message 1"):
         await agent.chat("next")
     assert server.requests == []
+
+
+async def test_a_tool_result_with_a_lone_surrogate_is_repaired(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    @tool
+    def cut() -> str:
+        """Text cut in the middle of an emoji."""
+        return "cut \ud83d"
+
+    agent.register_tool(cut)
+    server.add_json(
+        completion(None, tool_calls=[tool_call("c1", "cut", {})], finish_reason="tool_calls")
+    )
+    server.add_completion("ok")
+    assert await agent.chat("cut") == "ok"
+    assert server.last_body["messages"][-1]["content"] == "cut \ufffd"
