@@ -57,6 +57,7 @@ from .streaming import (
 if TYPE_CHECKING:
     from .history import load_history, save_history
     from .media import MediaSettings
+    from .sync import SyncChatAgent
     from .tools import Tool, ToolFunction, ToolResult, tool
 
 # Optional machinery (tools, media, history files) loads on first use, keeping import fast.
@@ -64,6 +65,7 @@ _LAZY = {
     "load_history": "history",
     "save_history": "history",
     "MediaSettings": "media",
+    "SyncChatAgent": "sync",
     "Tool": "tools",
     "ToolFunction": "tools",
     "ToolResult": "tools",
@@ -117,6 +119,7 @@ __all__ = [
     "ResponseMessage",
     "RuntimeConfig",
     "StreamEvent",
+    "SyncChatAgent",
     "TextPart",
     "TokenLimitError",
     "Tool",
