@@ -47,6 +47,7 @@ from .fakes import (
     API_KEY,
     BASE_URL,
     FakeServer,
+    Reply,
     SleepRecorder,
     chunk,
     completion,
@@ -380,6 +381,26 @@ def test_breaking_out_closes_the_response_and_keeps_the_history(
     server.add_completion("still fine")
     assert sync_agent.chat("next") == "still fine"
     assert _roles(sync_agent) == ["user", "assistant"]
+
+
+def test_a_failure_mid_stream_is_raised_in_the_callers_thread(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    head = sse([chunk({"role": "assistant", "content": "par"})], done=False)
+    server.add(
+        Reply(stream_parts=[head, httpx.ReadError("boom")], content_type="text/event-stream")
+    )
+    got: list[str] = []
+
+    with pytest.raises(APIConnectionError, match="stream interrupted") as info:
+        for piece in sync_agent.chat_stream("hi", display_stream=False):
+            got.append(piece)
+
+    assert got == ["par"]
+    assert info.value.details["error"] == "ReadError"
+    assert sync_agent.history == ()
+    assert server.closed_streams == server.opened_streams == 1
+    assert sync_agent.get_stats()["failures"] == 1
 
 
 def test_a_stream_stopped_at_the_end_of_a_turn_does_not_commit_it(
