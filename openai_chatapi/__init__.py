@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .history import load_history, save_history
     from .local import LocalServerExitedError
     from .media import MediaSettings
+    from .sync import SyncChatAgent
     from .tools import Tool, ToolFunction, ToolResult, tool
 
 # Optional machinery (tools, media, history files) loads on first use, keeping import fast.
@@ -67,6 +68,7 @@ _LAZY = {
     "load_history": "history",
     "save_history": "history",
     "MediaSettings": "media",
+    "SyncChatAgent": "sync",
     "Tool": "tools",
     "ToolFunction": "tools",
     "ToolResult": "tools",
@@ -126,6 +128,7 @@ __all__ = [
     "RuntimeConfig",
     "StreamEvent",
     "StructuredStream",
+    "SyncChatAgent",
     "TextPart",
     "TokenLimitError",
     "Tool",

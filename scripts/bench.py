@@ -34,8 +34,13 @@ from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "scripts" / "bench_server.py"
-CLIENTS = ("httpx", "openai", "openai_chatapi")
+CLIENTS = ("httpx", "openai", "openai_chatapi", "openai_sync", "openai_chatapi_sync")
 OURS = "openai_chatapi"
+OURS_SYNC = "openai_chatapi_sync"
+# Sync clients block their thread: they run the sequential workloads only.
+SYNC_CLIENTS = ("openai_sync", OURS_SYNC)
+SYNC_WORKLOADS = ("chat", "stream")
+SYNC_TARGET = 1.3  # SyncChatAgent's time per request at most this × ChatAgent's
 MODEL = "bench-model"
 TOKEN = "tok "  # what every content chunk of the bench server carries
 REPLY = "Hello from the bench server."
@@ -186,10 +191,78 @@ class ChatAPIRunner:
             await self.agent.__aexit__(None, None, None)
 
 
+class OpenAISyncRunner:
+    """The official SDK's sync client (``openai.OpenAI``), same pool limits; it blocks."""
+
+    def __init__(self, url: str) -> None:
+        import openai
+
+        limits: Any = type(openai.DEFAULT_CONNECTION_LIMITS)(**POOL)
+        self.client = openai.OpenAI(
+            base_url=url,
+            api_key="bench",
+            max_retries=0,
+            http_client=openai.DefaultHttpxClient(limits=limits),
+        )
+        self.messages: Any = [{"role": "user", "content": "hi"}]
+
+    async def chat(self) -> str:
+        completion = self.client.chat.completions.create(model=MODEL, messages=self.messages)
+        return completion.choices[0].message.content or ""
+
+    async def stream(self, chunks: int) -> str:
+        parts: list[str] = []
+        stream = self.client.chat.completions.create(
+            model=MODEL,
+            messages=self.messages,
+            stream=True,
+            max_tokens=chunks,
+            stream_options={"include_usage": True},
+        )
+        for chunk in stream:
+            if chunk.choices:
+                content = chunk.choices[0].delta.content
+                if content:
+                    parts.append(content)
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        self.client.close()
+
+
+class ChatAPISyncRunner:
+    """This package's ``SyncChatAgent``, through its public API only; it blocks."""
+
+    def __init__(self, url: str) -> None:
+        from openai_chatapi import ModelConfig, RuntimeConfig, SyncChatAgent
+
+        runtime = RuntimeConfig(
+            enable_logging=False,
+            max_connections=POOL["max_connections"],
+            max_keepalive_connections=POOL["max_keepalive_connections"],
+        )
+        model = ModelConfig(api_base_url=url, api_key="bench", model=MODEL)
+        self.agent = SyncChatAgent(model, runtime)
+
+    async def chat(self) -> str:
+        return self.agent.chat("hi", add_to_history=False)
+
+    async def stream(self, chunks: int) -> str:
+        pieces = self.agent.chat_stream(
+            "hi", add_to_history=False, display_stream=False, max_tokens=chunks
+        )
+        return "".join(pieces)
+
+    async def aclose(self) -> None:
+        self.agent.close()
+
+
 RUNNERS: dict[str, Callable[[str], Runner]] = {
     "httpx": HttpxRunner,
     "openai": OpenAIRunner,
     OURS: ChatAPIRunner,
+    "openai_sync": OpenAISyncRunner,
+    OURS_SYNC: ChatAPISyncRunner,
 }
 
 
@@ -359,6 +432,8 @@ class Bench:
         walls: dict[str, list[float]] = {c: [] for c in self.clients}
         cpus: dict[str, list[float]] = {c: [] for c in self.clients}
         failed: set[str] = set()
+        if workload not in SYNC_WORKLOADS:
+            failed.update(SYNC_CLIENTS)  # not failures: figures left n/a
         for round_no in range(1, self.args.rounds + 1):
             for client in self.clients:
                 if client in failed:
@@ -407,7 +482,7 @@ def section(name: str) -> Callable[[Section], Section]:
 def bench_import(bench: Bench) -> list[Row]:
     """`python -c "import X"` minus `python -c "pass"`, medians over many runs."""
     modules = {"httpx": "httpx", "openai": "openai", OURS: OURS}
-    wanted = {c: modules[c] for c in bench.clients}
+    wanted = {c: modules[c] for c in bench.clients if c in modules}
     runs = bench.args.import_runs * bench.args.rounds
     samples: dict[str, list[float]] = {name: [] for name in ["", *wanted]}
 
@@ -433,10 +508,35 @@ def bench_import(bench: Bench) -> list[Row]:
     return [Row("import", "import time", "ms", wall, target=("openai", 0.5))]
 
 
+def _sync_note(
+    bench: Bench,
+    label: str,
+    unit: str,
+    wall: dict[str, float | None],
+    cpu: dict[str, float | None],
+) -> None:
+    """How much a sync client costs per request beside its async one (SyncChatAgent's target)."""
+    parts = []
+    for sync, base in ((OURS_SYNC, OURS), ("openai_sync", "openai")):
+        w, b = wall.get(sync), wall.get(base)
+        if w is None or not b:
+            continue
+        c, cb = cpu.get(sync), cpu.get(base)
+        cpu_ratio = f", cpu {c / cb:.2f}×" if c is not None and cb else ""
+        parts.append(f"{sync} {w * 1e6:,.1f} {unit} = {w / b:.2f}× {base}{cpu_ratio}")
+    ours, base = wall.get(OURS_SYNC), wall.get(OURS)
+    if ours is not None and base:
+        verdict = "ok" if ours / base <= SYNC_TARGET else "MISS"
+        parts.append(f"target ≤{SYNC_TARGET}× {OURS}: {verdict}")
+    if parts:
+        bench.notes.append(f"sync: {label}: " + "; ".join(parts))
+
+
 @section("chat")
 def bench_chat(bench: Bench) -> list[Row]:
     n = bench.args.chats or bench.size(2000, 300)
     wall, cpu = bench.measure("chat", n)
+    _sync_note(bench, f"{n} sequential chats", "µs/req", wall, cpu)
     return [Row("chat", f"{n} sequential chats", "µs/req", wall, cpu, target=("httpx", 1.2))]
 
 
@@ -453,6 +553,7 @@ def bench_stream(bench: Bench) -> list[Row]:
     n = bench.args.stream_chunks or bench.size(20_000, 4_000)
     wall, cpu = bench.measure("stream", n)
     label = f"one stream of {n} chunks"
+    _sync_note(bench, label, "µs/chunk", wall, cpu)
     return [Row("stream", label, "µs/chunk", wall, cpu, target=("httpx", 2.5))]
 
 

@@ -1,0 +1,592 @@
+"""``SyncChatAgent``: the ``ChatAgent`` for code that is not async (scripts, notebooks, views).
+
+One implementation: a ``SyncChatAgent`` owns a ``ChatAgent`` and a private event loop running
+in a daemon thread; every method runs the ``ChatAgent`` method of the same name on that loop
+while the calling thread waits for its outcome (its value, or the very exception it raised).
+So it works from any thread, several agents at once, and from code already running inside an
+event loop (a Jupyter cell, an async framework calling sync code): the caller's loop is never
+used. The agent's connection pool lives on its loop and is reused across calls.
+
+Streams are pulled by the caller: the loop reads ahead within one model turn and waits at each
+turn's end (``FinishEvent``) until the caller asks for more, so a stream left early never
+commits its turn. ``display_stream`` and ``stream_chunk_callback`` run in the caller's thread
+(a notebook shows the text in the cell that asked for it). Leaving a stream (``break``, the end
+of a ``with`` block, ``close()``, an exception, Ctrl-C) cancels the call on the loop, waits for
+it to close the HTTP response and leaves the history as it was; so does Ctrl-C during a call.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import contextlib
+import functools
+import inspect
+import queue
+import sys
+import threading
+import weakref
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Sequence,
+)
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from .agent import ChatAgent, MediaArg, ToolSpec
+from .config import CallOptions, ModelConfig, RuntimeConfig
+from .display import StreamDisplay
+from .errors import APIConnectionError, ConfigurationError
+from .messages import ChatMessage
+from .streaming import ContentDeltaEvent, FinishEvent, StreamEvent
+
+if TYPE_CHECKING:
+    import httpx
+
+    from . import _generated as gen
+    from .tools import Tool, ToolFunction, ToolRegistry
+    from .transport import Sleep
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+__all__ = ["SyncChatAgent", "SyncStream"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+Y = TypeVar("Y")
+
+# A stream's loop side pauses when this many items wait for the caller (memory bound), and
+# goes on when half of them were taken.
+_HIGH_WATER = 1024
+_ITEM, _END, _ERROR = 0, 1, 2
+# How long an agent collected without close() may take to close its pool at exit.
+_FINALIZE_SECONDS = 5.0
+
+
+class _Job(Generic[R]):
+    """One coroutine run on the loop for a caller in another thread.
+
+    ``done`` is released when it has finished, also when it was cancelled before it started:
+    a Ctrl-C may arrive anywhere in the caller's code, even before ``create`` was queued.
+    """
+
+    __slots__ = ("coro", "done", "stopped", "task")
+
+    def __init__(self, coro: Coroutine[Any, Any, R]) -> None:
+        self.coro = coro
+        self.task: asyncio.Task[R] | None = None
+        self.stopped = False
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+
+    def create(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop
+        if self.stopped:
+            return
+        self.task = task = loop.create_task(self.coro)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[R]) -> None:
+        self.done.release()
+
+    def cancel(self) -> None:  # on the loop, queued after create (if create was queued)
+        if self.task is not None:
+            self.task.cancel()
+        elif not self.stopped:  # never created: nothing will release done otherwise
+            self.stopped = True
+            self.coro.close()
+            self.done.release()
+
+
+class _Loop:
+    """A private event loop in a daemon thread; runs coroutines for callers in other threads."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.closed = False
+        self._thread = threading.Thread(
+            target=self._main, name="openai_chatapi-sync-loop", daemon=True
+        )
+        self._thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            while not self.closed:
+                try:
+                    loop.run_forever()
+                except BaseException:
+                    # KeyboardInterrupt/SystemExit raised inside a task (an async tool handler):
+                    # the task has recorded it, and its caller re-raises it. The loop goes on.
+                    continue
+        finally:
+            try:
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
+    def _check(self, what: str) -> None:
+        if self.closed:
+            raise APIConnectionError(
+                "the SyncChatAgent is closed: create a new one, or use 'with agent:' again",
+                {"call": what},
+            )
+        if self.in_loop_thread:
+            raise ConfigurationError(
+                f"SyncChatAgent.{what} was called from the agent's own event loop (an async "
+                "tool handler?); a sync call there would wait for itself forever: use a sync "
+                "tool handler, or ChatAgent in async code",
+                {"call": what},
+            )
+
+    def start(self, job: _Job[Any]) -> None:
+        """Queue ``job`` to start as a task on the loop."""
+        try:
+            self.loop.call_soon_threadsafe(job.create, self.loop)
+        except RuntimeError:  # the loop was closed meanwhile
+            job.coro.close()
+            raise APIConnectionError("the SyncChatAgent is closed", {}) from None
+
+    def cancel(self, job: _Job[Any]) -> None:
+        """Cancel a started job and wait until it has finished cleaning up.
+
+        Another Ctrl-C while waiting abandons the wait (the task still ends on the loop).
+        """
+        if self.in_loop_thread:  # cannot wait for ourselves
+            job.cancel()
+            return
+        try:
+            self.loop.call_soon_threadsafe(job.cancel)
+        except RuntimeError:  # the loop is closed: the task is gone with it
+            return
+        job.done.acquire()
+
+    def run(self, coro: Coroutine[Any, Any, R], what: str) -> R:
+        """Run ``coro`` on the loop and return its result (or raise its exception) here."""
+        job = _Job(coro)
+        try:
+            self._check(what)
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            self.start(job)
+            job.done.acquire()
+        except APIConnectionError:
+            raise
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) while waiting: cancel the call
+            self.cancel(job)
+            raise
+        assert job.task is not None
+        return job.task.result()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop (after the work already queued) and wait for its thread to end."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # already closed
+            return
+        if not self.in_loop_thread:
+            self._thread.join(timeout)
+
+
+def _shutdown(loop: _Loop, agent: ChatAgent) -> None:
+    """Close an agent that was never closed (garbage collection or interpreter exit)."""
+    if loop.closed or loop.in_loop_thread:
+        return
+    try:
+        job = _Job(agent.aclose())
+        loop.start(job)
+        job.done.acquire(timeout=_FINALIZE_SECONDS)
+    except Exception:  # best effort at exit
+        pass
+    loop.stop(_FINALIZE_SECONDS)
+
+
+class _Feed(Generic[Y]):
+    """The loop side of a sync stream: pulls an async iterator into a queue for the caller.
+
+    It reads ahead until an item for which ``pause_after`` is true (or until ``_HIGH_WATER``
+    items wait), then waits until the caller has taken that item and asks for the next: the
+    iterator is never advanced past such a boundary on its own.
+    """
+
+    def __init__(self, source: AsyncIterator[Y], pause_after: Callable[[Y], bool] | None) -> None:
+        self.source = source
+        self.pause_after = pause_after
+        self.items: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        # Set (before the item is queued) when the loop side waits; the caller wakes it once it
+        # has taken this many items and wants more.
+        self.resume_at: int | None = None
+        self.resume: asyncio.Event | None = None
+        # Set by the caller before it cancels the task: a cancellation swallowed on the way
+        # (asyncio.wait_for on Python < 3.12 can) must not leave the task waiting for it.
+        self.stopped = False
+
+    async def run(self) -> None:
+        self.resume = resume = asyncio.Event()
+        source, pause_after = self.source, self.pause_after
+        put, qsize = self.items.put, self.items.qsize
+        produced = 0
+        try:
+            try:
+                async for item in source:
+                    produced += 1
+                    if pause_after is not None and pause_after(item):
+                        resume.clear()
+                        self.resume_at = produced
+                    elif qsize() >= _HIGH_WATER:
+                        resume.clear()
+                        self.resume_at = produced - _HIGH_WATER // 2
+                    put((_ITEM, item))
+                    if self.stopped:
+                        raise asyncio.CancelledError
+                    if self.resume_at is not None:
+                        await resume.wait()
+            finally:
+                aclose = getattr(source, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+        except asyncio.CancelledError:
+            # Read only when the agent was closed under a caller still iterating.
+            put((_ERROR, APIConnectionError("the stream was stopped: its agent was closed", {})))
+            raise
+        except BaseException as exc:  # delivered to the caller, who raises it in its thread
+            put((_ERROR, exc))
+        else:
+            put((_END, None))
+
+
+def _pull(loop: _Loop, feed: _Feed[Y]) -> Generator[Y, None, None]:
+    """The caller side of a stream: starts the feed, yields its items, cancels it when left."""
+    job = _Job(feed.run())
+    get = feed.items.get
+    taken = 0
+    finished = False
+    try:
+        loop.start(job)
+        while True:
+            mark = feed.resume_at
+            if mark is not None and taken >= mark:
+                feed.resume_at = None
+                resume = feed.resume
+                assert resume is not None
+                with contextlib.suppress(RuntimeError):  # a closed loop has queued an error
+                    loop.loop.call_soon_threadsafe(resume.set)
+            kind, value = get()
+            if kind == _ITEM:
+                taken += 1
+                yield value
+            else:
+                finished = True
+                if kind == _END:
+                    return
+                raise value
+    finally:
+        if not finished:  # left early: cancel the call and wait until it has cleaned up
+            feed.stopped = True
+            loop.cancel(job)
+
+
+class SyncStream(Iterator[Y]):
+    """A stream for sync code: iterate it, and ``close()`` it (or use ``with``) to stop early.
+
+    Leaving it early (``break``, an exception, Ctrl-C, the end of a ``with`` block, or
+    dropping it) cancels the call: the HTTP response is closed and the history is unchanged.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Generator[Y, None, None]) -> None:
+        self._items = items
+
+    def __iter__(self) -> SyncStream[Y]:
+        return self
+
+    def __next__(self) -> Y:
+        return next(self._items)
+
+    def close(self) -> None:
+        """Stop the stream: cancel the call, close its HTTP response (nothing enters history)."""
+        self._items.close()
+
+    def __enter__(self) -> SyncStream[Y]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- typed wrappers
+# Each wrapper makes a SyncChatAgent method from the ChatAgent method it runs: same name,
+# parameters and documentation; the signature test in tests/test_sync.py keeps them equal.
+
+
+def _like(wrapper: Callable[..., Any], method: Callable[..., Any], returns: str | None) -> None:
+    functools.update_wrapper(wrapper, method)
+    del wrapper.__wrapped__  # type: ignore[attr-defined]
+    wrapper.__qualname__ = f"SyncChatAgent.{method.__name__}"
+    signature = inspect.signature(method)
+    if returns is not None:
+        signature = signature.replace(return_annotation=returns)
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
+
+
+def _blocking(
+    method: Callable[Concatenate[ChatAgent, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[SyncChatAgent, P], R]:
+    """``async def f(agent, ...) -> R`` → ``def f(sync_agent, ...) -> R``, run on its loop."""
+    name = method.__name__
+
+    def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._loop.run(method(self._agent, *args, **kwargs), name)
+
+    _like(call, method, None)
+    return call
+
+
+def _streaming(
+    method: Callable[Concatenate[ChatAgent, P], AsyncIterator[Y]],
+    pause_after: Callable[[Y], bool] | None = None,
+) -> Callable[Concatenate[SyncChatAgent, P], SyncStream[Y]]:
+    """An async-iterator method → a method returning a ``SyncStream`` of the same items.
+
+    ``pause_after`` names the items after which the loop side must not read ahead (the last
+    item before the iterator commits anything); None: it never reads ahead.
+    """
+    name = method.__name__
+    always: Callable[[Y], bool] = pause_after or (lambda _: True)
+
+    def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> SyncStream[Y]:
+        loop = self._loop
+        loop._check(name)
+        return SyncStream(_pull(loop, _Feed(method(self._agent, *args, **kwargs), always)))
+
+    _like(call, method, f"SyncStream[{_item_type(method)}]")
+    return call
+
+
+def _item_type(method: Callable[..., Any]) -> str:
+    returns = str(inspect.signature(method).return_annotation)
+    inner = returns[returns.find("[") + 1 : returns.rfind("]")]
+    return inner.split(",")[0].strip() or "Any"
+
+
+def _forward(
+    method: Callable[Concatenate[ChatAgent, P], R],
+) -> Callable[Concatenate[SyncChatAgent, P], R]:
+    """A plain ChatAgent method, called as it is (it does no I/O)."""
+
+    def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self._agent, *args, **kwargs)
+
+    _like(call, method, None)
+    return call
+
+
+def _is_turn_end(event: StreamEvent) -> bool:
+    # A model turn's last event; after the last one the events stream commits the turn.
+    return type(event) is FinishEvent
+
+
+def _reply_text(
+    events: SyncStream[StreamEvent], runtime: RuntimeConfig, display_stream: bool
+) -> Generator[str, None, None]:
+    """The reply's text pieces of an event stream, shown in this (the caller's) thread.
+
+    The same text ``ChatAgent.chat_stream`` yields from ``chat_stream_events``.
+    """
+    display = StreamDisplay(
+        to_stdout=display_stream,
+        callback=runtime.stream_chunk_callback,
+        progress=runtime.stream_enable_progress,
+    )
+    try:
+        with events:
+            for event in events:
+                # The text of the first choice, the one that enters the history.
+                if type(event) is ContentDeltaEvent and not event.choice:
+                    if display.active:
+                        display.write(event.text)
+                    yield event.text
+    finally:
+        display.close()
+
+
+class SyncChatAgent:
+    """``ChatAgent`` for sync code: the same methods and parameters, returning plain values.
+
+    ``with SyncChatAgent(cfg, rt) as agent: print(agent.chat("Hello"))``, or call
+    ``agent.close()`` when done. Streams are iterators: ``for piece in agent.chat_stream(...)``.
+    Errors are the same ``ChatAPIException`` family, raised in the calling thread. The agent
+    runs its ``ChatAgent`` on a private event loop thread, so it also works inside Jupyter and
+    other running event loops; it may be shared by threads (their calls then run concurrently,
+    as concurrent tasks of one ``ChatAgent`` would).
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig | None = None,
+        runtime_config: RuntimeConfig | None = None,
+        *,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self._agent = ChatAgent(
+            model_config, runtime_config, http_transport=http_transport, sleep=sleep
+        )
+        self._loop = self._open()
+
+    def _open(self) -> _Loop:
+        loop = _Loop()
+        self._finalizer = weakref.finalize(self, _shutdown, loop, self._agent)
+        try:
+            loop.run(self._agent.__aenter__(), "__enter__")
+        except BaseException:
+            self._finalizer()
+            raise
+        return loop
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> SyncChatAgent:
+        if self._loop.closed:  # `with agent:` again after a close
+            self._loop = self._open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool and stop the agent's loop thread (``with`` does this)."""
+        loop = self._loop
+        if loop.closed:
+            return
+        try:
+            loop.run(self._agent.aclose(), "close")
+        finally:
+            self._finalizer.detach()
+            loop.stop()
+
+    @property
+    def closed(self) -> bool:
+        return self._loop.closed
+
+    def __repr__(self) -> str:
+        return f"Sync{self._agent!r}"
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def model_config(self) -> ModelConfig:
+        return self._agent.model_config
+
+    @property
+    def runtime_config(self) -> RuntimeConfig:
+        return self._agent.runtime_config
+
+    # ------------------------------------------------------------------ history and tools
+    @property
+    def history(self) -> tuple[ChatMessage, ...]:
+        """A read-only view of the conversation."""
+        return self._agent.history
+
+    @property
+    def system_prompt(self) -> str | None:
+        return self._agent.system_prompt
+
+    @property
+    def last_response(self) -> gen.ChatCompletion | None:
+        """The full typed response of the last successful model call."""
+        return self._agent.last_response
+
+    @property
+    def pending_tool_calls(self) -> list[gen.ToolCall]:
+        """Tool calls the model asked for in a ``chat(..., auto_execute_tools=False)`` call."""
+        return self._agent.pending_tool_calls
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The registered tools."""
+        return self._agent.tools
+
+    set_system_prompt = _forward(ChatAgent.set_system_prompt)
+    add_message = _forward(ChatAgent.add_message)
+    clear_history = _forward(ChatAgent.clear_history)
+    replace_history = _forward(ChatAgent.replace_history)
+    save_history = _forward(ChatAgent.save_history)
+    load_history = _forward(ChatAgent.load_history)
+    register_tool = _forward(ChatAgent.register_tool)
+    clear_tools = _forward(ChatAgent.clear_tools)
+    get_stats = _forward(ChatAgent.get_stats)
+    reset_stats = _forward(ChatAgent.reset_stats)
+
+    # ------------------------------------------------------------------ calls
+    list_models = _blocking(ChatAgent.list_models)
+    retrieve_model = _blocking(ChatAgent.retrieve_model)
+    submit_tool_results = _blocking(ChatAgent.submit_tool_results)
+    chat_stream_events = _streaming(ChatAgent.chat_stream_events, _is_turn_end)
+
+    chat = _blocking(ChatAgent.chat)  # its overloads too: a structured type in, its instance out
+
+    def chat_stream(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        display_stream: bool = True,
+        auto_execute_tools: bool = True,
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> SyncStream[str]:
+        """Stream one turn, yielding the reply's text pieces as they arrive.
+
+        The text of ``chat_stream_events``; ``display_stream`` writes the pieces to stdout and
+        ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving
+        the loop early closes the response and leaves the history unchanged.
+        """
+        events = self.chat_stream_events(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            auto_execute_tools,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
+        )
+        return SyncStream(_reply_text(events, self._agent.runtime_config, display_stream))
