@@ -29,7 +29,13 @@ _REPLACEMENT = "\ufffd"
 
 def has_surrogate(text: str) -> bool:
     """Whether ``text`` holds a surrogate code point (cheap for ASCII text)."""
-    return not text.isascii() and _SURROGATE.search(text) is not None
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")  # faster than a regex search; only surrogates fail
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def first_surrogate(text: str) -> int | None:
@@ -55,7 +61,7 @@ def join_delta(carry: str, text: str) -> tuple[str, str]:
     """
     if carry:
         text = carry + text
-    if text.isascii() or _SURROGATE.search(text) is None:
+    if not has_surrogate(text):
         return text, ""
     last = text[-1]
     if "\ud800" <= last <= "\udbff":

@@ -130,7 +130,9 @@ def validate_repaired(cls: type[M], document: Any, *, strict: bool) -> M | None:
     converting what lenient parsing may convert. None when it still does not validate."""
     from ._lenient import coerce_fields, flatten_content
 
-    if not strict:
+    # Replies only: a model's id or a list's data is what the caller asked for, not cosmetic.
+    repairs = not strict and cls in (gen.ChatCompletion, gen.ChatCompletionChunk)
+    if repairs:
         flatten_content(document)
     for _ in range(4):  # each pass converts what the errors of the one before named
         try:
@@ -138,7 +140,7 @@ def validate_repaired(cls: type[M], document: Any, *, strict: bool) -> M | None:
                 _STRICT_TWINS[cls].model_validate(document, strict=True)
             return cls.model_validate(document)
         except ValidationError as exc:
-            if strict or not coerce_fields(document, exc.errors(include_url=False)):
+            if not repairs or not coerce_fields(document, exc.errors(include_url=False)):
                 return None
     return None
 

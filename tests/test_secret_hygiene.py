@@ -197,7 +197,8 @@ async def stuffed_chunk(conn: Connection, request: Request) -> bool:
 
 
 async def stuffed_header(conn: Connection, request: Request) -> bool:
-    """Text chunks whose ``created`` is the received header (not a number)."""
+    """Text chunks whose ``created`` is the received header (not a number): strict parsing
+    rejects the chunk; lenient parsing drops the field and keeps the reply."""
     leak = request.headers.get("authorization", "")
     chunk = {"id": "c", "created": leak, "model": "m", "choices": [{"delta": {"content": "x"}}]}
     await conn.sse([f"data: {json.dumps(chunk)}\n\n".encode(), b"data: [DONE]\n\n"])
@@ -229,10 +230,29 @@ async def test_no_piece_of_the_key_survives_a_cut(
     must not leave its first or last characters behind."""
     caplog.set_level(logging.DEBUG)
     fault_server.script(behaviour)
-    async with debug_agent(fault_server, truncate_long_errors=truncate) as agent:
+    strict = behaviour is stuffed_header  # lenient parsing keeps that reply (test below)
+    async with debug_agent(
+        fault_server, truncate_long_errors=truncate, strict_parsing=strict
+    ) as agent:
         with pytest.raises(ChatAPIException) as caught:
             await call(agent, fault_server, mode)
         exposed = everything_about(caught.value) + exposed_by(agent, tmp_path)
+    out, err = capfd.readouterr()
+    assert_clean([*exposed, log_text(caplog), out, err])
+
+
+async def test_a_key_in_a_cosmetic_field_is_dropped_by_lenient_parsing(
+    fault_server: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fault_server.script(stuffed_header)
+    async with debug_agent(fault_server) as agent:
+        await call(agent, fault_server, "stream")
+        assert agent.last_response is not None and agent.last_response.created is None
+        exposed = exposed_by(agent, tmp_path)
     out, err = capfd.readouterr()
     assert_clean([*exposed, log_text(caplog), out, err])
 
