@@ -43,6 +43,7 @@ def test_sync_and_async_agents_in_a_jupyter_kernel(
         client = nbclient.NotebookClient(
             notebook,
             timeout=KERNEL_TIMEOUT,
+            startup_timeout=KERNEL_TIMEOUT,
             kernel_name="python3",
             resources={"metadata": {"path": str(tmp_path)}},
         )
