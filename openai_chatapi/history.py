@@ -96,5 +96,6 @@ def load_history(path: str | os.PathLike[str]) -> list[ChatMessage]:
         return _MESSAGES.validate_python(document.get("messages"))
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        loc = first["loc"]
+        where = "messages" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
         raise _bad(source, f"invalid message at {where}: {first['msg']}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from ._generated import FunctionCall, ToolCall
 from .parts import WIRE_PART_TYPES, AudioPart, FilePart, ImagePart, VideoPart, part_from_wire
@@ -122,6 +122,19 @@ class ChatMessage(BaseModel):
     @classmethod
     def _content(cls, value: Any) -> Any:
         return _content_from_wire(value)
+
+    @field_validator("content", mode="after")
+    @classmethod
+    def _content_not_empty_list(cls, value: Any, info: ValidationInfo) -> Any:
+        # The wire format has no empty list of parts for any role: every server (and the
+        # request model) would refuse each later request of the conversation.
+        if isinstance(value, list) and not value:
+            role = info.data.get("role", "a")
+            raise ValueError(
+                f"content is an empty list of parts; a {role} message needs a string "
+                "or at least one part"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_role_fields(self) -> ChatMessage:

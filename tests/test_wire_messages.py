@@ -271,6 +271,9 @@ async def test_a_response_message_can_be_added_as_it_is(
         ({"role": "narrator", "content": "x"}, "role"),
         ({"role": "tool", "content": "x"}, "tool_call_id"),
         ({"role": "function", "content": "x"}, "function's name"),
+        ({"role": "user", "content": []}, "content is an empty list"),
+        ({"role": "system", "content": []}, "system message needs a string"),
+        ({"role": "assistant", "content": []}, "content is an empty list"),
         ({"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}, "assistant"),
         ({"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, "url"),
         (

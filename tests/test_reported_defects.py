@@ -1,0 +1,59 @@
+"""Defects a hostile tryout of the package found, each reproduced through the public API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError
+
+from .conftest import AgentFactory
+from .fakes import FakeServer
+
+# --------------------------------------------------------------------------- empty content lists
+
+
+def _history_file(path: Path, messages: list[dict[str, object]]) -> Path:
+    document = {"format": "openai_chatapi.history", "version": 1, "messages": messages}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+async def test_a_saved_history_with_an_empty_content_list_is_refused(
+    agent: ChatAgent, server: FakeServer, tmp_path: Path
+) -> None:
+    agent.add_message({"role": "user", "content": "kept"})
+    target = _history_file(
+        tmp_path / "h.json",
+        [{"role": "user", "content": "hi"}, {"role": "user", "content": []}],
+    )
+    with pytest.raises(ConfigurationError, match=r"messages\[1\]\.content: .*empty list"):
+        agent.load_history(target)
+    assert [m.text for m in agent.history] == ["kept"]
+    server.add_completion("ok")
+    assert await agent.chat("hello") == "ok"
+
+
+async def test_a_request_field_error_names_the_field_as_the_payload_has_it(
+    make_agent: AgentFactory, server: FakeServer
+) -> None:
+    agent = await make_agent(stop=["a", "b", "c", "d", "e"])
+    with pytest.raises(ConfigurationError, match=r"field 'stop': .*at most 4") as info:
+        await agent.chat("hi")
+    assert info.value.details["field"] == "stop"
+    assert server.requests == [] and agent.history == ()
+
+
+async def test_a_message_emptied_after_it_was_added_is_named_by_its_place(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    message = ChatMessage(role="user", content="first")
+    agent.add_message(message)
+    message.content = []  # no validation on assignment: the request model catches it
+    with pytest.raises(
+        ConfigurationError, match=r"field 'messages\[0\]\.content': List should have at least 1"
+    ):
+        await agent.chat("hi")
+    assert server.requests == []
