@@ -88,7 +88,9 @@ class ChatMessage(BaseModel):
     are kept and never fatal: ``refusal`` and ``audio`` are sent back when set (``audio`` as
     its ``id``), ``annotations`` and the reasoning (``reasoning_content``, or ``reasoning``
     as Groq, Ollama and OpenRouter call it) are kept for the record and never sent; any
-    other key is kept on the message (``model_extra``) and not sent.
+    other key is kept on the message (``model_extra``) and not sent. So are fields the wire
+    format does not allow on the role: ``tool_call_id`` except on tool messages,
+    ``refusal`` and ``audio`` except on assistant messages.
     """
 
     model_config = ConfigDict(extra="allow")

@@ -111,7 +111,10 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
 
     Sent: role, content, name, tool calls (or the legacy ``function_call``), tool call id,
     and an assistant's ``refusal`` and ``audio`` id when set. Never sent: the reasoning,
-    ``annotations``, null fields and keys the wire format does not define.
+    ``annotations``, null fields, keys the wire format does not define, and fields it does
+    not allow on the message's role (a user message's ``tool_call_id``, a tool message's
+    ``refusal``): those are kept on the message like unknown keys. A tool message's
+    ``name`` is sent (Groq and Mistral document it; OpenAI accepts it).
     """
     wire: dict[str, Any] = {"role": message.role}
     content = message.content
@@ -132,10 +135,11 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
         wire["content"] = content
     if message.name is not None:
         wire["name"] = message.name
-    if message.refusal is not None:
+    assistant = message.role == "assistant"
+    if message.refusal is not None and assistant:
         wire["refusal"] = message.refusal
     audio_id = (message.audio or {}).get("id")
-    if isinstance(audio_id, str):
+    if isinstance(audio_id, str) and assistant:
         wire["audio"] = {"id": audio_id}
     if message.tool_calls:
         # Some servers (llama.cpp) refuse a null or missing content beside tool calls.
@@ -146,7 +150,7 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
     if message.function_call is not None:
         call = message.function_call
         wire["function_call"] = {"name": call.name or "", "arguments": call.arguments or "{}"}
-    if message.tool_call_id is not None:
+    if message.tool_call_id is not None and message.role == "tool":
         wire["tool_call_id"] = message.tool_call_id
     return wire
 
