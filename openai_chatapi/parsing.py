@@ -167,6 +167,12 @@ def parse_completion(
             "invalid chat completion: the response has no choices",
             {"field": "choices", "body": raw[:2000].decode("utf-8", errors="replace")},
         )
+    for choice in completion.choices:
+        message = choice.message
+        # Groq, OpenRouter and Ollama call it ``reasoning``: offered under the one name a
+        # streamed reply's message has too (the server's own field is kept).
+        if message is not None and message.reasoning and not message.reasoning_content:
+            message.reasoning_content = message.reasoning
     return completion
 
 

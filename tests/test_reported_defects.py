@@ -10,7 +10,7 @@ import pytest
 from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError
 
 from .conftest import AgentFactory
-from .fakes import FakeServer
+from .fakes import FakeServer, chunk, completion
 
 # --------------------------------------------------------------------------- empty content lists
 
@@ -57,3 +57,30 @@ async def test_a_message_emptied_after_it_was_added_is_named_by_its_place(
     ):
         await agent.chat("hi")
     assert server.requests == []
+
+
+# --------------------------------------------------------------------------- reasoning name
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_reasoning_under_groq_s_name_is_reasoning_content_in_last_response(
+    agent: ChatAgent, server: FakeServer, streamed: bool
+) -> None:
+    if streamed:
+        server.add_stream(
+            [
+                chunk({"role": "assistant", "reasoning": "because"}),
+                chunk({"content": "hi"}),
+                chunk({}, finish_reason="stop"),
+            ]
+        )
+        assert "".join([p async for p in agent.chat_stream("x", display_stream=False)]) == "hi"
+    else:
+        body = completion("hi")
+        body["choices"][0]["message"]["reasoning"] = "because"
+        server.add_json(body)
+        assert await agent.chat("x") == "hi"
+    assert agent.last_response is not None
+    message = agent.last_response.choices[0].message
+    assert message.reasoning_content == "because"
+    assert agent.history[-1].reasoning_content == "because"
