@@ -272,6 +272,45 @@ async def test_explicit_tool_mode_with_registered_tools(
     assert_one_exchange(agent, "Who?", ADA)
 
 
+async def test_a_registered_tool_named_like_the_answer_tool_is_never_mistaken_for_it(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    from openai_chatapi import tool
+
+    ran: list[str] = []
+
+    @tool
+    def final_result(answer: str) -> str:
+        """The user's own tool, not the answer tool.
+
+        Args:
+            answer: any text.
+        """
+        ran.append(answer)
+        return "user tool ran"
+
+    agent.register_tool(final_result)
+    server.add_json(
+        completion(
+            None,
+            finish_reason="tool_calls",
+            tool_calls=[tool_call("c1", "final_result_1", '{"name": "Ada", "age": "x"}')],
+        )
+    )
+    server.add_json(
+        completion(
+            None, finish_reason="tool_calls", tool_calls=[tool_call("c2", "final_result_1", ADA)]
+        )
+    )
+    person = await agent.chat("Who?", response_format=Person, output_mode="tool")
+    assert person == Person(name="Ada", age=36) and ran == []
+    for body in server.bodies:
+        assert [t["function"]["name"] for t in body["tools"]] == ["final_result_1"]
+        assert body["tool_choice"] == {"type": "function", "function": {"name": "final_result_1"}}
+    assert "Call final_result_1 again" in server.last_body["messages"][-1]["content"]
+    assert_one_exchange(agent, "Who?", ADA)
+
+
 async def test_bad_mode_values_are_configuration_errors(
     agent: ChatAgent, server: FakeServer
 ) -> None:
