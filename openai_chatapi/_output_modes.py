@@ -233,6 +233,17 @@ class OutputPlan:
         return [ChatMessage(role="user", content=text)]
 
 
+def _think_as_reasoning(message: ChatMessage, text: str) -> ChatMessage:
+    """The answer kept without a leading think block, whose text becomes the reasoning."""
+    from ._preamble import split_preamble
+
+    think, answer = split_preamble(text)
+    if think is None or message.content != text:
+        return message
+    reasoning = "\n\n".join(r for r in (message.reasoning_content, think) if r)
+    return message.model_copy(update={"content": answer, "reasoning_content": reasoning or None})
+
+
 def _unique_tool_name(tools: list[dict[str, Any]] | None) -> str:
     """``final_result``, suffixed until no tool of the call (registered or per call) has
     that name: the model must never mistake the answer tool for one of the user's."""
@@ -375,6 +386,8 @@ async def run_structured(
     if committed[-1].tool_calls and variant == "tool":
         # Kept as the answer it is, so the history never holds an unanswered tool call.
         committed[-1] = ChatMessage(role="assistant", content=text)
+    elif variant != "tool":
+        committed[-1] = _think_as_reasoning(committed[-1], text)
     agent._finish(committed, call, final, add_to_history)
     yield Update("final", value, attempt)
 

@@ -25,6 +25,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import from_json
 from typing_extensions import is_typeddict
 
+from ._preamble import preamble_end
+
 __all__ = ["PartialParser", "partial_value"]
 
 Path = tuple[Any, ...]
@@ -250,9 +252,11 @@ class PartialParser:
 
 
 def _body_start(text: str) -> int | None:
-    """Where the JSON value starts (after blanks and a Markdown fence's first line), or
-    None while only that prefix has arrived."""
-    start = len(text) - len(text.lstrip())
+    """Where the JSON value starts (after blanks, a BOM, a leading think block and a
+    Markdown fence's first line), or None while only that prefix has arrived."""
+    start = preamble_end(text)
+    if start is None:
+        return None
     if len(text) - start < 3 and "```".startswith(text[start:]):
         return None  # maybe a fence
     if text.startswith("```", start):  # a Markdown fence some models add: skip its line

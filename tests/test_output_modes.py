@@ -457,6 +457,34 @@ async def test_a_retry_after_a_tool_round_keeps_the_round(
     assert agent.history[-1].content == ADA
 
 
+@pytest.mark.parametrize("mode", ["native", "json", "tool", "auto"])
+@pytest.mark.parametrize(
+    ("prefix", "think"),
+    [
+        ("\ufeff", None),
+        ("<think>Ada, surely.</think>\n", "Ada, surely."),
+        ('\ufeff<think>\n{maybe} "x"\n</think>\n\n', '{maybe} "x"'),
+        ("<thinking>hm</thinking>", "hm"),
+    ],
+)
+async def test_a_bom_and_a_leading_think_block_are_not_part_of_the_json(
+    agent: ChatAgent, server: FakeServer, mode: Any, prefix: str, think: str | None
+) -> None:
+    answer = f"```json\n{ADA}\n```" if think and "{" in think else ADA  # fenced, too
+    text = prefix + answer
+    server.add_json(answer_call(text) if mode == "tool" else completion(text))
+    person = await agent.chat(
+        "Who?", response_format=Person, output_mode=mode, max_output_retries=0
+    )
+    assert person == Person(name="Ada", age=36)
+    assert len(server.requests) == 1
+    kept = agent.history[-1]
+    if mode != "tool" and think is not None:  # the think text is the reasoning, not the answer
+        assert (kept.content, kept.reasoning_content) == (answer, think)
+    else:
+        assert kept.content == text
+
+
 # --------------------------------------------------------------------------- refusals
 
 

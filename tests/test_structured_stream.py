@@ -256,6 +256,16 @@ async def test_a_fenced_answer_streams(agent: ChatAgent, server: FakeServer) -> 
     assert items[-1] == Person(**ADA) and len(items) > 5
 
 
+@pytest.mark.parametrize("prefix", ["\ufeff", '<think>\nSay "{" first? No.\n</think>\n\n'])
+async def test_a_bom_or_a_think_block_before_the_json_streams(
+    agent: ChatAgent, server: FakeServer, prefix: str
+) -> None:
+    server.add_stream(char_chunks(prefix + ADA_TEXT))
+    items = await collect(agent.chat_stream_structured("Who?", response_format=Person))
+    assert items[-1] == Person(**ADA)
+    check_model_partials(items)
+
+
 async def test_leaving_early_changes_nothing(agent: ChatAgent, server: FakeServer) -> None:
     server.add_stream(char_chunks(ADA_TEXT))
     async with agent.chat_stream_structured("Who?", response_format=Person) as stream:
