@@ -181,4 +181,12 @@ def parse_model_list(raw: bytes, *, strict: bool) -> ModelList:
     from ._model_list import ModelList
 
     _STRICT_TWINS.setdefault(ModelList, gen.StrictModelList)
-    return parse_model(ModelList, raw, strict=strict, what="model list")
+    listing = parse_model(ModelList, raw, strict=strict, what="model list")
+    if "data" not in listing.model_fields_set:  # {} or another endpoint's answer
+        keys = sorted(listing.model_dump(exclude_unset=True))
+        got = f"an object with {', '.join(keys[:8])}" if keys else "an empty object"
+        raise APIResponseError(
+            f"invalid model list: the response has no 'data' list (it is {got})",
+            {"field": "data", "body": raw[:2000].decode("utf-8", errors="replace")},
+        )
+    return listing

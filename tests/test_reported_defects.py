@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError
+from openai_chatapi import APIResponseError, ChatAgent, ChatMessage, ConfigurationError
 
 from .conftest import AgentFactory
 from .fakes import FakeServer, chunk, completion
@@ -84,3 +84,25 @@ async def test_reasoning_under_groq_s_name_is_reasoning_content_in_last_response
     message = agent.last_response.choices[0].message
     assert message.reasoning_content == "because"
     assert agent.history[-1].reasoning_content == "because"
+
+
+# --------------------------------------------------------------------------- model lists
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [({}, "an empty object"), (completion("hi"), "an object with choices, created")],
+    ids=["empty-object", "a-chat-completion"],
+)
+async def test_a_model_list_without_data_is_an_error_naming_what_came(
+    agent: ChatAgent, server: FakeServer, body: dict[str, object], named: str
+) -> None:
+    server.add_json(body)
+    with pytest.raises(APIResponseError, match=f"no 'data' list .*{named}") as info:
+        await agent.list_models()
+    assert info.value.details["field"] == "data"
+
+
+async def test_a_minimal_model_list_is_accepted(agent: ChatAgent, server: FakeServer) -> None:
+    server.add_json({"data": [{"id": "llama3"}], "extra": True})
+    assert [m.id for m in await agent.list_models()] == ["llama3"]
