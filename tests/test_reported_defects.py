@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from openai_chatapi import APIResponseError, ChatAgent, ChatMessage, ConfigurationError
 
 from .conftest import AgentFactory
-from .fakes import FakeServer, chunk, completion
+from .fakes import FakeServer, chunk, completion, text_chunks
 
 # --------------------------------------------------------------------------- empty content lists
 
@@ -106,3 +108,29 @@ async def test_a_model_list_without_data_is_an_error_naming_what_came(
 async def test_a_minimal_model_list_is_accepted(agent: ChatAgent, server: FakeServer) -> None:
     server.add_json({"data": [{"id": "llama3"}], "extra": True})
     assert [m.id for m in await agent.list_models()] == ["llama3"]
+
+
+# --------------------------------------------------------------------------- terminals
+
+
+async def test_display_stream_on_an_ascii_terminal_replaces_what_it_cannot_show(
+    agent: ChatAgent, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    server.add_stream(text_chunks(["caf\u00e9 ", "\u2603", " ok"]))
+    pieces = [p async for p in agent.chat_stream("x")]
+    assert "".join(pieces) == "caf\u00e9 \u2603 ok"
+    assert raw.getvalue() == b"caf? ? ok\n"
+    assert [m.text for m in agent.history] == ["x", "caf\u00e9 \u2603 ok"]
+
+
+async def test_display_stream_to_a_closed_stdout_does_not_fail_the_call(
+    agent: ChatAgent, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    server.add_stream(text_chunks(["a", "b"]))
+    assert "".join([p async for p in agent.chat_stream("x")]) == "ab"
+    assert len(agent.history) == 2
