@@ -8,7 +8,8 @@ asked for in three ways:
   ``schema`` extension field (sent again without it if the server rejects the field), and
   always an instruction describing the schema, appended to the user's message;
 * ``tool``: one forced function call whose parameters are the schema; its arguments are the
-  answer.
+  answer. Only that answer tool is offered (registered and per-call tools are not, nor run);
+  it is named ``final_result``, or ``final_result_1``... when one of them has that name.
 
 ``auto`` tries native, then json, then tool, moving on only when the server rejects the request
 because of the format (a 400/422, or llama.cpp's 500, naming ``response_format``/the schema),
@@ -137,11 +138,14 @@ class OutputPlan:
             schema = output_schema(tp, strict=False)
         self.schema = schema
         self.name = schema.name
+        self.tool_name = _TOOL_NAME
+        """The answer tool's name: ``final_result``, or ``final_result_1``... when a tool of
+        the call already has that name (set by :meth:`call_for`)."""
 
     # ------------------------------------------------------------- the request
     def tool_definition(self) -> dict[str, Any]:
         function: dict[str, Any] = {
-            "name": _TOOL_NAME,
+            "name": self.tool_name,
             "description": f"Give the final answer as {self.name}.",
             "parameters": self.schema.schema,
         }
@@ -170,9 +174,10 @@ class OutputPlan:
         elif variant == "json_plain":
             options.response_format = {"type": "json_object"}
         else:  # tool: only the answer tool is offered, and it is forced
+            self.tool_name = _unique_tool_name(call.options.tools)
             options.response_format = None
             options.tools = [self.tool_definition()]
-            options.tool_choice = {"type": "function", "function": {"name": _TOOL_NAME}}
+            options.tool_choice = {"type": "function", "function": {"name": self.tool_name}}
             options.parallel_tool_calls = None
             auto_execute = False
             registry = None
@@ -190,11 +195,10 @@ class OutputPlan:
         return message.model_copy(update={"content": f"{text}\n\n{note}" if text else note})
 
     # ------------------------------------------------------------- the answer
-    @staticmethod
-    def answer_call(message: gen.ResponseMessage | None) -> gen.ToolCall | None:
+    def answer_call(self, message: gen.ResponseMessage | None) -> gen.ToolCall | None:
         calls: list[gen.ToolCall] = (message.tool_calls if message is not None else None) or []
         for call in calls:
-            if call.function is not None and call.function.name == _TOOL_NAME:
+            if call.function is not None and call.function.name == self.tool_name:
                 return call
         return calls[0] if calls else None
 
@@ -219,14 +223,40 @@ class OutputPlan:
         if call is not None and call.id:
             text = (
                 f"The arguments did not validate as {self.name}:\n{problems}\n"
-                f"Call {_TOOL_NAME} again with corrected arguments."
+                f"Call {self.tool_name} again with corrected arguments."
             )
             return [ChatMessage(role="tool", tool_call_id=call.id, content=text)]
-        how = f"Call {_TOOL_NAME} with" if variant == "tool" else "Answer again with"
+        how = f"Call {self.tool_name} with" if variant == "tool" else "Answer again with"
         text = (
             f"Your answer did not validate as {self.name}:\n{problems}\n{how} corrected JSON only."
         )
         return [ChatMessage(role="user", content=text)]
+
+
+def _think_as_reasoning(message: ChatMessage, text: str) -> ChatMessage:
+    """The answer kept without a leading think block, whose text becomes the reasoning."""
+    from ._preamble import split_preamble
+
+    think, answer = split_preamble(text)
+    if think is None or message.content != text:
+        return message
+    reasoning = "\n\n".join(r for r in (message.reasoning_content, think) if r)
+    return message.model_copy(update={"content": answer, "reasoning_content": reasoning or None})
+
+
+def _unique_tool_name(tools: list[dict[str, Any]] | None) -> str:
+    """``final_result``, suffixed until no tool of the call (registered or per call) has
+    that name: the model must never mistake the answer tool for one of the user's."""
+    taken = {
+        str(function.get("name"))
+        for tool in tools or ()
+        if isinstance(function := tool.get("function"), dict)
+    }
+    name, number = _TOOL_NAME, 0
+    while name in taken:
+        number += 1
+        name = f"{_TOOL_NAME}_{number}"
+    return name
 
 
 def _refusal(final: gen.ChatCompletion, text: str) -> str | None:
@@ -356,6 +386,8 @@ async def run_structured(
     if committed[-1].tool_calls and variant == "tool":
         # Kept as the answer it is, so the history never holds an unanswered tool call.
         committed[-1] = ChatMessage(role="assistant", content=text)
+    elif variant != "tool":
+        committed[-1] = _think_as_reasoning(committed[-1], text)
     agent._finish(committed, call, final, add_to_history)
     yield Update("final", value, attempt)
 

@@ -1,7 +1,8 @@
 """Partial structured output: the object a half-received JSON answer describes so far.
 
 The JSON itself is completed by ``pydantic_core.from_json(..., allow_partial=...)`` (no hand
-written repair here); this module only maps the partial JSON value onto the output type:
+written repair here; a number at the very end of the text so far is left out, as it may go
+on in the next piece); this module only maps the partial JSON value onto the output type:
 
 * a Pydantic model or a dataclass becomes an instance built without validation
   (``model_construct``), holding the fields received so far and ``None`` for the others;
@@ -23,6 +24,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import from_json
 from typing_extensions import is_typeddict
+
+from ._preamble import preamble_end
 
 __all__ = ["PartialParser", "partial_value"]
 
@@ -212,17 +215,24 @@ class PartialParser:
         self._text = ""
         self._last: Any = _NOTHING
         self._memo: Memo = {}
+        self._start: int | None = None  # where the JSON value begins in the text
+        self._scan = _StringScan()
 
     def feed(self, piece: str) -> tuple[bool, Any]:
         """Add a piece; return ``(True, partial)`` when the partial object changed."""
         self._text += piece
-        body = self._text.lstrip()
-        if body.startswith("```"):  # a Markdown fence some models add: skip its first line
-            if "\n" not in body:
+        if self._start is None:
+            self._start = _body_start(self._text)
+            if self._start is None:
                 return False, None
-            body = body.split("\n", 1)[1].lstrip()
-        if not body:
-            return False, None
+            self._scan.feed(self._text[self._start :])
+        else:
+            self._scan.feed(piece)
+        body = self._text[self._start :]
+        if not self._scan.in_string:
+            # A number at the very end may go on in the next piece ("1" then "23"): it
+            # counts as not received until a character after it ends it.
+            body = _without_trailing_number(body)
         try:
             data = _partial_json(body)
         except ValueError:  # not JSON (yet), or text after the value (a closing fence)
@@ -239,3 +249,54 @@ class PartialParser:
         if value is None:
             return False, None
         return True, value
+
+
+def _body_start(text: str) -> int | None:
+    """Where the JSON value starts (after blanks, a BOM, a leading think block and a
+    Markdown fence's first line), or None while only that prefix has arrived."""
+    start = preamble_end(text)
+    if start is None:
+        return None
+    if len(text) - start < 3 and "```".startswith(text[start:]):
+        return None  # maybe a fence
+    if text.startswith("```", start):  # a Markdown fence some models add: skip its line
+        newline = text.find("\n", start)
+        if newline < 0:
+            return None
+        rest = text[newline + 1 :]
+        start = newline + 1 + len(rest) - len(rest.lstrip())
+    return start if start < len(text) else None
+
+
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+
+
+def _without_trailing_number(body: str) -> str:
+    """``body`` without the number token it ends with, if it ends with one."""
+    end = len(body)
+    while end and body[end - 1] in _NUMBER_CHARS:
+        end -= 1
+    if end < len(body) and (body[end] == "-" or body[end].isdigit()):
+        return body[:end]  # not ``true``/``false`` (their ``e`` is not a number's)
+    return body
+
+
+class _StringScan:
+    """Whether the text fed so far ends inside a JSON string (fed piece by piece)."""
+
+    __slots__ = ("escaped", "in_string")
+
+    def __init__(self) -> None:
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, piece: str) -> None:
+        if not self.in_string and '"' not in piece:
+            return
+        for char in piece:
+            if self.escaped:
+                self.escaped = False
+            elif char == "\\":
+                self.escaped = self.in_string
+            elif char == '"':
+                self.in_string = not self.in_string

@@ -258,7 +258,8 @@ class ChatAgent:
         self._turns.new_epoch()
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
-        """Write the conversation to a JSON file (media kept as references)."""
+        """Write the conversation to a JSON file (media kept as references); its directory
+        must exist."""
         from .history import save_history
 
         save_history(self._history, path)

@@ -65,9 +65,7 @@ class _Progress:
         if self._status is not None:
             self._spinner.update(text=f"streaming… {self._line(now)}")
         else:
-            self._stream.write(f"\r[openai_chatapi] {self._line(now)}")
-            self._stream.flush()
-            self._shown = True
+            self._shown = _write(self._stream, f"\r[openai_chatapi] {self._line(now)}")
 
     def close(self, completed: bool = True) -> None:
         now = time.perf_counter()
@@ -76,8 +74,23 @@ class _Progress:
         prefix = "\r" if self._shown else ""
         # A failed, cancelled or abandoned stream is not "done".
         outcome = "done" if completed else "stopped"
-        self._stream.write(f"{prefix}[openai_chatapi] {outcome}: {self._line(now)}\n")
-        self._stream.flush()
+        _write(self._stream, f"{prefix}[openai_chatapi] {outcome}: {self._line(now)}\n")
+
+
+def _write(stream: TextIO, text: str) -> bool:
+    """Write and flush ``text``; characters the stream cannot encode (an ASCII or Latin-1
+    terminal, ``PYTHONIOENCODING=ascii``) are replaced. False when the stream is unusable
+    (closed, a broken pipe): the display never fails the call."""
+    try:
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(text.encode(encoding, errors="replace").decode(encoding))
+        stream.flush()
+    except (OSError, ValueError, LookupError, UnicodeError):
+        return False
+    return True
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -109,9 +122,10 @@ class StreamDisplay:
     def write(self, text: str) -> None:
         out = self._stdout
         if out is not None:
-            out.write(text)
-            out.flush()
-            self._wrote = True
+            if _write(out, text):
+                self._wrote = True
+            else:
+                self._stdout = None
         if self._callback is not None:
             self._callback(text)
         if self._progress is not None:
@@ -120,8 +134,7 @@ class StreamDisplay:
     def close(self, completed: bool = True) -> None:
         """End the display; ``completed=False`` for a stream that failed or was left early."""
         if self._stdout is not None and self._wrote:
-            self._stdout.write("\n")
-            self._stdout.flush()
+            _write(self._stdout, "\n")
         if self._progress is not None:
             self._progress.close(completed)
             self._progress = None

@@ -395,10 +395,15 @@ class OutputSchema(Generic[T]):
     def parse(self, text: str) -> T:
         """Validate the model's JSON answer; raises ``APIResponseError`` listing the problems.
 
+        A leading UTF-8 BOM, a leading ``<think>...</think>`` block and a Markdown fence
+        around the JSON are ignored.
+
         The error's ``details`` hold ``type``, ``errors`` and the whole answer as ``text``.
         """
+        from ._preamble import split_preamble
+
         try:
-            data = json.loads(_strip_fences(text))
+            data = json.loads(_strip_fences(split_preamble(text)[1]))
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise APIResponseError(
                 f"the model's answer is not valid JSON for {self.name}: {exc}",

@@ -35,7 +35,8 @@ def dump_history(messages: Sequence[ChatMessage]) -> dict[str, Any]:
 def save_history(messages: Sequence[ChatMessage], path: str | os.PathLike[str]) -> Path:
     """Write the conversation to ``path`` atomically (a crash never leaves half a file).
 
-    Every failure raises ``ConfigurationError`` and leaves no temporary file behind.
+    The file's directory must exist (it is not created). Every failure raises
+    ``ConfigurationError`` saying what failed, and leaves no temporary file behind.
     """
     target = Path(path)
     try:
@@ -51,17 +52,26 @@ def save_history(messages: Sequence[ChatMessage], path: str | os.PathLike[str]) 
             f"cannot save the conversation to {target}: it is a directory",
             {"path": str(target), "reason": "is a directory"},
         )
+    folder = target.parent
+    if not folder.is_dir():  # never created: a typo in the path must not make folders
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise ConfigurationError(
+            f"cannot save the conversation to {target}: the directory {folder} {what}",
+            {"path": str(target), "reason": f"directory {what}", "directory": str(folder)},
+        )
     tmp: str | None = None
+    step = f"cannot create a file in {folder}"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+        step = f"cannot write a file in {folder}"
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        step = f"cannot replace {target}"
         os.replace(tmp, target)
         tmp = None
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot save the conversation to {target}: {exc.strerror or exc}",
+            f"cannot save the conversation to {target}: {step}: {exc.strerror or exc}",
             {"path": str(target), "reason": str(exc)},
         ) from None
     finally:
@@ -96,5 +106,6 @@ def load_history(path: str | os.PathLike[str]) -> list[ChatMessage]:
         return _MESSAGES.validate_python(document.get("messages"))
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        loc = first["loc"]
+        where = "messages" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
         raise _bad(source, f"invalid message at {where}: {first['msg']}") from None

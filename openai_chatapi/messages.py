@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from ._generated import FunctionCall, ToolCall
 from .parts import WIRE_PART_TYPES, AudioPart, FilePart, ImagePart, VideoPart, part_from_wire
@@ -88,7 +88,9 @@ class ChatMessage(BaseModel):
     are kept and never fatal: ``refusal`` and ``audio`` are sent back when set (``audio`` as
     its ``id``), ``annotations`` and the reasoning (``reasoning_content``, or ``reasoning``
     as Groq, Ollama and OpenRouter call it) are kept for the record and never sent; any
-    other key is kept on the message (``model_extra``) and not sent.
+    other key is kept on the message (``model_extra``) and not sent. So are fields the wire
+    format does not allow on the role: ``tool_call_id`` except on tool messages,
+    ``refusal`` and ``audio`` except on assistant messages.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -122,6 +124,19 @@ class ChatMessage(BaseModel):
     @classmethod
     def _content(cls, value: Any) -> Any:
         return _content_from_wire(value)
+
+    @field_validator("content", mode="after")
+    @classmethod
+    def _content_not_empty_list(cls, value: Any, info: ValidationInfo) -> Any:
+        # The wire format has no empty list of parts for any role: every server (and the
+        # request model) would refuse each later request of the conversation.
+        if isinstance(value, list) and not value:
+            role = info.data.get("role", "a")
+            raise ValueError(
+                f"content is an empty list of parts; a {role} message needs a string "
+                "or at least one part"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_role_fields(self) -> ChatMessage:

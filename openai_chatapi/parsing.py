@@ -169,6 +169,12 @@ def parse_completion(
             "invalid chat completion: the response has no choices",
             {"field": "choices", "body": raw[:2000].decode("utf-8", errors="replace")},
         )
+    for choice in completion.choices:
+        message = choice.message
+        # Groq, OpenRouter and Ollama call it ``reasoning``: offered under the one name a
+        # streamed reply's message has too (the server's own field is kept).
+        if message is not None and message.reasoning and not message.reasoning_content:
+            message.reasoning_content = message.reasoning
     return completion
 
 
@@ -177,4 +183,12 @@ def parse_model_list(raw: bytes, *, strict: bool) -> ModelList:
     from ._model_list import ModelList
 
     _STRICT_TWINS.setdefault(ModelList, gen.StrictModelList)
-    return parse_model(ModelList, raw, strict=strict, what="model list")
+    listing = parse_model(ModelList, raw, strict=strict, what="model list")
+    if "data" not in listing.model_fields_set:  # {} or another endpoint's answer
+        keys = sorted(listing.model_dump(exclude_unset=True))
+        got = f"an object with {', '.join(keys[:8])}" if keys else "an empty object"
+        raise APIResponseError(
+            f"invalid model list: the response has no 'data' list (it is {got})",
+            {"field": "data", "body": raw[:2000].decode("utf-8", errors="replace")},
+        )
+    return listing

@@ -111,7 +111,10 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
 
     Sent: role, content, name, tool calls (or the legacy ``function_call``), tool call id,
     and an assistant's ``refusal`` and ``audio`` id when set. Never sent: the reasoning,
-    ``annotations``, null fields and keys the wire format does not define.
+    ``annotations``, null fields, keys the wire format does not define, and fields it does
+    not allow on the message's role (a user message's ``tool_call_id``, a tool message's
+    ``refusal``): those are kept on the message like unknown keys. A tool message's
+    ``name`` is sent (Groq and Mistral document it; OpenAI accepts it).
     """
     wire: dict[str, Any] = {"role": message.role}
     content = message.content
@@ -132,10 +135,11 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
         wire["content"] = content
     if message.name is not None:
         wire["name"] = message.name
-    if message.refusal is not None:
+    assistant = message.role == "assistant"
+    if message.refusal is not None and assistant:
         wire["refusal"] = message.refusal
     audio_id = (message.audio or {}).get("id")
-    if isinstance(audio_id, str):
+    if isinstance(audio_id, str) and assistant:
         wire["audio"] = {"id": audio_id}
     if message.tool_calls:
         # Some servers (llama.cpp) refuse a null or missing content beside tool calls.
@@ -146,7 +150,7 @@ def message_to_wire(message: ChatMessage, media: MediaEncoder) -> dict[str, Any]
     if message.function_call is not None:
         call = message.function_call
         wire["function_call"] = {"name": call.name or "", "arguments": call.arguments or "{}"}
-    if message.tool_call_id is not None:
+    if message.tool_call_id is not None and message.role == "tool":
         wire["tool_call_id"] = message.tool_call_id
     return wire
 
@@ -183,12 +187,58 @@ def build_request(
     try:
         return ChatCompletionRequest.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in first["loc"])
+        errors = exc.errors(include_url=False, include_input=False)
+        first = _most_telling(errors)
+        field = _readable_path(first["loc"], payload)
         raise ConfigurationError(
             f"invalid request field '{field}': {first['msg']}",
-            {"field": field, "errors": exc.errors(include_url=False, include_input=False)},
+            {"field": field, "errors": errors},
         ) from None
+
+
+def _most_telling(errors: list[Any]) -> Any:
+    """The error to report: a union's "not a string" beside "list too short" says little."""
+    for error in errors:
+        if not str(error["type"]).endswith("_type"):
+            return error
+    return errors[0]
+
+
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
+
+
+def _readable_path(loc: tuple[Any, ...], payload: Any) -> str:
+    """An error location as the payload's path (``messages[0].content``), walking the data
+    so the union members pydantic names (``user``, ``str``, ``list[...]``) are left out."""
+    path = ""
+    data: Any = payload
+    tag_used = False
+    for segment in loc:
+        if isinstance(segment, int):
+            path += f"[{segment}]"
+            data = (
+                data[segment]
+                if isinstance(data, list) and -len(data) <= segment < len(data)
+                else None
+            )
+            tag_used = False
+            continue
+        if isinstance(data, dict):
+            if segment in data:
+                path += f".{segment}" if path else str(segment)
+                data = data[segment]
+                tag_used = False
+                continue
+            if not tag_used and segment in (data.get("role"), data.get("type")):
+                tag_used = True  # the discriminated union's member
+                continue
+            if "[" in segment or segment in _TYPE_NAMES:
+                continue  # a union member's name at an object value
+        elif data is not None:
+            continue  # a union member's name (``str``, ``list[...]``) at a non-object value
+        path += f".{segment}" if path else str(segment)
+        data = None
+    return path or "<request>"
 
 
 def build_payload(

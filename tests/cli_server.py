@@ -12,7 +12,7 @@ as a user runs it. It records every request and answers:
 A streamed reply to a user message containing ``stall_on`` sends its first piece and then
 waits for ``release`` (the test interrupts the client meanwhile); ``stream_started`` is set
 when such a stream begins. ``unknown_model_message`` replaces the 404's message (servers that
-do not name the model).
+do not name the model); ``models_body`` replaces the model list's body.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class CLIFakeServer:
     tool_arguments: dict[str, Any] = field(default_factory=dict)
     stall_on: str | None = None
     unknown_model_message: str | None = None
+    models_body: Any = None
     requests: list[Recorded] = field(default_factory=list)
     stream_started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -129,7 +130,8 @@ def _handler(state: CLIFakeServer) -> type[BaseHTTPRequestHandler]:
             self._record(None)
             if self.path.rstrip("/").endswith("/models"):
                 data = [{"id": m, "object": "model", "owned_by": "fake"} for m in state.models]
-                self._json(200, {"object": "list", "data": data})
+                listing = {"object": "list", "data": data}
+                self._json(200, listing if state.models_body is None else state.models_body)
             else:
                 self._json(404, {"detail": "Not Found"})
 

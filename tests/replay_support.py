@@ -480,6 +480,9 @@ def plan_call(exchange: Exchange) -> ReplayPlan:
     return plan
 
 
+# Fields the wire format allows on one role only; on another they are kept, not sent.
+_ROLE_ONLY = {"refusal": "assistant", "audio": "assistant", "tool_call_id": "tool"}
+
 # What the client sends of a message: the wire format's request keys, never null.
 _SENT_KEYS = (
     "role",
@@ -526,8 +529,9 @@ def as_sent(message: dict[str, Any], *, by_chat: bool = False) -> dict[str, Any]
 
     Dropped: null fields, the reasoning (``reasoning``, ``reasoning_content``),
     ``annotations``, an empty ``tool_calls``, keys the wire format does not define (in the
-    message and in its content parts); ``audio`` is reduced to its ``id``; a missing or
-    null ``content`` is sent as ``""`` (llama.cpp refuses it missing or null). ``by_chat``:
+    message and in its content parts) or does not allow on the message's role; ``audio`` is
+    reduced to its ``id``; a missing or null ``content`` is sent as ``""`` (llama.cpp refuses
+    it missing or null). ``by_chat``:
     the message is the one ``chat(text, ...)`` sends, whose text-only content is a string.
     """
     sent: dict[str, Any] = {}
@@ -535,6 +539,8 @@ def as_sent(message: dict[str, Any], *, by_chat: bool = False) -> dict[str, Any]
         value = message.get(key)
         if value is None or (key == "tool_calls" and not value):
             continue
+        if key in _ROLE_ONLY and message.get("role") != _ROLE_ONLY[key]:
+            continue  # a field the wire format does not allow on this role: kept, not sent
         if key == "content" and isinstance(value, list):
             value = [_sent_part(part) for part in value]
         elif key == "tool_calls":

@@ -736,6 +736,7 @@ async def test_saved_history_keeps_media_references_and_reloads_them(
         video_paths=files["clip.mp4"],
     )
     path = tmp_path / "saved" / "conversation.json"
+    path.parent.mkdir()  # save_history does not create directories
     agent.save_history(path)
     text = path.read_text()
     assert str(files["photo.png"]) in text and str(files["clip.mp4"]) in text

@@ -552,6 +552,15 @@ def test_models_lists_the_model_ids(fake: CLIFakeServer) -> None:
     assert (request.method, request.path) == ("GET", "/v1/models")
 
 
+def test_models_exits_1_when_the_answer_is_no_model_list(fake: CLIFakeServer) -> None:
+    fake.models_body = {"id": "chatcmpl-1", "object": "chat.completion", "choices": []}
+    result = run_cli("models", env=_env(_endpoint(fake)))
+
+    assert result.returncode == 1
+    assert "no 'data' list" in _one_error_line(result.stderr)
+    assert result.stdout == ""
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -272,6 +272,45 @@ async def test_explicit_tool_mode_with_registered_tools(
     assert_one_exchange(agent, "Who?", ADA)
 
 
+async def test_a_registered_tool_named_like_the_answer_tool_is_never_mistaken_for_it(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    from openai_chatapi import tool
+
+    ran: list[str] = []
+
+    @tool
+    def final_result(answer: str) -> str:
+        """The user's own tool, not the answer tool.
+
+        Args:
+            answer: any text.
+        """
+        ran.append(answer)
+        return "user tool ran"
+
+    agent.register_tool(final_result)
+    server.add_json(
+        completion(
+            None,
+            finish_reason="tool_calls",
+            tool_calls=[tool_call("c1", "final_result_1", '{"name": "Ada", "age": "x"}')],
+        )
+    )
+    server.add_json(
+        completion(
+            None, finish_reason="tool_calls", tool_calls=[tool_call("c2", "final_result_1", ADA)]
+        )
+    )
+    person = await agent.chat("Who?", response_format=Person, output_mode="tool")
+    assert person == Person(name="Ada", age=36) and ran == []
+    for body in server.bodies:
+        assert [t["function"]["name"] for t in body["tools"]] == ["final_result_1"]
+        assert body["tool_choice"] == {"type": "function", "function": {"name": "final_result_1"}}
+    assert "Call final_result_1 again" in server.last_body["messages"][-1]["content"]
+    assert_one_exchange(agent, "Who?", ADA)
+
+
 async def test_bad_mode_values_are_configuration_errors(
     agent: ChatAgent, server: FakeServer
 ) -> None:
@@ -416,6 +455,34 @@ async def test_a_retry_after_a_tool_round_keeps_the_round(
     ]
     assert [m.role for m in agent.history] == ["user", "assistant", "tool", "assistant"]
     assert agent.history[-1].content == ADA
+
+
+@pytest.mark.parametrize("mode", ["native", "json", "tool", "auto"])
+@pytest.mark.parametrize(
+    ("prefix", "think"),
+    [
+        ("\ufeff", None),
+        ("<think>Ada, surely.</think>\n", "Ada, surely."),
+        ('\ufeff<think>\n{maybe} "x"\n</think>\n\n', '{maybe} "x"'),
+        ("<thinking>hm</thinking>", "hm"),
+    ],
+)
+async def test_a_bom_and_a_leading_think_block_are_not_part_of_the_json(
+    agent: ChatAgent, server: FakeServer, mode: Any, prefix: str, think: str | None
+) -> None:
+    answer = f"```json\n{ADA}\n```" if think and "{" in think else ADA  # fenced, too
+    text = prefix + answer
+    server.add_json(answer_call(text) if mode == "tool" else completion(text))
+    person = await agent.chat(
+        "Who?", response_format=Person, output_mode=mode, max_output_retries=0
+    )
+    assert person == Person(name="Ada", age=36)
+    assert len(server.requests) == 1
+    kept = agent.history[-1]
+    if mode != "tool" and think is not None:  # the think text is the reasoning, not the answer
+        assert (kept.content, kept.reasoning_content) == (answer, think)
+    else:
+        assert kept.content == text
 
 
 # --------------------------------------------------------------------------- refusals

@@ -125,6 +125,33 @@ async def test_every_cut_of_the_answer_gives_a_consistent_partial(
             assert item.name is None or ADA["name"].startswith(item.name)
 
 
+class Reading(BaseModel):
+    label: str
+    count: int
+    values: list[float]
+    delta: float | None = None
+
+
+READING = {"label": "R2 12", "count": 123, "values": [1.5, -20.25, 3e2], "delta": -0.125}
+
+
+@pytest.mark.parametrize("step", [1, 2, 3])
+async def test_a_number_is_shown_only_once_it_is_complete(
+    agent: ChatAgent, server: FakeServer, step: int
+) -> None:
+    text = json.dumps(READING)
+    server.add_stream(text_chunks([text[i : i + step] for i in range(0, len(text), step)]))
+    items = await collect(agent.chat_stream_structured("Read", response_format=Reading))
+    assert items[-1] == Reading(**READING)
+    for item in items[:-1]:
+        assert item.count in (None, 123)  # never 1 or 12 while "123" arrives
+        assert item.delta in (None, -0.125)
+        assert item.values is None or item.values == READING["values"][: len(item.values)]
+        assert item.label is None or READING["label"].startswith(item.label)
+    # Digits inside a string still grow one piece at a time.
+    assert step != 1 or any(item.label == "R2 1" for item in items)
+
+
 def check_list_partials(items: list[Any]) -> None:
     final = [Person(**p) for p in PEOPLE]
     assert items[-1] == final
@@ -227,6 +254,16 @@ async def test_a_fenced_answer_streams(agent: ChatAgent, server: FakeServer) -> 
     server.add_stream(char_chunks(f"```json\n{ADA_TEXT}\n```"))
     items = await collect(agent.chat_stream_structured("Who?", response_format=Person))
     assert items[-1] == Person(**ADA) and len(items) > 5
+
+
+@pytest.mark.parametrize("prefix", ["\ufeff", '<think>\nSay "{" first? No.\n</think>\n\n'])
+async def test_a_bom_or_a_think_block_before_the_json_streams(
+    agent: ChatAgent, server: FakeServer, prefix: str
+) -> None:
+    server.add_stream(char_chunks(prefix + ADA_TEXT))
+    items = await collect(agent.chat_stream_structured("Who?", response_format=Person))
+    assert items[-1] == Person(**ADA)
+    check_model_partials(items)
 
 
 async def test_leaving_early_changes_nothing(agent: ChatAgent, server: FakeServer) -> None:

@@ -241,6 +241,27 @@ async def test_response_only_fields_and_unknown_keys_are_kept_and_not_sent(
     assert sent == {"role": "assistant", "content": "Paris."}
 
 
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"role": "user", "content": "x", "tool_call_id": "c1"}, "tool_call_id"),
+        ({"role": "system", "content": "x", "tool_call_id": "c1"}, "tool_call_id"),
+        ({"role": "assistant", "content": "x", "tool_call_id": "c1"}, "tool_call_id"),
+        ({"role": "user", "content": "x", "refusal": "no"}, "refusal"),
+        ({"role": "tool", "tool_call_id": "c1", "content": "x", "refusal": "no"}, "refusal"),
+        ({"role": "user", "content": "x", "audio": {"id": "audio_1"}}, "audio"),
+    ],
+)
+async def test_fields_the_role_does_not_allow_are_kept_and_not_sent(
+    agent: ChatAgent, server: FakeServer, message: dict[str, Any], field: str
+) -> None:
+    (sent,) = await _send_history(agent, server, [message], "add_message")
+    assert field not in sent
+    assert sent == {k: v for k, v in message.items() if k != field}
+    assert getattr(agent.history[0], field) == message[field]
+    assert field not in agent.history[0].to_wire()
+
+
 async def test_a_response_message_can_be_added_as_it_is(
     agent: ChatAgent, server: FakeServer
 ) -> None:
@@ -271,6 +292,9 @@ async def test_a_response_message_can_be_added_as_it_is(
         ({"role": "narrator", "content": "x"}, "role"),
         ({"role": "tool", "content": "x"}, "tool_call_id"),
         ({"role": "function", "content": "x"}, "function's name"),
+        ({"role": "user", "content": []}, "content is an empty list"),
+        ({"role": "system", "content": []}, "system message needs a string"),
+        ({"role": "assistant", "content": []}, "content is an empty list"),
         ({"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}, "assistant"),
         ({"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, "url"),
         (
