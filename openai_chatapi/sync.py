@@ -555,6 +555,7 @@ class SyncChatAgent:
     retrieve_model = _blocking(ChatAgent.retrieve_model)
     submit_tool_results = _blocking(ChatAgent.submit_tool_results)
     chat_stream_events = _streaming(ChatAgent.chat_stream_events, _is_turn_end)
+    chat_stream_structured = _streaming(ChatAgent.chat_stream_structured)
 
     chat = _blocking(ChatAgent.chat)  # its overloads too: a structured type in, its instance out
 
@@ -570,6 +571,8 @@ class SyncChatAgent:
         tools: Sequence[ToolSpec] | None = None,
         tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
         **overrides: Unpack[CallOptions],
     ) -> SyncStream[str]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
@@ -587,6 +590,8 @@ class SyncChatAgent:
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
             **overrides,
         )
         return SyncStream(_reply_text(events, self._agent.runtime_config, display_stream))

@@ -212,6 +212,29 @@ def test_structured_output(sync_agent: SyncChatAgent, server: FakeServer) -> Non
     assert server.last_body["response_format"]["type"] == "json_schema"
 
 
+def test_structured_stream_yields_partials_then_the_valid_object(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(['{"name": "A', 'da", "ag', 'e": 36}']))
+
+    items = list(sync_agent.chat_stream_structured("Who?", response_format=Person))
+
+    assert items[-1] == Person(name="Ada", age=36)
+    assert len(items) >= 2 and all(isinstance(item, Person) for item in items)
+    assert items[0].name == "A" and items[0].age is None
+    assert _roles(sync_agent) == ["user", "assistant"]
+
+
+def test_leaving_a_structured_stream_early_closes_it_and_commits_nothing(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(['{"name": "A', 'da", "ag', 'e": 36}']))
+    for _ in sync_agent.chat_stream_structured("Who?", response_format=Person):
+        break
+    assert server.closed_streams == server.opened_streams == 1
+    assert sync_agent.history == ()
+
+
 def test_stats(sync_agent: SyncChatAgent, server: FakeServer) -> None:
     server.add_completion("a", usage=(10, 5)).add_completion("b", usage=(3, 2))
     sync_agent.chat("x")
