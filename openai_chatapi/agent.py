@@ -456,6 +456,7 @@ class ChatAgent:
 
             mode, retries = resolve(self, output_mode, max_output_retries)
         user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
+        await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=add_to_history) as call.ticket:
             if self._pending:
                 raise pending_calls_error(len(self.pending_tool_calls))
@@ -487,6 +488,7 @@ class ChatAgent:
             auto_execute=auto_execute_tools,
             stream=None,
         )
+        await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=True) as call.ticket:
             if not self._pending:
                 raise ConfigurationError("there are no pending tool calls to answer", {})
@@ -899,6 +901,7 @@ class ChatAgent:
         )
         turn = [await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)]
         final: gen.ChatCompletion | None = None
+        await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
             if self._pending:
                 raise pending_calls_error(len(self.pending_tool_calls))
@@ -1045,6 +1048,7 @@ class ChatAgent:
 
         async def updates() -> AsyncGenerator[Any, None]:
             user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
+            await self._streams.close_abandoned()  # before waiting for the turn it holds
             async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
                 if self._pending:
                     raise pending_calls_error(len(self.pending_tool_calls))
