@@ -324,6 +324,10 @@ async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out
 
     task = asyncio.ensure_future(reply())
     installed = False
+    # asyncio.run's own handler (Ctrl-C cancels the main task, which then cleans up):
+    # remove_signal_handler would leave Python's default one, raising KeyboardInterrupt
+    # anywhere in the loop, so it is put back afterwards.
+    previous = signal.getsignal(signal.SIGINT)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, task.cancel)
         installed = True
@@ -339,6 +343,8 @@ async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out
     finally:
         if installed:
             loop.remove_signal_handler(signal.SIGINT)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
 
 async def _interactive(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
