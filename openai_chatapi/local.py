@@ -404,6 +404,7 @@ class LocalModelServer:
         self._config: ModelConfig | None = None
         self._port: int | None = None
         self._api_key: str | None = None
+        self._checked_key: str | None = None
         self._log_path: Path | None = None
         self._log_is_temp = False
         self._log_start = 0
@@ -606,8 +607,10 @@ class LocalModelServer:
                 {"field": REPACK_ENV, "value": choice, "choices": list(REPACK_CHOICES)},
             )
         self._extra_buffer_types, self._extra_reason = _local_launch.extra_buffer_types(child_env)
-        # Validate the overrides now rather than after a slow start.
-        self._make_config(f"http://{_HOST}:1/v1", "x")
+        # Validate the overrides and the key (one that can be sent in a header) now rather
+        # than after a slow start; the server gets the key exactly as the config sends it.
+        checked = self._make_config(f"http://{_HOST}:1/v1", self._api_key_option or "x")
+        self._checked_key = checked.api_key if self._api_key_option else None
 
     def _open_log(self) -> IO[bytes]:
         if self._log_option is not None:
@@ -624,7 +627,7 @@ class LocalModelServer:
     def _launch(self) -> None:
         assert self._resolved_model is not None
         self._port = self._fixed_port or _free_port()
-        self._api_key = self._api_key_option or secrets.token_hex(16)
+        self._api_key = self._checked_key or secrets.token_hex(16)
         arguments = {
             "model": str(self._resolved_model),
             "model_alias": self.alias,
@@ -633,7 +636,6 @@ class LocalModelServer:
             "n_ctx": str(self.n_ctx),
             "chat_format": self.chat_format,
             "interrupt_requests": "false",  # queue concurrent requests instead of cutting them
-            "api_key": self._api_key,
         }
         # "--name=value": a value starting with "-" must not read as an option to argparse.
         self._command = [
@@ -649,6 +651,9 @@ class LocalModelServer:
         inherited = {k: v for k, v in os.environ.items() if k.upper() not in _OVERRIDING_ENV}
         env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1"}
         env[_PARENT_PID_ENV] = str(os.getpid())
+        # The key goes in the child's environment (readable only by its owner), never on its
+        # command line (readable by every local user); _local_launch hands it to the server.
+        env[_local_launch.API_KEY_ENV] = self._api_key
         options: dict[str, Any] = {}
         if os.name == "posix":
             options["start_new_session"] = True  # own process group; no terminal signals
