@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar, cast
 
 import httpx
 
+from ._error_hints import endpoint_hint
 from ._local_watch import watched_transport
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
@@ -71,6 +72,19 @@ class SentBody(Protocol):
 T = TypeVar("T")
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def _split_query(url: str) -> tuple[str, str]:
+    """``api_base_url`` without its ``?query``, and the query (``""`` when none)."""
+    root, _, query = url.partition("?")
+    return root, query
+
+
+def _with_query(url: str, query: str) -> str:
+    """``url`` with the base URL's ``query`` appended (after any query of its own)."""
+    if not query:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -123,6 +137,7 @@ class Transport:
         self._client: httpx.AsyncClient | None = None
         self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
+        self._base_query = ""
         key = model_config.api_key
         self._secrets: tuple[str, ...] = (
             *((key,) if key else ()),
@@ -173,8 +188,12 @@ class Transport:
             max_connections=runtime.max_connections,
             max_keepalive_connections=runtime.max_keepalive_connections,
         )
+        # A query in api_base_url (Azure's ?api-version=...) goes at the end of every request
+        # URL, after the endpoint's path, not in the middle of it.
+        root, self._base_query = _split_query(self.base_url)
+        self._urls.clear()
         self._client = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/") + "/",
+            base_url=root.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(float(runtime.timeout)),
             verify=runtime.verify_ssl,
@@ -222,7 +241,11 @@ class Transport:
         url = self._urls.get(path)
         if url is None:
             # Same result as httpx's own merge: the base URL ends with "/", path is relative.
-            url = httpx.URL(str(self._require_client().base_url) + path.lstrip("/"))
+            url = httpx.URL(
+                _with_query(
+                    str(self._require_client().base_url) + path.lstrip("/"), self._base_query
+                )
+            )
             if len(self._urls) < 64:  # fixed endpoints; model ids may vary without bound
                 self._urls[path] = url
         return url
@@ -264,7 +287,7 @@ class Transport:
         )
         if 300 <= response.status_code < 400:
             error = self._redirect_error(response, error)
-        return error
+        return endpoint_hint(error, self.base_url, self._secrets)
 
     def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
         """A 3xx names where it points and the likely mistake in ``api_base_url``."""
@@ -344,7 +367,8 @@ class Transport:
             scrub_exception(exc, self._secrets)
             raise
         except Exception as exc:
-            url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+            root, query = _split_query(self.base_url)
+            url = _with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
             error = _connection_error(_leaf(exc), method, url)
             scrub_exception(error, self._secrets)
             raise error from None
