@@ -24,7 +24,7 @@ from typing import Protocol, TypeVar, cast
 
 import httpx
 
-from ._error_hints import endpoint_hint
+from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
 from ._local_watch import watched_transport
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
@@ -349,7 +349,10 @@ class Transport:
                 error = _connection_error(exc, method, str(request.url))
             finally:
                 await response.aclose()
-            if retries.exhausted or not policy.retryable_status(response.status_code):
+            invalid = is_request_validation_error(error)  # deterministic (llama.cpp's 500)
+            if invalid and isinstance(error, APIResponseError):
+                error = content_hint(error, body, self._secrets)
+            if retries.exhausted or invalid or not policy.retryable_status(response.status_code):
                 raise error
             await retries.backoff(f"HTTP {response.status_code}", response.headers)
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from openai_chatapi import ChatAgent, ModelConfig, NotFoundError, RuntimeConfig
+from openai_chatapi import (
+    ChatAgent,
+    InternalServerError,
+    ModelConfig,
+    NotFoundError,
+    RuntimeConfig,
+)
 
-from .fakes import FakeServer, completion, sse, text_chunks
+from .conftest import AgentFactory
+from .fakes import FakeServer, SleepRecorder, completion, sse, text_chunks
+from .payload_scenarios import PDF_BYTES, WAV_BYTES
 
 # ------------------------------------------------------------------- a query in api_base_url
 
@@ -75,3 +83,68 @@ async def test_a_404_on_a_base_url_at_the_api_root_has_no_such_hint(
         with pytest.raises(NotFoundError) as caught:
             await agent.chat("x")
     assert "api_base_url" not in str(caught.value)
+
+
+# ------------------------------------------- llama.cpp's 500 "validation errors" for content parts
+
+
+def _validation_500(part_type: str) -> httpx.Response:
+    """What llama-cpp-python's server answers a content part its schema lacks (recorded)."""
+    message = (
+        "2 validation errors:\n"
+        "  {'type': 'literal_error', 'loc': ('body', 'messages', 0, "
+        "'ChatCompletionRequestUserMessage', 'content', 'list[...]', 1, "
+        f"'ChatCompletionRequestMessageContentPartText', 'type'), 'msg': \"Input should be "
+        f"'text'\", 'input': '{part_type}'}}\n"
+        "  {'type': 'missing', 'loc': ('body', 'messages', 0, "
+        "'ChatCompletionRequestUserMessage', 'content', 'list[...]', 1, "
+        "'ChatCompletionRequestMessageContentPartText', 'text'), 'msg': 'Field required'}\n"
+    )
+    error = {"message": message, "type": "internal_server_error", "param": None, "code": None}
+    return httpx.Response(500, json={"error": error})
+
+
+@pytest.mark.parametrize(
+    ("media", "kind"),
+    [("audio_paths", "audio"), ("file_paths", "file")],
+)
+async def test_a_validation_500_for_media_parts_names_the_content_kind_and_is_not_retried(
+    make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder, media: str, kind: str
+) -> None:
+    part = {"audio": "input_audio", "file": "file"}[kind]
+    server.handler = lambda request: _validation_500(part)
+    agent = await make_agent(max_retries=3, retry_delay=0.01)
+    data = {"audio": WAV_BYTES, "file": PDF_BYTES}[kind]
+    with pytest.raises(InternalServerError) as caught:
+        await agent.chat("listen", **{media: data})
+    assert len(server.requests) == 1  # deterministic: resending cannot help
+    assert sleeps.delays == []
+    message = str(caught.value)
+    assert f"server probably does not accept {kind} content parts" in message
+    assert "2 validation errors" in message and "\n" not in message
+    assert "Input should be 'text'" in caught.value.details["body"]
+    assert caught.value.status_code == 500
+    assert agent.history == ()
+    assert agent.get_stats()["retries"] == 0
+
+
+async def test_a_validation_500_without_media_is_not_retried_and_keeps_its_message(
+    make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder
+) -> None:
+    server.handler = lambda request: _validation_500("text")
+    agent = await make_agent(max_retries=3, retry_delay=0.01)
+    with pytest.raises(InternalServerError) as caught:
+        await agent.chat("hi")
+    assert len(server.requests) == 1
+    assert str(caught.value).startswith("HTTP 500: 2 validation errors:")
+    assert "does not accept" not in str(caught.value)
+
+
+async def test_another_500_with_media_is_still_retried_unchanged(
+    make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder
+) -> None:
+    server.add_json({"error": {"message": "model crashed"}}, status=500)
+    server.add_completion("heard")
+    agent = await make_agent(max_retries=3, retry_delay=0.01)
+    assert await agent.chat("listen", audio_paths=WAV_BYTES) == "heard"
+    assert len(server.requests) == 2
