@@ -62,6 +62,12 @@ FAKE_SERVER = textwrap.dedent(
     if args.fake == "exit":
         print("error loading model: invalid magic characters", file=sys.stderr, flush=True)
         sys.exit(3)
+    if args.fake == "busy":  # as uvicorn reports a taken port, then more lines after it
+        print("ERROR:    [Errno 98] error while attempting to bind on address "
+              f"('127.0.0.1', {args.port}): address already in use", flush=True)
+        print("INFO:     Waiting for application shutdown.", flush=True)
+        print("INFO:     Application shutdown complete.", flush=True)
+        sys.exit(1)
     if args.fake == "hang":
         time.sleep(3600)
     if args.fake == "ignore-term":
@@ -463,6 +469,22 @@ async def test_retries_when_the_port_is_taken(
         with pytest.raises(APIConnectionError, match="port already in use"):
             await fixed.start()
         assert_stopped(fixed)
+
+
+async def test_port_in_use_quotes_the_line_that_says_so(
+    model_file: Path, fake_env: dict[str, str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = fake(model_file, fake_env, mode="busy", port=port)
+    with pytest.raises(APIConnectionError) as caught:
+        await server.start()
+    message = str(caught.value)
+    assert message.startswith("local model server port already in use: ERROR:")
+    assert f"('127.0.0.1', {port}): address already in use" in message
+    assert "shutdown" not in message  # not merely the last line of the log
+    assert_stopped(server)
 
 
 def test_forgotten_server_is_stopped_when_collected(
