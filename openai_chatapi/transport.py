@@ -432,10 +432,6 @@ class Transport:
         while self._drains:
             await asyncio.wait(set(self._drains))
 
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret replaced."""
-        return redact_text(text, self._secrets)
-
 
 class _AttemptTimeout(httpx.TimeoutException):
     """One attempt took longer than ``timeout`` as a whole (retried like any timeout)."""
@@ -458,20 +454,40 @@ async def _exchange(
 
 if sys.version_info >= (3, 11):
 
-    async def _within(seconds: float, work: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(seconds):
-                return await work
-        except TimeoutError:
-            raise _AttemptTimeout(seconds) from None
+    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
+        """``await work``, raising ``TimeoutError`` after ``seconds``.
+
+        Not ``asyncio.wait_for``: on Python 3.10/3.11 it returns the result of work that
+        finished just as the caller was cancelled, so a cancelled task keeps running.
+        ``asyncio.timeout`` runs the work in the calling task and never loses a cancellation.
+        """
+        async with asyncio.timeout(seconds):
+            return await work
 
 else:  # pragma: no cover
 
-    async def _within(seconds: float, work: Awaitable[T]) -> T:
+    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
+        """``await work``, raising ``asyncio.TimeoutError`` after ``seconds`` (see above);
+        a cancellation of the caller always cancels the work and is re-raised."""
+        task = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(work, seconds)
-        except asyncio.TimeoutError:
-            raise _AttemptTimeout(seconds) from None
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+            raise asyncio.TimeoutError
+        return task.result()
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    try:
+        return await _bounded(seconds, work)
+    except asyncio.TimeoutError:  # the builtin TimeoutError on 3.11+
+        raise _AttemptTimeout(seconds) from None
 
 
 class StreamBody:
@@ -555,7 +571,7 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 return
 
     with suppress(asyncio.TimeoutError, ChatAPIException):
-        await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+        await _bounded(_DRAIN_SECONDS, rest())  # a cancellation is never swallowed here
 
 
 async def _drain_and_close(chunks: AsyncGenerator[bytes, None], response: httpx.Response) -> None:

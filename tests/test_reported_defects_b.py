@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -148,3 +151,68 @@ async def test_another_500_with_media_is_still_retried_unchanged(
     agent = await make_agent(max_retries=3, retry_delay=0.01)
     assert await agent.chat("listen", audio_paths=WAV_BYTES) == "heard"
     assert len(server.requests) == 2
+
+
+# ------------------------------------------- the background drain of a stream end is cancellable
+
+
+class _EndThenCancelDrain(httpx.AsyncByteStream):
+    """A streamed reply with bytes after ``[DONE]``; the step that ends the body cancels the
+    background task draining it (a cancellation landing just as the drain finishes)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.cancelled: list[asyncio.Task[object]] = []
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+        yield b": trailing comment the reader never needs\n\n"
+        for task in asyncio.all_tasks():
+            if task.get_coro().__qualname__ == "_drain_and_close":  # type: ignore[union-attr]
+                task.cancel()
+                self.cancelled.append(task)
+
+
+async def test_a_cancelled_stream_drain_stops_even_when_the_body_ends_at_that_moment(
+    make_agent: AgentFactory, server: FakeServer
+) -> None:
+    stream = _EndThenCancelDrain(sse(text_chunks(["o", "k"])))
+    server.handler = lambda request: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=stream
+    )
+    agent = await make_agent()
+    assert "".join([p async for p in agent.chat_stream("x", display_stream=False)]) == "ok"
+    for _ in range(100):  # let the drain run to the body's end (no timing involved)
+        if stream.cancelled:
+            break
+        await asyncio.sleep(0)
+    assert len(stream.cancelled) == 1
+    (drain,) = stream.cancelled
+    await asyncio.wait({drain})
+    assert drain.cancelled(), "the cancellation was swallowed: the task went on running"
+    assert [m.text for m in agent.history] == ["x", "ok"]
+    server.handler = None
+    server.add_completion("next")
+    assert await agent.chat("again") == "next"
+
+
+# --------------------------------------------------------------------- ChatStream is exported
+
+
+async def test_the_type_chat_stream_returns_is_exported(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    import openai_chatapi
+    from openai_chatapi import ChatStream, StreamEvent
+
+    assert "ChatStream" in openai_chatapi.__all__ and "ChatStream" in dir(openai_chatapi)
+    server.add_stream(text_chunks(["o", "k"]))
+    server.add_stream(text_chunks(["h", "i"]))
+    pieces: ChatStream[str] = agent.chat_stream("x", display_stream=False)
+    assert isinstance(pieces, ChatStream)
+    async with pieces as stream:
+        assert "".join([p async for p in stream]) == "ok"
+    events: ChatStream[StreamEvent] = agent.chat_stream_events("y")
+    assert isinstance(events, ChatStream)
+    async with events:
+        assert [e async for e in events]
