@@ -21,6 +21,7 @@ from ._generated import (
     Usage,
 )
 from ._model_list import ModelList
+from ._stream_handle import ChatStream
 from ._version import __version__
 from .agent import ChatAgent
 from .config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
@@ -105,6 +106,7 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatConfig",
     "ChatMessage",
+    "ChatStream",
     "Choice",
     "ConfigurationError",
     "ContentDeltaEvent",

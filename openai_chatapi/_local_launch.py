@@ -8,7 +8,11 @@
 3. decides whether llama.cpp may load the model into its *extra* buffer types (the AMX and
    weight-repacking kernels of ``libggml-cpu``) and, where not, makes every model load use
    ``llama_model_params.use_extra_bufts = False``;
-4. runs ``<module>`` (``llama_cpp.server``) as ``__main__`` with the remaining arguments.
+4. runs ``<module>`` (``llama_cpp.server``) as ``__main__`` with the remaining arguments,
+   preceded by ``--api_key=<key>`` when ``$OPENAI_CHATAPI_LOCAL_API_KEY`` is set. The parent
+   passes the key that way because a process's command line is readable by every local user
+   (``ps``, ``/proc/<pid>/cmdline``) while its environment is readable only by its owner;
+   changing ``sys.argv`` here does not change the command line the system shows.
 
 Why step 3: on CPUs that report Intel AMX (``amx_tile``/``amx_int8``/``amx_bf16`` in
 ``/proc/cpuinfo``), llama.cpp builds compiled for the native CPU crash with SIGSEGV in
@@ -34,6 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "API_KEY_ENV",
     "CPUINFO_PATH",
     "REPACK_CHOICES",
     "REPACK_ENV",
@@ -47,6 +52,7 @@ REPACK_ENV = "OPENAI_CHATAPI_LOCAL_REPACK"
 REPACK_CHOICES = ("auto", "on", "off")
 CPUINFO_PATH = "/proc/cpuinfo"
 PARENT_PID_ENV = "OPENAI_CHATAPI_PARENT_PID"
+API_KEY_ENV = "OPENAI_CHATAPI_LOCAL_API_KEY"
 LOG_PREFIX = "openai_chatapi:"
 _WRAPPED = "_openai_chatapi_no_extra_bufts"
 # The functions of llama_cpp.llama_cpp that produce or take a llama_model_params.
@@ -166,6 +172,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: _local_launch.py <module> [arguments...]")
     module = args.pop(0)
     parent = int(os.environ.pop(PARENT_PID_ENV, "0") or 0)
+    # Not on the command line (world-readable): the key comes in the environment, and is
+    # removed from it so that nothing the server starts inherits it.
+    api_key = os.environ.pop(API_KEY_ENV, "")
+    if api_key:
+        args.insert(0, f"--api_key={api_key}")
     if parent and os.name == "posix":
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     faulthandler.enable()  # a segfault writes the Python stack to the log before dying

@@ -29,8 +29,9 @@ _EXIT_STEP = 0.02
 class ServerWatch(Protocol):
     """What the registry needs from a running server."""
 
-    def exited_error(self, action: str) -> BaseException | None:
-        """The error naming the server's exit, or None while its process runs."""
+    def exited_error(self, action: str, *, before: bool = False) -> BaseException | None:
+        """The error naming the server's exit, or None while its process runs; ``before``:
+        it had exited before ``action`` was sent (else it stopped while answering it)."""
         ...
 
 
@@ -120,7 +121,7 @@ class WatchedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         action = f"{request.method} {request.url}"
-        error = self._watch.exited_error(action)
+        error = self._watch.exited_error(action, before=True)
         if error is not None:
             raise error  # never knock on the port of a server known to be gone
         try:

@@ -286,6 +286,10 @@ class RequestBody(httpx.AsyncByteStream):
     def __repr__(self) -> str:
         return f"<RequestBody {self.content_length} bytes, streaming={self.is_streaming}>"
 
+    def contains(self, marker: bytes) -> bool:
+        """Whether the JSON text around the media data contains ``marker``."""
+        return any(isinstance(s, bytes) and marker in s for s in self._segments)
+
     def iter_bytes(self) -> Iterator[bytes]:
         """Iterate the body without an event loop (reads files in the calling thread)."""
         for segment in self._segments:

@@ -153,13 +153,21 @@ class _ExitWatch:
         self._server = weakref.ref(server)
         self.closed = False
 
-    def exited_error(self, action: str) -> BaseException | None:
+    def exited_error(self, action: str, *, before: bool = False) -> BaseException | None:
         if self.closed or self._proc.poll() is None:
             return None  # running, or stopped by its owner: nothing to name
         server = self._server()
         if server is None:
             return None
+        if before:
+            return server._exited_error(f"before the request {action}", self._proc, had=True)
         return server._exited_error(f"while answering {action}", self._proc)
+
+
+def _is_port_in_use(text: str) -> bool:
+    """Whether ``text`` (log lines) says the address is already in use."""
+    lowered = text.lower()
+    return "address already in use" in lowered or "errno 98" in lowered
 
 
 def _missing_extra(what: str, missing: Sequence[str]) -> ConfigurationError:
@@ -404,6 +412,7 @@ class LocalModelServer:
         self._config: ModelConfig | None = None
         self._port: int | None = None
         self._api_key: str | None = None
+        self._checked_key: str | None = None
         self._log_path: Path | None = None
         self._log_is_temp = False
         self._log_start = 0
@@ -493,7 +502,7 @@ class LocalModelServer:
             if attempt + 1 < _PORT_ATTEMPTS and self._fixed_port is None:
                 self._discard_process(keep_log=False)
                 return True
-            error = self._startup_error("port already in use")
+            error = self._startup_error("port already in use", hint=self._port_in_use_line())
             self._discard_process(keep_log=True)
             raise error from None
         self._discard_process(keep_log=isinstance(exc, ChatAPIException))
@@ -606,8 +615,10 @@ class LocalModelServer:
                 {"field": REPACK_ENV, "value": choice, "choices": list(REPACK_CHOICES)},
             )
         self._extra_buffer_types, self._extra_reason = _local_launch.extra_buffer_types(child_env)
-        # Validate the overrides now rather than after a slow start.
-        self._make_config(f"http://{_HOST}:1/v1", "x")
+        # Validate the overrides and the key (one that can be sent in a header) now rather
+        # than after a slow start; the server gets the key exactly as the config sends it.
+        checked = self._make_config(f"http://{_HOST}:1/v1", self._api_key_option or "x")
+        self._checked_key = checked.api_key if self._api_key_option else None
 
     def _open_log(self) -> IO[bytes]:
         if self._log_option is not None:
@@ -624,7 +635,7 @@ class LocalModelServer:
     def _launch(self) -> None:
         assert self._resolved_model is not None
         self._port = self._fixed_port or _free_port()
-        self._api_key = self._api_key_option or secrets.token_hex(16)
+        self._api_key = self._checked_key or secrets.token_hex(16)
         arguments = {
             "model": str(self._resolved_model),
             "model_alias": self.alias,
@@ -633,7 +644,6 @@ class LocalModelServer:
             "n_ctx": str(self.n_ctx),
             "chat_format": self.chat_format,
             "interrupt_requests": "false",  # queue concurrent requests instead of cutting them
-            "api_key": self._api_key,
         }
         # "--name=value": a value starting with "-" must not read as an option to argparse.
         self._command = [
@@ -649,6 +659,9 @@ class LocalModelServer:
         inherited = {k: v for k, v in os.environ.items() if k.upper() not in _OVERRIDING_ENV}
         env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1"}
         env[_PARENT_PID_ENV] = str(os.getpid())
+        # The key goes in the child's environment (readable only by its owner), never on its
+        # command line (readable by every local user); _local_launch hands it to the server.
+        env[_local_launch.API_KEY_ENV] = self._api_key
         options: dict[str, Any] = {}
         if os.name == "posix":
             options["start_new_session"] = True  # own process group; no terminal signals
@@ -689,8 +702,7 @@ class LocalModelServer:
         proc = self._proc
         assert proc is not None
         if proc.poll() is not None:
-            tail = self.log_tail(80).lower()
-            if "address already in use" in tail or "errno 98" in tail:
+            if _is_port_in_use(self.log_tail(80)):
                 raise _PortTaken
             raise self._exited_error("during startup", proc)
 
@@ -785,15 +797,27 @@ class LocalModelServer:
         last = tail.strip().splitlines()[-1:] if tail.strip() else []
         return f": {last[0].strip()[:200]}" if last else ""
 
-    def _startup_error(self, why: str, *, timeout: bool = False) -> APIConnectionError:
+    def _port_in_use_line(self) -> str:
+        """``": <the log line saying the address is in use>"``, or ``""`` when none does."""
+        tail = self._error_details()["log_tail"]
+        lines = [line for line in tail.splitlines() if _is_port_in_use(line)]
+        return f": {lines[-1].strip()[:200]}" if lines else ""
+
+    def _startup_error(
+        self, why: str, *, timeout: bool = False, hint: str | None = None
+    ) -> APIConnectionError:
         details = self._error_details()
-        hint = self._last_line(details["log_tail"])
+        if hint is None:
+            hint = self._last_line(details["log_tail"])
         message = f"local model server {why}{hint} (log: {self._log_path})"
         cls = APITimeoutError if timeout else APIConnectionError
         return cls(message, details)
 
-    def _exited_error(self, when: str, proc: subprocess.Popen[bytes]) -> LocalServerExitedError:
-        """The one error naming the child's exit ``when`` (``"during startup"``, ...)."""
+    def _exited_error(
+        self, when: str, proc: subprocess.Popen[bytes], *, had: bool = False
+    ) -> LocalServerExitedError:
+        """The one error naming the child's exit ``when`` (``"during startup"``, ...);
+        ``had``: it had already exited then ("had stopped before the request ...")."""
         details = self._error_details()
         returncode = proc.poll()
         assert returncode is not None
@@ -806,7 +830,8 @@ class LocalModelServer:
         else:
             hint = ""
         message = (
-            f"the embedded local model server stopped {when} ({phrase}){hint} "
+            f"the embedded local model server {'had stopped' if had else 'stopped'} {when} "
+            f"({phrase}){hint} "
             f"(log: {details['log_path']})"
         )
         return LocalServerExitedError(message, details)

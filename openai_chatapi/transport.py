@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar, cast
 
 import httpx
 
+from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
 from ._local_watch import watched_transport
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
@@ -71,6 +72,19 @@ class SentBody(Protocol):
 T = TypeVar("T")
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def _split_query(url: str) -> tuple[str, str]:
+    """``api_base_url`` without its ``?query``, and the query (``""`` when none)."""
+    root, _, query = url.partition("?")
+    return root, query
+
+
+def _with_query(url: str, query: str) -> str:
+    """``url`` with the base URL's ``query`` appended (after any query of its own)."""
+    if not query:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -123,6 +137,7 @@ class Transport:
         self._client: httpx.AsyncClient | None = None
         self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
+        self._base_query = ""
         key = model_config.api_key
         self._secrets: tuple[str, ...] = (
             *((key,) if key else ()),
@@ -173,8 +188,12 @@ class Transport:
             max_connections=runtime.max_connections,
             max_keepalive_connections=runtime.max_keepalive_connections,
         )
+        # A query in api_base_url (Azure's ?api-version=...) goes at the end of every request
+        # URL, after the endpoint's path, not in the middle of it.
+        root, self._base_query = _split_query(self.base_url)
+        self._urls.clear()
         self._client = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/") + "/",
+            base_url=root.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(float(runtime.timeout)),
             verify=runtime.verify_ssl,
@@ -222,7 +241,11 @@ class Transport:
         url = self._urls.get(path)
         if url is None:
             # Same result as httpx's own merge: the base URL ends with "/", path is relative.
-            url = httpx.URL(str(self._require_client().base_url) + path.lstrip("/"))
+            url = httpx.URL(
+                _with_query(
+                    str(self._require_client().base_url) + path.lstrip("/"), self._base_query
+                )
+            )
             if len(self._urls) < 64:  # fixed endpoints; model ids may vary without bound
                 self._urls[path] = url
         return url
@@ -264,7 +287,7 @@ class Transport:
         )
         if 300 <= response.status_code < 400:
             error = self._redirect_error(response, error)
-        return error
+        return endpoint_hint(error, self.base_url, self._secrets)
 
     def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
         """A 3xx names where it points and the likely mistake in ``api_base_url``."""
@@ -326,7 +349,10 @@ class Transport:
                 error = _connection_error(exc, method, str(request.url))
             finally:
                 await response.aclose()
-            if retries.exhausted or not policy.retryable_status(response.status_code):
+            invalid = is_request_validation_error(error)  # deterministic (llama.cpp's 500)
+            if invalid and isinstance(error, APIResponseError):
+                error = content_hint(error, body, self._secrets)
+            if retries.exhausted or invalid or not policy.retryable_status(response.status_code):
                 raise error
             await retries.backoff(f"HTTP {response.status_code}", response.headers)
 
@@ -344,7 +370,8 @@ class Transport:
             scrub_exception(exc, self._secrets)
             raise
         except Exception as exc:
-            url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+            root, query = _split_query(self.base_url)
+            url = _with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
             error = _connection_error(_leaf(exc), method, url)
             scrub_exception(error, self._secrets)
             raise error from None
@@ -405,10 +432,6 @@ class Transport:
         while self._drains:
             await asyncio.wait(set(self._drains))
 
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret replaced."""
-        return redact_text(text, self._secrets)
-
 
 class _AttemptTimeout(httpx.TimeoutException):
     """One attempt took longer than ``timeout`` as a whole (retried like any timeout)."""
@@ -431,20 +454,40 @@ async def _exchange(
 
 if sys.version_info >= (3, 11):
 
-    async def _within(seconds: float, work: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(seconds):
-                return await work
-        except TimeoutError:
-            raise _AttemptTimeout(seconds) from None
+    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
+        """``await work``, raising ``TimeoutError`` after ``seconds``.
+
+        Not ``asyncio.wait_for``: on Python 3.10/3.11 it returns the result of work that
+        finished just as the caller was cancelled, so a cancelled task keeps running.
+        ``asyncio.timeout`` runs the work in the calling task and never loses a cancellation.
+        """
+        async with asyncio.timeout(seconds):
+            return await work
 
 else:  # pragma: no cover
 
-    async def _within(seconds: float, work: Awaitable[T]) -> T:
+    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
+        """``await work``, raising ``asyncio.TimeoutError`` after ``seconds`` (see above);
+        a cancellation of the caller always cancels the work and is re-raised."""
+        task = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(work, seconds)
-        except asyncio.TimeoutError:
-            raise _AttemptTimeout(seconds) from None
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+            raise asyncio.TimeoutError
+        return task.result()
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    try:
+        return await _bounded(seconds, work)
+    except asyncio.TimeoutError:  # the builtin TimeoutError on 3.11+
+        raise _AttemptTimeout(seconds) from None
 
 
 class StreamBody:
@@ -528,7 +571,7 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 return
 
     with suppress(asyncio.TimeoutError, ChatAPIException):
-        await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+        await _bounded(_DRAIN_SECONDS, rest())  # a cancellation is never swallowed here
 
 
 async def _drain_and_close(chunks: AsyncGenerator[bytes, None], response: httpx.Response) -> None:

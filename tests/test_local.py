@@ -62,6 +62,12 @@ FAKE_SERVER = textwrap.dedent(
     if args.fake == "exit":
         print("error loading model: invalid magic characters", file=sys.stderr, flush=True)
         sys.exit(3)
+    if args.fake == "busy":  # as uvicorn reports a taken port, then more lines after it
+        print("ERROR:    [Errno 98] error while attempting to bind on address "
+              f"('127.0.0.1', {args.port}): address already in use", flush=True)
+        print("INFO:     Waiting for application shutdown.", flush=True)
+        print("INFO:     Application shutdown complete.", flush=True)
+        sys.exit(1)
     if args.fake == "hang":
         time.sleep(3600)
     if args.fake == "ignore-term":
@@ -302,6 +308,39 @@ async def test_values_starting_with_a_dash_reach_the_server(
     assert_stopped(server)
 
 
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+async def test_api_key_is_not_on_the_command_line(
+    model_file: Path, fake_env: dict[str, str]
+) -> None:
+    key = "sk-test-SECRET-1234567890"
+    server = fake(model_file, fake_env, api_key=key)
+    async with server as config:
+        # Every local user can read a process's command line (ps, /proc/<pid>/cmdline).
+        cmdline = await asyncio.to_thread(Path(f"/proc/{server.pid}/cmdline").read_bytes)
+        assert key.encode() not in cmdline
+        assert key not in " ".join(server.command) and key not in repr(server)
+        assert key not in repr(config)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            url = f"{config.api_base_url}/models"
+            assert (await client.get(url)).status_code == 401  # the key is still required
+            wrong = await client.get(url, headers={"Authorization": "Bearer sk-wrong"})
+            assert wrong.status_code == 401
+            right = await client.get(url, headers={"Authorization": f"Bearer {key}"})
+            assert right.status_code == 200
+    assert_stopped(server)
+
+
+@pytest.mark.parametrize("key", ["sk-a\x01b", "sk-\u201ckey\u201d", "sk-k\u00e9y"])
+async def test_api_key_that_cannot_be_sent_is_refused_before_starting(
+    model_file: Path, fake_env: dict[str, str], key: str
+) -> None:
+    server = fake(model_file, fake_env, api_key=key)
+    with pytest.raises(ConfigurationError, match="api_key") as caught:
+        await server.start()
+    assert key not in str(caught.value) and key not in repr(caught.value.details)
+    assert server.pid is None and not server.running
+
+
 async def test_starting_twice_is_refused(model_file: Path, fake_env: dict[str, str]) -> None:
     server = fake(model_file, fake_env)
     async with server:
@@ -430,6 +469,22 @@ async def test_retries_when_the_port_is_taken(
         with pytest.raises(APIConnectionError, match="port already in use"):
             await fixed.start()
         assert_stopped(fixed)
+
+
+async def test_port_in_use_quotes_the_line_that_says_so(
+    model_file: Path, fake_env: dict[str, str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = fake(model_file, fake_env, mode="busy", port=port)
+    with pytest.raises(APIConnectionError) as caught:
+        await server.start()
+    message = str(caught.value)
+    assert message.startswith("local model server port already in use: ERROR:")
+    assert f"('127.0.0.1', {port}): address already in use" in message
+    assert "shutdown" not in message  # not merely the last line of the log
+    assert_stopped(server)
 
 
 def test_forgotten_server_is_stopped_when_collected(

@@ -96,7 +96,8 @@ def assert_names_the_crash(error: LocalServerExitedError, server: LocalModelServ
     assert "Segmentation fault" in error.log_tail
     assert error.log_path is not None and error.log_path in message
     assert str(server.port) in message  # the request it was answering
-    assert "[REDACTED]" in " ".join(error.details["command"])
+    command = " ".join(error.details["command"])
+    assert "--api_key" not in command  # the key is passed in the environment, not argv
 
 
 async def test_segv_on_the_first_chat_is_one_named_error(
@@ -114,9 +115,13 @@ async def test_segv_on_the_first_chat_is_one_named_error(
         pid = server.pid
         assert pid is not None and is_gone(pid)
 
+        assert "stopped while answering POST" in str(info.value)
         # Later calls fail the same way at once, still without a request.
-        with pytest.raises(LocalServerExitedError):
+        with pytest.raises(LocalServerExitedError) as later:
             await asyncio.wait_for(agent.chat("again"), BOUND)
+        message = str(later.value)
+        assert "server had stopped before the request POST" in message
+        assert "while answering" not in message and "SIGSEGV" in message
         with pytest.raises(LocalServerExitedError):
             await asyncio.wait_for(agent.list_models(), BOUND)
         assert chats_seen(chat_count) == 1
