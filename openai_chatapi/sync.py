@@ -13,6 +13,7 @@ commits its turn. ``display_stream`` and ``stream_chunk_callback`` run in the ca
 (a notebook shows the text in the cell that asked for it). Leaving a stream (``break``, the end
 of a ``with`` block, ``close()``, an exception, Ctrl-C) cancels the call on the loop, waits for
 it to close the HTTP response and leaves the history as it was; so does Ctrl-C during a call.
+A stream its thread left while keeping a reference is closed by that thread's next call.
 """
 
 from __future__ import annotations
@@ -314,12 +315,20 @@ class SyncStream(Iterator[Y]):
 
     Leaving it early (``break``, an exception, Ctrl-C, the end of a ``with`` block, or
     dropping it) cancels the call: the HTTP response is closed and the history is unchanged.
+    A stream left with ``break`` while still referenced is closed by the next call its thread
+    makes on the same agent (as ``ChatAgent`` does for the task that left it).
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("__weakref__", "_items", "_thread")
 
     def __init__(self, items: Generator[Y, None, None]) -> None:
         self._items = items
+        self._thread = threading.get_ident()  # the thread that asked for it
+
+    @property
+    def _left(self) -> bool:
+        """Started, not finished, and not running: its thread is not inside ``next()``."""
+        return inspect.getgeneratorstate(self._items) == inspect.GEN_SUSPENDED
 
     def __iter__(self) -> SyncStream[Y]:
         return self
@@ -348,6 +357,37 @@ class SyncStream(Iterator[Y]):
 # parameters and documentation; the signature test in tests/test_sync.py keeps them equal.
 
 
+class _Streams:
+    """The streams of one sync agent (weakly), to close those their thread left.
+
+    A thread cannot be iterating a stream while it starts another call, except from inside
+    that loop's body, where the new call closes it, as ``ChatAgent`` does. Streams of other
+    threads are left alone.
+    """
+
+    __slots__ = ("_lock", "_streams")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: weakref.WeakSet[SyncStream[Any]] = weakref.WeakSet()
+
+    def add(self, stream: SyncStream[Any]) -> None:
+        with self._lock:
+            self._streams.add(stream)
+
+    def close_left(self) -> None:
+        """Close the streams this thread started and left (before it makes another call)."""
+        me = threading.get_ident()
+        with self._lock:
+            if not self._streams:
+                return
+            left = [s for s in self._streams if s._thread == me and s._left]
+            for stream in left:
+                self._streams.discard(stream)
+        for stream in left:
+            stream.close()
+
+
 def _like(wrapper: Callable[..., Any], method: Callable[..., Any], returns: str | None) -> None:
     functools.update_wrapper(wrapper, method)
     del wrapper.__wrapped__  # type: ignore[attr-defined]
@@ -365,6 +405,7 @@ def _blocking(
     name = method.__name__
 
     def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._streams.close_left()
         return self._loop.run(method(self._agent, *args, **kwargs), name)
 
     _like(call, method, None)
@@ -384,9 +425,9 @@ def _streaming(
     always: Callable[[Y], bool] = pause_after or (lambda _: True)
 
     def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> SyncStream[Y]:
-        loop = self._loop
-        loop._check(name)
-        return SyncStream(_pull(loop, _Feed(method(self._agent, *args, **kwargs), always)))
+        self._streams.close_left()
+        self._loop._check(name)
+        return self._track(SyncStream(self._pull(method(self._agent, *args, **kwargs), always)))
 
     _like(call, method, f"SyncStream[{_item_type(method)}]")
     return call
@@ -461,7 +502,17 @@ class SyncChatAgent:
         self._agent = ChatAgent(
             model_config, runtime_config, http_transport=http_transport, sleep=sleep
         )
+        self._streams = _Streams()
         self._loop = self._open()
+
+    def _pull(
+        self, source: AsyncIterator[Y], pause_after: Callable[[Y], bool]
+    ) -> Generator[Y, None, None]:
+        return _pull(self._loop, _Feed(source, pause_after))
+
+    def _track(self, stream: SyncStream[Y]) -> SyncStream[Y]:
+        self._streams.add(stream)
+        return stream
 
     def _open(self) -> _Loop:
         loop = _Loop()
@@ -581,7 +632,9 @@ class SyncChatAgent:
         ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving
         the loop early closes the response and leaves the history unchanged.
         """
-        events = self.chat_stream_events(
+        self._streams.close_left()
+        self._loop._check("chat_stream")
+        source = self._agent.chat_stream_events(
             text,
             image_paths,
             video_paths,
@@ -594,4 +647,6 @@ class SyncChatAgent:
             file_paths=file_paths,
             **overrides,
         )
-        return SyncStream(_reply_text(events, self._agent.runtime_config, display_stream))
+        events = SyncStream(self._pull(source, _is_turn_end))  # closed with the text stream
+        text_stream = _reply_text(events, self._agent.runtime_config, display_stream)
+        return self._track(SyncStream(text_stream))

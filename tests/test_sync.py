@@ -406,6 +406,78 @@ def test_breaking_out_closes_the_response_and_keeps_the_history(
     assert _roles(sync_agent) == ["user", "assistant"]
 
 
+def _in_a_thread(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a new thread; a hang fails the test instead of blocking the suite."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(work()), daemon=True)
+    thread.start()
+    thread.join(SAFETY)
+    assert not thread.is_alive(), "the call never returned"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("kind", ["text", "events", "structured", "outside_history"])
+def test_a_stream_left_while_referenced_is_closed_by_the_threads_next_call(
+    sync_agent: SyncChatAgent, server: FakeServer, kind: str
+) -> None:
+    """The kept stream holds the turn and a connection: the next call closes it first."""
+    server.add_stream(text_chunks(['{"name": "Bo', 'b", "age": 4', "2}"]))
+    server.add_completion("next")
+
+    def work() -> str:
+        if kind == "events":
+            stream: SyncStream[Any] = sync_agent.chat_stream_events("hi")
+        elif kind == "structured":
+            stream = sync_agent.chat_stream_structured("hi", response_format=Person)
+        else:
+            stream = sync_agent.chat_stream(
+                "hi", display_stream=False, add_to_history=kind == "text"
+            )
+        for _ in stream:
+            break
+        reply = sync_agent.chat("again")
+        assert list(stream) == []  # it was closed
+        return reply
+
+    assert _in_a_thread(work) == "next"
+    assert server.closed_streams == server.opened_streams == 1
+    assert [m.text for m in sync_agent.history] == ["again", "next"]
+
+
+def test_a_call_from_inside_a_streams_loop_closes_that_stream(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["a", "b", "c"]))
+    server.add_completion("inner")
+
+    def work() -> list[str]:
+        seen = []
+        for piece in sync_agent.chat_stream("hi", display_stream=False):
+            seen.append(piece)
+            seen.append(sync_agent.chat("inside"))
+        return seen
+
+    assert _in_a_thread(work) == ["a", "inner"]
+    assert server.closed_streams == server.opened_streams == 1
+    assert [m.text for m in sync_agent.history] == ["inside", "inner"]
+
+
+def test_a_stream_another_thread_left_is_not_closed(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["a", "b", "c"]))
+    server.add_completion("main")
+    stream = _in_a_thread(
+        lambda: sync_agent.chat_stream("hi", display_stream=False, add_to_history=False)
+    )
+    assert _in_a_thread(lambda: next(stream)) == "a"
+
+    assert sync_agent.chat("from main") == "main"
+
+    assert list(stream) == ["b", "c"]  # still open: its own thread may go on with it
+    assert server.closed_streams == server.opened_streams == 1
+
+
 def test_a_failure_mid_stream_is_raised_in_the_callers_thread(
     sync_agent: SyncChatAgent, server: FakeServer
 ) -> None:
