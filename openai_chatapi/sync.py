@@ -72,6 +72,14 @@ _ITEM, _END, _ERROR = 0, 1, 2
 _FINALIZE_SECONDS = 5.0
 
 
+def _closed_error(what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"SyncChatAgent.{what} was called on a closed agent: reopen it with 'with agent:' "
+        "(or create a new one)",
+        {"call": what},
+    )
+
+
 class _Job(Generic[R]):
     """One coroutine run on the loop for a caller in another thread.
 
@@ -146,10 +154,7 @@ class _Loop:
 
     def _check(self, what: str) -> None:
         if self.closed:
-            raise APIConnectionError(
-                "the SyncChatAgent is closed: create a new one, or use 'with agent:' again",
-                {"call": what},
-            )
+            raise _closed_error(what)
         if self.in_loop_thread:
             raise ConfigurationError(
                 f"SyncChatAgent.{what} was called from the agent's own event loop (an async "

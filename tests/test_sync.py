@@ -819,10 +819,14 @@ def test_close_stops_the_loop_thread_and_with_reopens(
     agent.close()
     agent.close()  # idempotent
     assert agent.closed and not thread.is_alive()
-    with pytest.raises(APIConnectionError, match="closed"):
-        agent.chat("hi")
-    with pytest.raises(APIConnectionError, match="closed"):
-        agent.chat_stream_events("hi")
+    for call in (
+        lambda: agent.chat("hi"),
+        lambda: agent.chat_stream("hi"),
+        lambda: agent.chat_stream_events("hi"),
+        agent.list_models,
+    ):
+        with pytest.raises(ConfigurationError, match="closed agent: reopen it with 'with agent:'"):
+            call()
 
     server.add_completion("back")
     with agent:
