@@ -80,6 +80,13 @@ def _closed_error(what: str) -> ConfigurationError:
     )
 
 
+def _stopped_error(what: str) -> APIConnectionError:
+    return APIConnectionError(
+        f"the call was stopped: its agent was closed (SyncChatAgent.close() ran during {what})",
+        {"call": what},
+    )
+
+
 class _Job(Generic[R]):
     """One coroutine run on the loop for a caller in another thread.
 
@@ -120,6 +127,7 @@ class _Loop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.closed = False
+        self.closing = False  # close() has begun: calls still running fail because of it
         self._thread = threading.Thread(
             target=self._main, name="openai_chatapi-sync-loop", daemon=True
         )
@@ -169,7 +177,7 @@ class _Loop:
             self.loop.call_soon_threadsafe(job.create, self.loop)
         except RuntimeError:  # the loop was closed meanwhile
             job.coro.close()
-            raise APIConnectionError("the SyncChatAgent is closed", {}) from None
+            raise _closed_error("call") from None
 
     def cancel(self, job: _Job[Any]) -> None:
         """Cancel a started job and wait until it has finished cleaning up.
@@ -201,8 +209,16 @@ class _Loop:
         except BaseException:  # Ctrl-C (KeyboardInterrupt) while waiting: cancel the call
             self.cancel(job)
             raise
-        assert job.task is not None
-        return job.task.result()
+        task = job.task
+        if self.closing and what != "close":
+            # The agent was closed under the call (its pool closed, its task cancelled): say
+            # so, rather than show the broken read or the cancellation that caused.
+            if task is None or task.cancelled():
+                raise _stopped_error(what)
+            if isinstance(task.exception(), Exception):
+                raise _stopped_error(what) from task.exception()
+        assert task is not None
+        return task.result()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the loop (after the work already queued) and wait for its thread to end."""
@@ -221,6 +237,7 @@ def _shutdown(loop: _Loop, agent: ChatAgent) -> None:
     """Close an agent that was never closed (garbage collection or interpreter exit)."""
     if loop.closed or loop.in_loop_thread:
         return
+    loop.closing = True
     try:
         job = _Job(agent.aclose())
         loop.start(job)
@@ -548,6 +565,7 @@ class SyncChatAgent:
         loop = self._loop
         if loop.closed:
             return
+        loop.closing = True
         try:
             loop.run(self._agent.aclose(), "close")
         finally:

@@ -846,6 +846,29 @@ def test_closing_the_agent_under_an_open_stream_ends_the_stream(
     assert server.closed_streams == 1
 
 
+def test_closing_the_agent_under_a_running_call_says_so(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    started = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        server.handler = None
+        stream = _StallingStream(b'{"id": "x", ', server, started)
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=stream)
+
+    server.handler = handler
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(sync_agent.chat, "hi")
+        assert started.wait(SAFETY)
+        sync_agent.close()
+        error = call.exception(SAFETY)
+
+    assert isinstance(error, APIConnectionError)
+    assert "the call was stopped: its agent was closed" in str(error)
+    assert error.details["call"] == "chat"
+    assert sync_agent.history == ()
+
+
 def test_an_agent_never_closed_is_cleaned_up_when_collected(server: FakeServer) -> None:
     model, runtime = _configs({})
     agent = SyncChatAgent(model, runtime, http_transport=server.transport())
