@@ -490,6 +490,7 @@ def _reply_text(
         callback=runtime.stream_chunk_callback,
         progress=runtime.stream_enable_progress,
     )
+    completed = False
     try:
         with events:
             for event in events:
@@ -498,8 +499,9 @@ def _reply_text(
                     if display.active:
                         display.write(event.text)
                     yield event.text
+        completed = True
     finally:
-        display.close()
+        display.close(completed)  # a failed, interrupted or abandoned stream is not "done"
 
 
 class SyncChatAgent:

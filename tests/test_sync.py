@@ -9,6 +9,7 @@ event loop, Ctrl-C, closing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import json
@@ -758,6 +759,29 @@ def test_keyboard_interrupt_from_the_chunk_callback(
     assert _roles(agent) == ["system"]
     server.add_completion("next call works")
     assert agent.chat("again") == "next call works"
+
+
+@pytest.mark.parametrize("how", ["interrupted", "left", "finished"])
+def test_the_progress_line_says_stopped_unless_the_stream_finished(
+    make_sync: SyncFactory, server: FakeServer, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    def interrupt(piece: str) -> None:
+        raise KeyboardInterrupt
+
+    callback = interrupt if how == "interrupted" else None
+    agent = make_sync(stream_enable_progress=True, stream_chunk_callback=callback)
+    server.add_stream(text_chunks(["a", "b"]))
+    capsys.readouterr()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        for _ in agent.chat_stream("hi", display_stream=False):
+            if how == "left":
+                break
+
+    err = capsys.readouterr().err
+    outcome = "done" if how == "finished" else "stopped"
+    assert f"[openai_chatapi] {outcome}: " in err
+    assert err.count("[openai_chatapi] ") == 1
 
 
 def test_sigint_during_a_sync_stream(sync_agent: SyncChatAgent, server: FakeServer) -> None:
