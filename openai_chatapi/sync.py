@@ -28,6 +28,7 @@ import sys
 import threading
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Callable,
     Coroutine,
@@ -36,7 +37,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .agent import ChatAgent, MediaArg, ToolSpec
 from .config import CallOptions, ModelConfig, RuntimeConfig
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     import httpx
 
     from . import _generated as gen
+    from ._output_modes import OutputMode, StructuredStream
     from .tools import Tool, ToolFunction, ToolRegistry
     from .transport import Sleep
 
@@ -57,12 +59,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-__all__ = ["SyncChatAgent", "SyncStream"]
+__all__ = ["SyncChatAgent", "SyncStream", "SyncStructuredStream"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 Y = TypeVar("Y")
+S = TypeVar("S", bound="SyncStream[Any]")
 
 # A stream's loop side pauses when this many items wait for the caller (memory bound), and
 # goes on when half of them were taken.
@@ -374,6 +377,62 @@ class SyncStream(Iterator[Y]):
         self.close()
 
 
+# What a structured stream's state was when an item was yielded: attempt, restarted, done,
+# final, failed_attempts (read on the loop, so the caller never sees the loop reading ahead).
+_State = tuple[int, bool, bool, Any, tuple[dict[str, Any], ...]]
+
+
+async def _with_state(stream: StructuredStream[T]) -> AsyncGenerator[tuple[T, _State], None]:
+    try:
+        async for item in stream:
+            failed = tuple(stream.failed_attempts)
+            yield item, (stream.attempt, stream.restarted, stream.done, stream.final, failed)
+    finally:
+        await stream.aclose()
+
+
+class SyncStructuredStream(SyncStream[T]):
+    """Partial objects of a structured answer as it streams, then the validated object.
+
+    ``for partial in agent.chat_stream_structured(text, response_format=Person): ...``
+    Each item is the object received so far (fields not yet received are ``None``); the last
+    is the validated answer, also kept as :attr:`final` (and :attr:`done` turns true). When
+    the answer fails validation and is asked for again, the sequence restarts: the first item
+    of the new attempt comes with :attr:`restarted` true, :attr:`attempt` counts the attempts
+    and :attr:`failed_attempts` holds each failed one's ``text``, ``message``, ``errors`` and
+    ``mode``. The attributes describe the item last returned to this thread. Leaving the loop
+    early (``break``, ``close()``, the end of a ``with`` block) ends the call and leaves the
+    history untouched.
+    """
+
+    __slots__ = ("attempt", "done", "failed_attempts", "final", "restarted")
+
+    def __init__(self, items: Generator[tuple[T, _State], None, None]) -> None:
+        super().__init__(cast("Generator[T, None, None]", items))
+        self.attempt = 0
+        """0 for the first attempt, then 1, 2... after each failed one."""
+        self.restarted = False
+        """True while the item just returned is the first of a new attempt."""
+        self.done = False
+        """True once the validated answer has been returned."""
+        self.final: T | None = None
+        """The validated answer, once it has arrived."""
+        self.failed_attempts: list[dict[str, Any]] = []
+        """Each failed attempt: its ``text``, ``message``, ``errors`` and ``mode``."""
+
+    def __iter__(self) -> SyncStructuredStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        item, state = cast("tuple[T, _State]", next(self._items))
+        self.attempt, self.restarted, self.done, self.final, failed = state
+        self.failed_attempts = list(failed)
+        return item
+
+    def __enter__(self) -> SyncStructuredStream[T]:
+        return self
+
+
 # --------------------------------------------------------------------------- typed wrappers
 # Each wrapper makes a SyncChatAgent method from the ChatAgent method it runs: same name,
 # parameters and documentation; the signature test in tests/test_sync.py keeps them equal.
@@ -473,6 +532,10 @@ def _forward(
     return call
 
 
+def _never_ahead(item: object) -> bool:
+    return True
+
+
 def _is_turn_end(event: StreamEvent) -> bool:
     # A model turn's last event; after the last one the events stream commits the turn.
     return type(event) is FinishEvent
@@ -534,7 +597,7 @@ class SyncChatAgent:
     ) -> Generator[Y, None, None]:
         return _pull(self._loop, _Feed(source, pause_after))
 
-    def _track(self, stream: SyncStream[Y]) -> SyncStream[Y]:
+    def _track(self, stream: S) -> S:
         self._streams.add(stream)
         return stream
 
@@ -631,7 +694,6 @@ class SyncChatAgent:
     retrieve_model = _blocking(ChatAgent.retrieve_model)
     submit_tool_results = _blocking(ChatAgent.submit_tool_results)
     chat_stream_events = _streaming(ChatAgent.chat_stream_events, _is_turn_end)
-    chat_stream_structured = _streaming(ChatAgent.chat_stream_structured)
 
     chat = _blocking(ChatAgent.chat)  # its overloads too: a structured type in, its instance out
 
@@ -675,3 +737,46 @@ class SyncChatAgent:
         events = SyncStream(self._pull(source, _is_turn_end))  # closed with the text stream
         text_stream = _reply_text(events, self._agent.runtime_config, display_stream)
         return self._track(SyncStream(text_stream))
+
+    def chat_stream_structured(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        *,
+        response_format: type[T],
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> SyncStructuredStream[T]:
+        """Stream a structured answer: partial ``response_format`` objects, then the valid one.
+
+        ``for partial in agent.chat_stream_structured(text, response_format=Person):`` gets
+        the object as received so far each time it grows, and last the validated object
+        (also ``stream.final``, with ``stream.done`` true). Modes and validation retries are
+        those of ``chat``; a retry restarts the sequence (``stream.restarted``). The turn
+        enters the history when the validated object has been returned; leaving the loop
+        early closes the response and leaves the history unchanged.
+        """
+        self._streams.close_left()
+        self._loop._check("chat_stream_structured")
+        stream = self._agent.chat_stream_structured(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
+            output_mode=output_mode,
+            max_output_retries=max_output_retries,
+            **overrides,
+        )
+        return self._track(SyncStructuredStream(self._pull(_with_state(stream), _never_ahead)))

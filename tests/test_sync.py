@@ -41,7 +41,7 @@ from openai_chatapi import (
     UsageEvent,
     tool,
 )
-from openai_chatapi.sync import SyncStream
+from openai_chatapi.sync import SyncStream, SyncStructuredStream
 
 from .cli_server import CLIFakeServer, running_server
 from .fakes import (
@@ -224,6 +224,36 @@ def test_structured_stream_yields_partials_then_the_valid_object(
     assert len(items) >= 2 and all(isinstance(item, Person) for item in items)
     assert items[0].name == "A" and items[0].age is None
     assert _roles(sync_agent) == ["user", "assistant"]
+
+
+def test_a_structured_stream_has_the_async_streams_attributes_item_by_item(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    def script() -> None:
+        server.add_stream(text_chunks(['{"name": "A', 'da", "age": "old"}']))
+        server.add_stream(text_chunks(['{"name": "A', 'da", "ag', 'e": 36}']))
+
+    def state(stream: Any, item: Any) -> tuple[Any, ...]:
+        return (item, stream.restarted, stream.attempt, stream.done, stream.final)
+
+    script()
+    stream = sync_agent.chat_stream_structured("Who?", response_format=Person)
+    assert isinstance(stream, SyncStructuredStream)
+    assert (stream.attempt, stream.restarted, stream.done, stream.final) == (0, False, False, None)
+    got = [state(stream, item) for item in stream]
+    failed = stream.failed_attempts
+
+    async def twin() -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        script()
+        async with _async_twin(server) as agent:
+            astream = agent.chat_stream_structured("Who?", response_format=Person)
+            return [state(astream, item) async for item in astream], astream.failed_attempts
+
+    expected, expected_failed = asyncio.run(twin())
+    assert got == expected
+    assert failed == expected_failed and len(failed) == 1
+    assert got[-1][3:] == (True, Person(name="Ada", age=36))
+    assert sum(restarted for _, restarted, *_ in got) == 1
 
 
 def test_leaving_a_structured_stream_early_closes_it_and_commits_nothing(
