@@ -13,6 +13,7 @@ commits its turn. ``display_stream`` and ``stream_chunk_callback`` run in the ca
 (a notebook shows the text in the cell that asked for it). Leaving a stream (``break``, the end
 of a ``with`` block, ``close()``, an exception, Ctrl-C) cancels the call on the loop, waits for
 it to close the HTTP response and leaves the history as it was; so does Ctrl-C during a call.
+A stream its thread left while keeping a reference is closed by that thread's next call.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import threading
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Callable,
     Coroutine,
@@ -35,7 +37,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .agent import ChatAgent, MediaArg, ToolSpec
 from .config import CallOptions, ModelConfig, RuntimeConfig
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     import httpx
 
     from . import _generated as gen
+    from ._output_modes import OutputMode, StructuredStream
     from .tools import Tool, ToolFunction, ToolRegistry
     from .transport import Sleep
 
@@ -56,12 +59,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-__all__ = ["SyncChatAgent", "SyncStream"]
+__all__ = ["SyncChatAgent", "SyncStream", "SyncStructuredStream"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 Y = TypeVar("Y")
+S = TypeVar("S", bound="SyncStream[Any]")
 
 # A stream's loop side pauses when this many items wait for the caller (memory bound), and
 # goes on when half of them were taken.
@@ -69,6 +73,21 @@ _HIGH_WATER = 1024
 _ITEM, _END, _ERROR = 0, 1, 2
 # How long an agent collected without close() may take to close its pool at exit.
 _FINALIZE_SECONDS = 5.0
+
+
+def _closed_error(what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"SyncChatAgent.{what} was called on a closed agent: reopen it with 'with agent:' "
+        "(or create a new one)",
+        {"call": what},
+    )
+
+
+def _stopped_error(what: str) -> APIConnectionError:
+    return APIConnectionError(
+        f"the call was stopped: its agent was closed (SyncChatAgent.close() ran during {what})",
+        {"call": what},
+    )
 
 
 class _Job(Generic[R]):
@@ -111,6 +130,7 @@ class _Loop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.closed = False
+        self.closing = False  # close() has begun: calls still running fail because of it
         self._thread = threading.Thread(
             target=self._main, name="openai_chatapi-sync-loop", daemon=True
         )
@@ -145,10 +165,7 @@ class _Loop:
 
     def _check(self, what: str) -> None:
         if self.closed:
-            raise APIConnectionError(
-                "the SyncChatAgent is closed: create a new one, or use 'with agent:' again",
-                {"call": what},
-            )
+            raise _closed_error(what)
         if self.in_loop_thread:
             raise ConfigurationError(
                 f"SyncChatAgent.{what} was called from the agent's own event loop (an async "
@@ -163,7 +180,7 @@ class _Loop:
             self.loop.call_soon_threadsafe(job.create, self.loop)
         except RuntimeError:  # the loop was closed meanwhile
             job.coro.close()
-            raise APIConnectionError("the SyncChatAgent is closed", {}) from None
+            raise _closed_error("call") from None
 
     def cancel(self, job: _Job[Any]) -> None:
         """Cancel a started job and wait until it has finished cleaning up.
@@ -195,8 +212,16 @@ class _Loop:
         except BaseException:  # Ctrl-C (KeyboardInterrupt) while waiting: cancel the call
             self.cancel(job)
             raise
-        assert job.task is not None
-        return job.task.result()
+        task = job.task
+        if self.closing and what != "close":
+            # The agent was closed under the call (its pool closed, its task cancelled): say
+            # so, rather than show the broken read or the cancellation that caused.
+            if task is None or task.cancelled():
+                raise _stopped_error(what)
+            if isinstance(task.exception(), Exception):
+                raise _stopped_error(what) from task.exception()
+        assert task is not None
+        return task.result()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the loop (after the work already queued) and wait for its thread to end."""
@@ -215,6 +240,7 @@ def _shutdown(loop: _Loop, agent: ChatAgent) -> None:
     """Close an agent that was never closed (garbage collection or interpreter exit)."""
     if loop.closed or loop.in_loop_thread:
         return
+    loop.closing = True
     try:
         job = _Job(agent.aclose())
         loop.start(job)
@@ -314,12 +340,20 @@ class SyncStream(Iterator[Y]):
 
     Leaving it early (``break``, an exception, Ctrl-C, the end of a ``with`` block, or
     dropping it) cancels the call: the HTTP response is closed and the history is unchanged.
+    A stream left with ``break`` while still referenced is closed by the next call its thread
+    makes on the same agent (as ``ChatAgent`` does for the task that left it).
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("__weakref__", "_items", "_thread")
 
     def __init__(self, items: Generator[Y, None, None]) -> None:
         self._items = items
+        self._thread = threading.get_ident()  # the thread that asked for it
+
+    @property
+    def _left(self) -> bool:
+        """Started, not finished, and not running: its thread is not inside ``next()``."""
+        return inspect.getgeneratorstate(self._items) == inspect.GEN_SUSPENDED
 
     def __iter__(self) -> SyncStream[Y]:
         return self
@@ -343,9 +377,96 @@ class SyncStream(Iterator[Y]):
         self.close()
 
 
+# What a structured stream's state was when an item was yielded: attempt, restarted, done,
+# final, failed_attempts (read on the loop, so the caller never sees the loop reading ahead).
+_State = tuple[int, bool, bool, Any, tuple[dict[str, Any], ...]]
+
+
+async def _with_state(stream: StructuredStream[T]) -> AsyncGenerator[tuple[T, _State], None]:
+    try:
+        async for item in stream:
+            failed = tuple(stream.failed_attempts)
+            yield item, (stream.attempt, stream.restarted, stream.done, stream.final, failed)
+    finally:
+        await stream.aclose()
+
+
+class SyncStructuredStream(SyncStream[T]):
+    """Partial objects of a structured answer as it streams, then the validated object.
+
+    ``for partial in agent.chat_stream_structured(text, response_format=Person): ...``
+    Each item is the object received so far (fields not yet received are ``None``); the last
+    is the validated answer, also kept as :attr:`final` (and :attr:`done` turns true). When
+    the answer fails validation and is asked for again, the sequence restarts: the first item
+    of the new attempt comes with :attr:`restarted` true, :attr:`attempt` counts the attempts
+    and :attr:`failed_attempts` holds each failed one's ``text``, ``message``, ``errors`` and
+    ``mode``. The attributes describe the item last returned to this thread. Leaving the loop
+    early (``break``, ``close()``, the end of a ``with`` block) ends the call and leaves the
+    history untouched.
+    """
+
+    __slots__ = ("attempt", "done", "failed_attempts", "final", "restarted")
+
+    def __init__(self, items: Generator[tuple[T, _State], None, None]) -> None:
+        super().__init__(cast("Generator[T, None, None]", items))
+        self.attempt = 0
+        """0 for the first attempt, then 1, 2... after each failed one."""
+        self.restarted = False
+        """True while the item just returned is the first of a new attempt."""
+        self.done = False
+        """True once the validated answer has been returned."""
+        self.final: T | None = None
+        """The validated answer, once it has arrived."""
+        self.failed_attempts: list[dict[str, Any]] = []
+        """Each failed attempt: its ``text``, ``message``, ``errors`` and ``mode``."""
+
+    def __iter__(self) -> SyncStructuredStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        item, state = cast("tuple[T, _State]", next(self._items))
+        self.attempt, self.restarted, self.done, self.final, failed = state
+        self.failed_attempts = list(failed)
+        return item
+
+    def __enter__(self) -> SyncStructuredStream[T]:
+        return self
+
+
 # --------------------------------------------------------------------------- typed wrappers
 # Each wrapper makes a SyncChatAgent method from the ChatAgent method it runs: same name,
 # parameters and documentation; the signature test in tests/test_sync.py keeps them equal.
+
+
+class _Streams:
+    """The streams of one sync agent (weakly), to close those their thread left.
+
+    A thread cannot be iterating a stream while it starts another call, except from inside
+    that loop's body, where the new call closes it, as ``ChatAgent`` does. Streams of other
+    threads are left alone.
+    """
+
+    __slots__ = ("_lock", "_streams")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: weakref.WeakSet[SyncStream[Any]] = weakref.WeakSet()
+
+    def add(self, stream: SyncStream[Any]) -> None:
+        with self._lock:
+            self._streams.add(stream)
+
+    def close_left(self) -> None:
+        """Close the streams this thread started and left (before it makes another call)."""
+        me = threading.get_ident()
+        with self._lock:
+            if not self._streams:
+                return
+            left = [s for s in self._streams if s._thread == me and s._left]
+            for stream in left:
+                self._streams.discard(stream)
+        for stream in left:
+            stream.close()
 
 
 def _like(wrapper: Callable[..., Any], method: Callable[..., Any], returns: str | None) -> None:
@@ -365,6 +486,7 @@ def _blocking(
     name = method.__name__
 
     def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._streams.close_left()
         return self._loop.run(method(self._agent, *args, **kwargs), name)
 
     _like(call, method, None)
@@ -384,9 +506,9 @@ def _streaming(
     always: Callable[[Y], bool] = pause_after or (lambda _: True)
 
     def call(self: SyncChatAgent, /, *args: P.args, **kwargs: P.kwargs) -> SyncStream[Y]:
-        loop = self._loop
-        loop._check(name)
-        return SyncStream(_pull(loop, _Feed(method(self._agent, *args, **kwargs), always)))
+        self._streams.close_left()
+        self._loop._check(name)
+        return self._track(SyncStream(self._pull(method(self._agent, *args, **kwargs), always)))
 
     _like(call, method, f"SyncStream[{_item_type(method)}]")
     return call
@@ -410,6 +532,10 @@ def _forward(
     return call
 
 
+def _never_ahead(item: object) -> bool:
+    return True
+
+
 def _is_turn_end(event: StreamEvent) -> bool:
     # A model turn's last event; after the last one the events stream commits the turn.
     return type(event) is FinishEvent
@@ -427,6 +553,7 @@ def _reply_text(
         callback=runtime.stream_chunk_callback,
         progress=runtime.stream_enable_progress,
     )
+    completed = False
     try:
         with events:
             for event in events:
@@ -435,8 +562,9 @@ def _reply_text(
                     if display.active:
                         display.write(event.text)
                     yield event.text
+        completed = True
     finally:
-        display.close()
+        display.close(completed)  # a failed, interrupted or abandoned stream is not "done"
 
 
 class SyncChatAgent:
@@ -461,7 +589,17 @@ class SyncChatAgent:
         self._agent = ChatAgent(
             model_config, runtime_config, http_transport=http_transport, sleep=sleep
         )
+        self._streams = _Streams()
         self._loop = self._open()
+
+    def _pull(
+        self, source: AsyncIterator[Y], pause_after: Callable[[Y], bool]
+    ) -> Generator[Y, None, None]:
+        return _pull(self._loop, _Feed(source, pause_after))
+
+    def _track(self, stream: S) -> S:
+        self._streams.add(stream)
+        return stream
 
     def _open(self) -> _Loop:
         loop = _Loop()
@@ -492,6 +630,7 @@ class SyncChatAgent:
         loop = self._loop
         if loop.closed:
             return
+        loop.closing = True
         try:
             loop.run(self._agent.aclose(), "close")
         finally:
@@ -555,7 +694,6 @@ class SyncChatAgent:
     retrieve_model = _blocking(ChatAgent.retrieve_model)
     submit_tool_results = _blocking(ChatAgent.submit_tool_results)
     chat_stream_events = _streaming(ChatAgent.chat_stream_events, _is_turn_end)
-    chat_stream_structured = _streaming(ChatAgent.chat_stream_structured)
 
     chat = _blocking(ChatAgent.chat)  # its overloads too: a structured type in, its instance out
 
@@ -581,7 +719,9 @@ class SyncChatAgent:
         ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving
         the loop early closes the response and leaves the history unchanged.
         """
-        events = self.chat_stream_events(
+        self._streams.close_left()
+        self._loop._check("chat_stream")
+        source = self._agent.chat_stream_events(
             text,
             image_paths,
             video_paths,
@@ -594,4 +734,49 @@ class SyncChatAgent:
             file_paths=file_paths,
             **overrides,
         )
-        return SyncStream(_reply_text(events, self._agent.runtime_config, display_stream))
+        events = SyncStream(self._pull(source, _is_turn_end))  # closed with the text stream
+        text_stream = _reply_text(events, self._agent.runtime_config, display_stream)
+        return self._track(SyncStream(text_stream))
+
+    def chat_stream_structured(
+        self,
+        text: str,
+        image_paths: MediaArg = None,
+        video_paths: MediaArg = None,
+        add_to_history: bool = True,
+        *,
+        response_format: type[T],
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
+        audio_paths: MediaArg = None,
+        file_paths: MediaArg = None,
+        output_mode: OutputMode | None = None,
+        max_output_retries: int | None = None,
+        **overrides: Unpack[CallOptions],
+    ) -> SyncStructuredStream[T]:
+        """Stream a structured answer: partial ``response_format`` objects, then the valid one.
+
+        ``for partial in agent.chat_stream_structured(text, response_format=Person):`` gets
+        the object as received so far each time it grows, and last the validated object
+        (also ``stream.final``, with ``stream.done`` true). Modes and validation retries are
+        those of ``chat``; a retry restarts the sequence (``stream.restarted``). The turn
+        enters the history when the validated object has been returned; leaving the loop
+        early closes the response and leaves the history unchanged.
+        """
+        self._streams.close_left()
+        self._loop._check("chat_stream_structured")
+        stream = self._agent.chat_stream_structured(
+            text,
+            image_paths,
+            video_paths,
+            add_to_history,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            audio_paths=audio_paths,
+            file_paths=file_paths,
+            output_mode=output_mode,
+            max_output_retries=max_output_retries,
+            **overrides,
+        )
+        return self._track(SyncStructuredStream(self._pull(_with_state(stream), _never_ahead)))

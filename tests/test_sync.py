@@ -9,6 +9,7 @@ event loop, Ctrl-C, closing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import json
@@ -40,7 +41,7 @@ from openai_chatapi import (
     UsageEvent,
     tool,
 )
-from openai_chatapi.sync import SyncStream
+from openai_chatapi.sync import SyncStream, SyncStructuredStream
 
 from .cli_server import CLIFakeServer, running_server
 from .fakes import (
@@ -225,6 +226,36 @@ def test_structured_stream_yields_partials_then_the_valid_object(
     assert _roles(sync_agent) == ["user", "assistant"]
 
 
+def test_a_structured_stream_has_the_async_streams_attributes_item_by_item(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    def script() -> None:
+        server.add_stream(text_chunks(['{"name": "A', 'da", "age": "old"}']))
+        server.add_stream(text_chunks(['{"name": "A', 'da", "ag', 'e": 36}']))
+
+    def state(stream: Any, item: Any) -> tuple[Any, ...]:
+        return (item, stream.restarted, stream.attempt, stream.done, stream.final)
+
+    script()
+    stream = sync_agent.chat_stream_structured("Who?", response_format=Person)
+    assert isinstance(stream, SyncStructuredStream)
+    assert (stream.attempt, stream.restarted, stream.done, stream.final) == (0, False, False, None)
+    got = [state(stream, item) for item in stream]
+    failed = stream.failed_attempts
+
+    async def twin() -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        script()
+        async with _async_twin(server) as agent:
+            astream = agent.chat_stream_structured("Who?", response_format=Person)
+            return [state(astream, item) async for item in astream], astream.failed_attempts
+
+    expected, expected_failed = asyncio.run(twin())
+    assert got == expected
+    assert failed == expected_failed and len(failed) == 1
+    assert got[-1][3:] == (True, Person(name="Ada", age=36))
+    assert sum(restarted for _, restarted, *_ in got) == 1
+
+
 def test_leaving_a_structured_stream_early_closes_it_and_commits_nothing(
     sync_agent: SyncChatAgent, server: FakeServer
 ) -> None:
@@ -404,6 +435,78 @@ def test_breaking_out_closes_the_response_and_keeps_the_history(
     server.add_completion("still fine")
     assert sync_agent.chat("next") == "still fine"
     assert _roles(sync_agent) == ["user", "assistant"]
+
+
+def _in_a_thread(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a new thread; a hang fails the test instead of blocking the suite."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(work()), daemon=True)
+    thread.start()
+    thread.join(SAFETY)
+    assert not thread.is_alive(), "the call never returned"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("kind", ["text", "events", "structured", "outside_history"])
+def test_a_stream_left_while_referenced_is_closed_by_the_threads_next_call(
+    sync_agent: SyncChatAgent, server: FakeServer, kind: str
+) -> None:
+    """The kept stream holds the turn and a connection: the next call closes it first."""
+    server.add_stream(text_chunks(['{"name": "Bo', 'b", "age": 4', "2}"]))
+    server.add_completion("next")
+
+    def work() -> str:
+        if kind == "events":
+            stream: SyncStream[Any] = sync_agent.chat_stream_events("hi")
+        elif kind == "structured":
+            stream = sync_agent.chat_stream_structured("hi", response_format=Person)
+        else:
+            stream = sync_agent.chat_stream(
+                "hi", display_stream=False, add_to_history=kind == "text"
+            )
+        for _ in stream:
+            break
+        reply = sync_agent.chat("again")
+        assert list(stream) == []  # it was closed
+        return reply
+
+    assert _in_a_thread(work) == "next"
+    assert server.closed_streams == server.opened_streams == 1
+    assert [m.text for m in sync_agent.history] == ["again", "next"]
+
+
+def test_a_call_from_inside_a_streams_loop_closes_that_stream(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["a", "b", "c"]))
+    server.add_completion("inner")
+
+    def work() -> list[str]:
+        seen = []
+        for piece in sync_agent.chat_stream("hi", display_stream=False):
+            seen.append(piece)
+            seen.append(sync_agent.chat("inside"))
+        return seen
+
+    assert _in_a_thread(work) == ["a", "inner"]
+    assert server.closed_streams == server.opened_streams == 1
+    assert [m.text for m in sync_agent.history] == ["inside", "inner"]
+
+
+def test_a_stream_another_thread_left_is_not_closed(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["a", "b", "c"]))
+    server.add_completion("main")
+    stream = _in_a_thread(
+        lambda: sync_agent.chat_stream("hi", display_stream=False, add_to_history=False)
+    )
+    assert _in_a_thread(lambda: next(stream)) == "a"
+
+    assert sync_agent.chat("from main") == "main"
+
+    assert list(stream) == ["b", "c"]  # still open: its own thread may go on with it
+    assert server.closed_streams == server.opened_streams == 1
 
 
 def test_a_failure_mid_stream_is_raised_in_the_callers_thread(
@@ -688,6 +791,29 @@ def test_keyboard_interrupt_from_the_chunk_callback(
     assert agent.chat("again") == "next call works"
 
 
+@pytest.mark.parametrize("how", ["interrupted", "left", "finished"])
+def test_the_progress_line_says_stopped_unless_the_stream_finished(
+    make_sync: SyncFactory, server: FakeServer, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    def interrupt(piece: str) -> None:
+        raise KeyboardInterrupt
+
+    callback = interrupt if how == "interrupted" else None
+    agent = make_sync(stream_enable_progress=True, stream_chunk_callback=callback)
+    server.add_stream(text_chunks(["a", "b"]))
+    capsys.readouterr()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        for _ in agent.chat_stream("hi", display_stream=False):
+            if how == "left":
+                break
+
+    err = capsys.readouterr().err
+    outcome = "done" if how == "finished" else "stopped"
+    assert f"[openai_chatapi] {outcome}: " in err
+    assert err.count("[openai_chatapi] ") == 1
+
+
 def test_sigint_during_a_sync_stream(sync_agent: SyncChatAgent, server: FakeServer) -> None:
     _stall_next_stream(server)
     got: list[str] = []
@@ -747,10 +873,14 @@ def test_close_stops_the_loop_thread_and_with_reopens(
     agent.close()
     agent.close()  # idempotent
     assert agent.closed and not thread.is_alive()
-    with pytest.raises(APIConnectionError, match="closed"):
-        agent.chat("hi")
-    with pytest.raises(APIConnectionError, match="closed"):
-        agent.chat_stream_events("hi")
+    for call in (
+        lambda: agent.chat("hi"),
+        lambda: agent.chat_stream("hi"),
+        lambda: agent.chat_stream_events("hi"),
+        agent.list_models,
+    ):
+        with pytest.raises(ConfigurationError, match="closed agent: reopen it with 'with agent:'"):
+            call()
 
     server.add_completion("back")
     with agent:
@@ -768,6 +898,29 @@ def test_closing_the_agent_under_an_open_stream_ends_the_stream(
     with pytest.raises(APIConnectionError, match="closed"):
         next(stream)
     assert server.closed_streams == 1
+
+
+def test_closing_the_agent_under_a_running_call_says_so(
+    sync_agent: SyncChatAgent, server: FakeServer
+) -> None:
+    started = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        server.handler = None
+        stream = _StallingStream(b'{"id": "x", ', server, started)
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=stream)
+
+    server.handler = handler
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(sync_agent.chat, "hi")
+        assert started.wait(SAFETY)
+        sync_agent.close()
+        error = call.exception(SAFETY)
+
+    assert isinstance(error, APIConnectionError)
+    assert "the call was stopped: its agent was closed" in str(error)
+    assert error.details["call"] == "chat"
+    assert sync_agent.history == ()
 
 
 def test_an_agent_never_closed_is_cleaned_up_when_collected(server: FakeServer) -> None:
