@@ -37,6 +37,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from ._call_checks import check_flags
 from .agent import ChatAgent, MediaArg, ToolSpec
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
@@ -581,6 +582,7 @@ class SyncChatAgent:
         ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving
         the loop early closes the response and leaves the history unchanged.
         """
+        check_flags(display_stream=display_stream)
         events = self.chat_stream_events(
             text,
             image_paths,
