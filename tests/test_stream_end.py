@@ -1,5 +1,5 @@
-"""How a stream ends when the server does not end it (try-out defects, round 2), over real
-sockets: a finish reason followed by a body held open, with and without trailing usage."""
+"""How a stream ends (try-out defects, round 2): a finish reason followed by a body held
+open, over real sockets, with and without trailing usage; a stream a newer call closed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
+from openai_chatapi import ChatAgent, ConfigurationError, ModelConfig, RuntimeConfig
 
+from .fakes import FakeServer, text_chunks
 from .fault_server import (
     KEY,
     PIECES,
@@ -70,3 +71,36 @@ async def test_finished_stream_held_open_completes_without_waiting_for_timeout(
             assert reply == "".join(PIECES)
         assert agent.history[-1].text == "".join(PIECES)
         assert agent.get_stats()["successes"] == 1
+
+
+# ------------------------------------------------------------- a stream a newer call closed
+
+
+async def test_reading_a_stream_superseded_by_a_newer_call_raises(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["first ", "second"]))
+    server.add_completion("newer reply")
+    stream = agent.chat_stream("abandoned", display_stream=False)
+    assert await stream.__anext__() == "first "
+    assert await agent.chat("newer") == "newer reply"  # closes the stream this task left
+    for _ in range(2):  # every further read says why, not a silent end
+        with pytest.raises(ConfigurationError, match="a newer call on the agent started"):
+            await stream.__anext__()
+    with pytest.raises(ConfigurationError, match="newer call"):
+        [piece async for piece in stream]
+    assert [m.text for m in agent.history] == ["newer", "newer reply"]
+
+
+async def test_a_stream_closed_by_its_reader_still_just_ends(
+    agent: ChatAgent, server: FakeServer
+) -> None:
+    server.add_stream(text_chunks(["a", "b"])).add_stream(text_chunks(["c", "d"]))
+    stream = agent.chat_stream("x", display_stream=False)
+    assert await stream.__anext__() == "a"
+    await stream.aclose()
+    assert [p async for p in stream] == []  # as a Python generator after aclose()
+    async with agent.chat_stream_events("y") as events:
+        async for _ in events:
+            break
+    assert [e async for e in events] == []
