@@ -7,7 +7,8 @@ or when the code that was reading it starts another call on the same agent (the 
 or a task it started since: "the reader" is tracked through a context variable, which
 tasks inherit): a loop left with ``break`` while a reference to the stream is kept would
 otherwise hold the connection until the garbage collector finds the stream (with
-``max_connections=1``, forever).
+``max_connections=1``, forever). Reading a stream the agent closed that way raises
+``ConfigurationError`` (a stream closed by ``aclose()`` or ``async with`` just ends).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
+
+from .errors import ConfigurationError
 
 __all__ = ["ChatStream", "OpenStreams"]
 
@@ -31,23 +34,34 @@ _READ: ContextVar[tuple[weakref.ref[ChatStream[Any]], ...]] = ContextVar(
 class ChatStream(AsyncGenerator[T, None]):
     """An async generator of one streamed call; ``async with`` closes it on exit."""
 
-    __slots__ = ("__weakref__", "_gen", "_started")
+    __slots__ = ("__weakref__", "_gen", "_started", "_superseded")
 
     def __init__(self, gen: AsyncGenerator[T, None], streams: OpenStreams) -> None:
         self._gen = gen
         self._started = False
+        self._superseded = False
         streams.add(self)
 
     def __aiter__(self) -> ChatStream[T]:
         return self
 
     async def __anext__(self) -> T:
+        self._check_superseded()
         self._note_reader()
         return await self._gen.__anext__()
 
     async def asend(self, value: None) -> T:
+        self._check_superseded()
         self._note_reader()
         return await self._gen.asend(value)
+
+    def _check_superseded(self) -> None:
+        if self._superseded:
+            raise ConfigurationError(
+                "this stream was closed because a newer call on the agent started "
+                "(finish reading a stream, or aclose() it, before the next call)",
+                {"reason": "superseded"},
+            )
 
     async def athrow(self, *args: Any) -> T:
         return await self._gen.athrow(*args)
@@ -108,4 +122,5 @@ class OpenStreams:
             stream = ref()
             if stream is not None and stream in self._streams and stream.suspended:
                 self._streams.discard(stream)
+                stream._superseded = True
                 await stream.aclose()

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
+from ._call_checks import check_flags, check_output_options
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
 from ._stream_handle import ChatStream, OpenStreams
 from ._text import check_encodable, repaired
@@ -442,6 +443,8 @@ class ChatAgent:
         user message and the reply enter the history only when the call succeeds (and
         ``add_to_history`` is true).
         """
+        check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
+        check_output_options(output_mode, max_output_retries)
         call = self._prepare_call(
             overrides,
             tools=tools,
@@ -479,6 +482,7 @@ class ChatAgent:
         pending call must be answered. Until they are, a new ``chat``/``chat_stream`` raises
         ``ConfigurationError``; ``clear_history()`` drops them.
         """
+        check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
         call = self._prepare_call(
             overrides,
             tools=None,
@@ -860,6 +864,7 @@ class ChatAgent:
         ``async with agent.chat_stream_events(...) as stream:`` exits, on ``aclose()``, or
         when the task that left its loop early starts another call on this agent.
         """
+        check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
         events = self._events(
             text,
             image_paths,
@@ -939,6 +944,11 @@ class ChatAgent:
         (its loop ends, ``async with ... as stream:`` exits, ``aclose()``, or the task that
         left its loop starts another call on this agent).
         """
+        check_flags(
+            add_to_history=add_to_history,
+            display_stream=display_stream,
+            auto_execute_tools=auto_execute_tools,
+        )
         pieces = self._text(
             text,
             image_paths,
@@ -1029,6 +1039,7 @@ class ChatAgent:
         """
         from ._output_modes import OutputPlan, StructuredStream, resolve, run_structured
 
+        check_flags(add_to_history=add_to_history)
         if response_format is None or isinstance(response_format, (str, dict)):
             raise ConfigurationError(
                 "chat_stream_structured needs a type as response_format",

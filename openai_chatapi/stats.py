@@ -26,7 +26,8 @@ class StreamTiming:
 
 @dataclass
 class Stats:
-    """Counters behind ``ChatAgent.get_stats()``; one HTTP exchange is one request."""
+    """Counters behind ``ChatAgent.get_stats()``; every HTTP request sent is one request
+    (a retry or a free resend is one more; the outcome of a call counts once)."""
 
     capture_token_usage: bool = True
     capture_latency: bool = True
@@ -57,7 +58,9 @@ class Stats:
     last_stream: StreamTiming | None = None
 
     def record_retry(self) -> None:
+        """One more HTTP request of the current call (a retry or a free resend)."""
         self.retries += 1
+        self.requests += 1
 
     def record_failure(self) -> None:
         self.requests += 1

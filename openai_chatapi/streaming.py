@@ -6,6 +6,7 @@ into the generated chunk model, updates a ``StreamAccumulator`` and yields typed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
 from json import loads as _loads
@@ -241,6 +242,12 @@ class StreamAccumulator:
         asked for it is never sure: servers may send usage after the finish reason anyway."""
         if self.finish_reason is None or not usage or self.usage is None:
             return False
+        return self.all_finished(choices)
+
+    def all_finished(self, choices: int) -> bool:
+        """Whether ``choices`` choices have their finish reason."""
+        if self.finish_reason is None:
+            return False
         return sum(1 for parts in self._choices.values() if parts.finish_reason) >= choices
 
     @property
@@ -450,6 +457,12 @@ def _events_for(
 
 _JSON_ANSWER_LIMIT = 8 * 1024 * 1024
 
+# Once every choice has its finish reason and no usage was asked for, only trailing chunks
+# (usage some servers send unasked, then [DONE]) can follow: wait this long for each of them,
+# then end the reply normally. A server that holds the body open after its finish reason
+# therefore does not hold the call until ``timeout``.
+FINISH_GRACE = 0.2
+
 
 def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) -> list[StreamEvent]:
     """Events for a JSON document answering a stream request: its error, or its completion.
@@ -528,7 +541,9 @@ async def read_stream(
     ``body`` is the response body as it arrives (the transport maps network failures to
     ``APIConnectionError``). The reply ends at ``[DONE]``, or as soon as it is whole
     (``choices`` finish reasons and, ``usage`` having been asked for, the usage), or when
-    the body ends or goes silent after a finish reason. One batch per network read keeps the
+    the body ends or goes silent after a finish reason. Without usage asked for, once every
+    choice has finished it waits at most ``FINISH_GRACE`` for each trailing chunk (usage sent
+    unasked, ``[DONE]``) and then ends. One batch per network read keeps the
     per-event cost low on fast streams. A body that ends without ``[DONE]`` and without a
     finish reason is truncated: it raises ``APIResponseError``.
     """
@@ -542,8 +557,22 @@ async def read_stream(
     # goes fully silent hits the read timeout; this catches bytes trickling in.
     deadline = None if timeout is None else (sent_at or monotonic()) + timeout
     comments = 0
+    reads = body.__aiter__()
     try:
-        async for raw in body:
+        while True:
+            if not usage and accumulator.all_finished(choices):
+                try:
+                    raw = await asyncio.wait_for(reads.__anext__(), FINISH_GRACE)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    done = True  # the reply is whole; the server holds the body open
+                    break
+            else:
+                try:
+                    raw = await reads.__anext__()
+                except StopAsyncIteration:
+                    break
             if head is not None and len(head) < _JSON_ANSWER_LIMIT:
                 head += raw
             events = decoder.feed(raw)

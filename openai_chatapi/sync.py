@@ -39,6 +39,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
+from ._call_checks import check_flags
 from .agent import ChatAgent, MediaArg, ToolSpec
 from .config import CallOptions, ModelConfig, RuntimeConfig
 from .display import StreamDisplay
@@ -719,6 +720,7 @@ class SyncChatAgent:
         ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving
         the loop early closes the response and leaves the history unchanged.
         """
+        check_flags(display_stream=display_stream)
         self._streams.close_left()
         self._loop._check("chat_stream")
         source = self._agent.chat_stream_events(
