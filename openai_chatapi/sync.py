@@ -181,7 +181,11 @@ class _Loop:
             self.loop.call_soon_threadsafe(job.create, self.loop)
         except RuntimeError:  # the loop was closed meanwhile
             job.coro.close()
-            raise _closed_error("call") from None
+            raise ConfigurationError(
+                "the SyncChatAgent was closed before this call or stream started: reopen it "
+                "with 'with agent:' (or create a new one)",
+                {},
+            ) from None
 
     def cancel(self, job: _Job[Any]) -> None:
         """Cancel a started job and wait until it has finished cleaning up.

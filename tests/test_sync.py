@@ -900,6 +900,17 @@ def test_closing_the_agent_under_an_open_stream_ends_the_stream(
     assert server.closed_streams == 1
 
 
+def test_a_stream_first_read_after_close_says_the_agent_is_closed(
+    make_sync: SyncFactory, server: FakeServer
+) -> None:
+    agent = make_sync()
+    stream = agent.chat_stream("hi", display_stream=False)
+    agent.close()
+    with pytest.raises(ConfigurationError, match="closed before this call or stream started"):
+        next(stream)
+    assert server.opened_streams == 0
+
+
 def test_closing_the_agent_under_a_running_call_says_so(
     sync_agent: SyncChatAgent, server: FakeServer
 ) -> None:
