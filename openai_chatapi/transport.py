@@ -35,6 +35,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     ChatAPIException,
+    ConfigurationError,
     error_from_response,
     truncate,
 )
@@ -135,6 +136,7 @@ class Transport:
             log=runtime.enable_logging,
         )
         self._client: httpx.AsyncClient | None = None
+        self._closed = False  # aclose() was called: no lazy reopening (``async with`` may)
         self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
         self._base_query = ""
@@ -166,6 +168,11 @@ class Transport:
         return self._client is not None and not self._client.is_closed
 
     async def open(self) -> None:
+        self._closed = False
+        self._open()
+
+    def _open(self) -> None:
+        """Create the client (no I/O: connections are made by the first requests)."""
         if self.is_open:
             return
         # Fields changed after construction were not checked: check them before connecting.
@@ -208,16 +215,23 @@ class Transport:
             task.cancel()
         await self.settled()
         client, self._client = self._client, None
+        self._closed = True
         if client is not None:
             await client.aclose()
 
     def _require_client(self) -> httpx.AsyncClient:
-        client = self._client
-        if client is None or client.is_closed:
-            raise APIConnectionError(
-                "the agent is not open: use 'async with ChatAgent(...) as agent:'",
-                {"url": redact_url(self.base_url)},
+        """The client; an agent never opened opens on its first request (``aclose()`` still
+        closes it), one closed by ``aclose()`` refuses (``async with`` reopens it)."""
+        if self._closed:
+            raise ConfigurationError(
+                "this agent was closed (aclose() or the end of its 'async with' block); "
+                "open it again with 'async with agent:' or create a new one",
+                {"url": redact_url(self.base_url), "closed": True},
             )
+        if not self.is_open:
+            self._open()
+        client = self._client
+        assert client is not None
         return client
 
     def _build(self, method: str, path: str, body: Body | None, stream: bool) -> httpx.Request:

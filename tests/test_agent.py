@@ -819,6 +819,6 @@ async def test_context_manager_opens_and_closes(server: FakeServer) -> None:
     async with agent as entered:
         assert entered is agent
         assert await agent.chat("hello") == "hi"
-    with pytest.raises(APIConnectionError):
+    with pytest.raises(ConfigurationError, match="this agent was closed"):
         await agent.chat("after close")
     assert len(server.requests) == 1

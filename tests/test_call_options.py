@@ -9,7 +9,7 @@ import pytest
 from openai_chatapi import ChatAgent, ConfigurationError, ModelConfig, RuntimeConfig, SyncChatAgent
 
 from .conftest import AgentFactory
-from .fakes import API_KEY, BASE_URL, FakeServer
+from .fakes import API_KEY, BASE_URL, FakeServer, text_chunks
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,38 @@ def test_sync_chat_stream_display_stream_checked(server: FakeServer) -> None:
         with pytest.raises(ConfigurationError, match="output_mode"):
             agent.chat("hi", output_mode="yaml")  # type: ignore[arg-type]
     assert server.requests == []
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+def _unopened(server: FakeServer) -> ChatAgent:
+    model = ModelConfig(api_base_url=BASE_URL, api_key=API_KEY, model="m")
+    return ChatAgent(model, RuntimeConfig(enable_logging=False), http_transport=server.transport())
+
+
+async def test_an_agent_used_without_async_with_opens_on_first_use(server: FakeServer) -> None:
+    server.add_completion("first").add_stream(text_chunks(["str", "eam"]))
+    agent = _unopened(server)
+    try:
+        assert await agent.chat("hi") == "first"
+        assert [p async for p in agent.chat_stream("more", display_stream=False)] == ["str", "eam"]
+    finally:
+        await agent.aclose()
+    assert len(server.requests) == 2
+
+
+async def test_a_call_after_aclose_is_a_configuration_error(server: FakeServer) -> None:
+    server.add_completion("one").add_completion("two")
+    agent = _unopened(server)
+    async with agent:
+        assert await agent.chat("hi") == "one"
+    with pytest.raises(ConfigurationError, match="this agent was closed"):
+        await agent.chat("again")
+    never_opened = _unopened(server)
+    await never_opened.aclose()
+    with pytest.raises(ConfigurationError, match="this agent was closed"):
+        await never_opened.chat("again")
+    assert len(server.requests) == 1
+    async with agent:  # ``async with`` opens it again
+        assert await agent.chat("reopened") == "two"

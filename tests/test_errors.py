@@ -18,6 +18,7 @@ from openai_chatapi import (
     BadRequestError,
     ChatAgent,
     ChatAPIException,
+    ConfigurationError,
     InternalServerError,
     ModelConfig,
     ModelNotFoundError,
@@ -189,9 +190,10 @@ async def test_timeout_is_api_timeout_error(respx_mock: respx.MockRouter) -> Non
 
 async def test_using_a_closed_agent_is_a_clear_error() -> None:
     agent = ChatAgent(ModelConfig(api_base_url=BASE_URL), RuntimeConfig(enable_logging=False))
-    with pytest.raises(APIConnectionError) as info:
+    await agent.aclose()  # a never-opened agent opens on first use; a closed one refuses
+    with pytest.raises(ConfigurationError) as info:
         await agent.chat("hi")
-    assert "async with" in info.value.message
+    assert "closed" in info.value.message and "async with" in info.value.message
 
 
 @pytest.mark.parametrize(
