@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -12,6 +14,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 __all__ = [
     "REDACTED",
     "elide_base64",
+    "guard_library_logs",
     "redact_headers",
     "redact_text",
     "redact_url",
@@ -155,3 +158,58 @@ def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
     for name in ("message", "details"):
         if hasattr(exc, name):
             setattr(exc, name, _scrub(getattr(exc, name), found))
+
+
+# httpx and httpcore log request URLs (credentials and query secrets included) on their own
+# loggers; a filter on each of them scrubs what agents registered. Filters of a logger see
+# only the records logged on it, so each httpcore logger gets its own.
+_LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+class _LibraryLogFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            self.secrets = self.secrets | {s for s in secrets if s}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self.secrets
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's business
+            return True
+        clean = redact_text(message, secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LIBRARY_FILTER = _LibraryLogFilter()
+_installed = False
+
+
+def guard_library_logs(secrets: Iterable[str]) -> None:
+    """Scrub ``secrets`` from httpx's and httpcore's own log records (installed once)."""
+    global _installed
+    wanted = tuple(s for s in secrets if s)
+    if not wanted:
+        return
+    _LIBRARY_FILTER.add(wanted)
+    if not _installed:
+        _installed = True
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(_LIBRARY_FILTER)

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .redact import (
     elide_base64,
+    guard_library_logs,
     redact_headers,
     redact_text,
     redact_url,
@@ -145,6 +146,7 @@ class Transport:
             *((key,) if key else ()),
             *url_secrets(model_config.api_base_url),
         )
+        guard_library_logs(self._secrets)
         self._log_requests = runtime.enable_logging and (
             runtime.log_http_requests or runtime.enable_debug
         )
@@ -182,6 +184,7 @@ class Transport:
             *((key,) if key else ()),
             *url_secrets(self._model_config.api_base_url),
         )
+        guard_library_logs(self._secrets)
         runtime = self._runtime
         if not runtime.verify_ssl and runtime.enable_logging:
             logger.warning(

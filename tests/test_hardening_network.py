@@ -588,3 +588,24 @@ async def test_every_request_sent_is_counted_even_when_cancelled_or_abandoned(
         stats = agent.get_stats()
         assert stats["requests"] == fault_server.stats.requests == 5
         assert (stats["cancelled"], stats["successes"], stats["failures"]) == (5, 0, 0)
+
+
+# ------------------------------------------------------------ httpx's own log records
+
+
+async def test_httpx_and_httpcore_log_lines_never_show_url_credentials_or_query_secrets(
+    fault_server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs every request URL at INFO and httpcore at DEBUG on their own loggers; an
+    application logging at DEBUG must not see the password or a secret query value there."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    host = fault_server.url.split("://", 1)[1]
+    url = f"http://user:PASSWORD-hidden-9876@{host}?api_key=QUERY-hidden-5432"
+    async with make_agent(fault_server, url=url) as agent:
+        assert await call(agent, fault_server, "chat") == healthy_reply("chat")
+    library = [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name == "httpx" and "HTTP Request" in r.getMessage() for r in library)
+    text = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert "PASSWORD-hidden-9876" not in text and "QUERY-hidden-5432" not in text
