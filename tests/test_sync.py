@@ -757,6 +757,19 @@ def _stall_next_stream(server: FakeServer) -> threading.Event:
     return started
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test, whatever an earlier test
+    or library left installed, then back to that."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt_main_when(event: threading.Event) -> threading.Thread:
     """Deliver a real SIGINT to the main thread (where pytest runs tests) once ``event``."""
     main = threading.main_thread().ident
@@ -814,6 +827,7 @@ def test_the_progress_line_says_stopped_unless_the_stream_finished(
     assert err.count("[openai_chatapi] ") == 1
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_sigint_during_a_sync_stream(sync_agent: SyncChatAgent, server: FakeServer) -> None:
     _stall_next_stream(server)
     got: list[str] = []
@@ -833,6 +847,7 @@ def test_sigint_during_a_sync_stream(sync_agent: SyncChatAgent, server: FakeServ
     assert list(sync_agent.chat_stream("again", display_stream=False)) == ["ok"]
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_sigint_during_a_sync_call(sync_agent: SyncChatAgent, server: FakeServer) -> None:
     entered = threading.Event()
     cancelled = threading.Event()
