@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from . import _generated as gen
 from ._partial import PartialParser
+from ._stream_handle import ClosesOnExit
 from .errors import (
     APIResponseError,
     APIStatusError,
@@ -42,8 +43,6 @@ from .messages import ChatMessage, TextPart
 from .streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .agent import ChatAgent, _Call
     from .function_schema import OutputSchema
 
@@ -430,7 +429,7 @@ def _exhausted(
     return APIResponseError(message, details)
 
 
-class StructuredStream(Generic[T]):
+class StructuredStream(ClosesOnExit, Generic[T]):
     """Partial objects of a structured answer as it streams, then the validated object.
 
     Iterate it with ``async for``. Each item is the object received so far (fields not yet
@@ -481,14 +480,3 @@ class StructuredStream(Generic[T]):
     async def aclose(self) -> None:
         """Stop the call (nothing enters the history unless it had completed)."""
         await self._updates.aclose()
-
-    async def __aenter__(self) -> StructuredStream[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -24,6 +24,28 @@ from .errors import ConfigurationError
 __all__ = ["ChatStream", "OpenStreams"]
 
 T = TypeVar("T")
+_C = TypeVar("_C", bound="ClosesOnExit")
+
+
+class ClosesOnExit:
+    """``async with stream:`` closes the stream (its ``aclose()``) when the block ends."""
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
 
 # The streams the current context (task, and the tasks it starts) has read from.
 _READ: ContextVar[tuple[weakref.ref[ChatStream[Any]], ...]] = ContextVar(
@@ -31,7 +53,7 @@ _READ: ContextVar[tuple[weakref.ref[ChatStream[Any]], ...]] = ContextVar(
 )
 
 
-class ChatStream(AsyncGenerator[T, None]):
+class ChatStream(ClosesOnExit, AsyncGenerator[T, None]):
     """An async generator of one streamed call; ``async with`` closes it on exit."""
 
     __slots__ = ("__weakref__", "_gen", "_started", "_superseded")
@@ -68,17 +90,6 @@ class ChatStream(AsyncGenerator[T, None]):
 
     async def aclose(self) -> None:
         await self._gen.aclose()
-
-    async def __aenter__(self) -> ChatStream[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _note_reader(self) -> None:
         if not self._started:
