@@ -23,9 +23,9 @@ from ._generated import (
 from ._model_list import ModelList
 from ._stream_handle import ChatStream
 from ._version import __version__
-from .agent import ChatAgent
-from .config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
-from .errors import (
+from ._agent import ChatAgent
+from ._config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
+from ._errors import (
     APIConnectionError,
     APIResponseError,
     APIStatusError,
@@ -43,9 +43,9 @@ from .errors import (
     TokenLimitError,
     ToolExecutionError,
 )
-from .messages import ChatMessage, RefusalPart, TextPart
-from .parts import AudioPart, FilePart, ImagePart, VideoPart
-from .streaming import (
+from ._messages import ChatMessage, RefusalPart, TextPart
+from ._parts import AudioPart, FilePart, ImagePart, VideoPart
+from ._streaming import (
     ContentDeltaEvent,
     FinishEvent,
     ReasoningDeltaEvent,
@@ -57,7 +57,7 @@ from .streaming import (
 
 if TYPE_CHECKING:
     from ._output_modes import StructuredStream
-    from .history import load_history, save_history
+    from ._history import load_history, save_history
     from .local import LocalServerExitedError
     from .media import MediaSettings
     from .sync import SyncChatAgent
@@ -66,8 +66,8 @@ if TYPE_CHECKING:
 # Optional machinery (tools, media, history files) loads on first use, keeping import fast.
 _LAZY = {
     "LocalServerExitedError": "local",
-    "load_history": "history",
-    "save_history": "history",
+    "load_history": "_history",
+    "save_history": "_history",
     "MediaSettings": "media",
     "SyncChatAgent": "sync",
     "Tool": "tools",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 
 def check_flags(**flags: Any) -> None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._generated import ToolCall

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from .errors import APIResponseError, APIStatusError
-from .redact import redact_text
+from ._errors import APIResponseError, APIStatusError
+from ._redact import redact_text
 
 __all__ = ["content_hint", "endpoint_hint", "is_request_validation_error"]
 

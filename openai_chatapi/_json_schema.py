@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = ["JsonSchema", "Where", "clean_schema", "drop_null_defaults", "strict_schema"]
 

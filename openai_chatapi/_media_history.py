@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .messages import ChatMessage, ContentPart, RefusalPart, TextPart
+from ._messages import ChatMessage, ContentPart, RefusalPart, TextPart
 
 if TYPE_CHECKING:
     from .media import MediaPart, MediaSettings
@@ -39,7 +39,7 @@ def attach_media(
 ) -> list[MediaPart]:
     """``prepare_media``, then each local file stamped with its size and mtime (or, with
     ``keep_bytes``, turned into its bytes). Reads files: call it off the event loop."""
-    from .errors import MediaProcessingError
+    from ._errors import MediaProcessingError
     from .media import prepare_media
 
     parts = prepare_media(

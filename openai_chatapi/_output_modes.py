@@ -32,18 +32,18 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from . import _generated as gen
 from ._partial import PartialParser
 from ._stream_handle import ClosesOnExit
-from .errors import (
+from ._errors import (
     APIResponseError,
     APIStatusError,
     ConfigurationError,
     TokenLimitError,
     truncate,
 )
-from .messages import ChatMessage, TextPart
-from .streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
+from ._messages import ChatMessage, TextPart
+from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
-    from .agent import ChatAgent, _Call
+    from ._agent import ChatAgent, _Call
     from .function_schema import OutputSchema
 
 __all__ = [
@@ -161,7 +161,7 @@ class OutputPlan:
 
     def call_for(self, variant: str, call: _Call) -> _Call:
         """The call of ``call`` asking for this type the ``variant`` way."""
-        from .agent import _Call
+        from ._agent import _Call
 
         options = dataclasses.replace(call.options)
         auto_execute = call.auto_execute

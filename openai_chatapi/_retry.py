@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
-from .errors import APIConnectionError, ChatAPIException
+from ._errors import APIConnectionError, ChatAPIException
 
 __all__ = ["RETRYABLE_EXCEPTIONS", "RETRY_STATUSES", "Retries", "RetryPolicy"]
 

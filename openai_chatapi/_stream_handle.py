@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = ["ChatStream", "OpenStreams"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = [
     "check_encodable",

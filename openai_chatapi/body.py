@@ -23,7 +23,7 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
-from .errors import MediaProcessingError, truncate
+from ._errors import MediaProcessingError, truncate
 
 __all__ = [
     "CHUNK_INPUT_BYTES",

@@ -37,7 +37,7 @@ from pydantic.fields import FieldInfo
 
 from ._docstrings import Docstring, parse_docstring
 from ._json_schema import JsonSchema, Where, clean_schema, drop_null_defaults, strict_schema
-from .errors import APIResponseError, ConfigurationError, ToolExecutionError, truncate
+from ._errors import APIResponseError, ConfigurationError, ToolExecutionError, truncate
 
 __all__ = [
     "Docstring",

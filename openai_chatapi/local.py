@@ -46,9 +46,9 @@ import httpx
 
 from . import _local_launch, _local_watch
 from ._local_launch import REPACK_CHOICES, REPACK_ENV
-from .config import ModelConfig
-from .errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
-from .redact import redact_text
+from ._config import ModelConfig
+from ._errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
+from ._redact import redact_text
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -37,9 +37,9 @@ from typing import Any, Literal, TypeAlias
 
 from . import video as _video
 from .body import MediaSources, os_error_reason
-from .errors import ConfigurationError, MediaProcessingError
-from .parts import URL_SCHEME as _URL_SCHEME
-from .parts import AudioPart, FilePart, ImageDetail, ImagePart, VideoPart
+from ._errors import ConfigurationError, MediaProcessingError
+from ._parts import URL_SCHEME as _URL_SCHEME
+from ._parts import AudioPart, FilePart, ImageDetail, ImagePart, VideoPart
 
 __all__ = [
     "AUDIO_MIME_TYPES",

@@ -40,12 +40,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from ._call_checks import check_flags
-from .agent import ChatAgent, MediaArg, ToolSpec
-from .config import CallOptions, ModelConfig, RuntimeConfig
-from .display import StreamDisplay
-from .errors import APIConnectionError, ConfigurationError
-from .messages import ChatMessage
-from .streaming import ContentDeltaEvent, FinishEvent, StreamEvent
+from ._agent import ChatAgent, MediaArg, ToolSpec
+from ._config import CallOptions, ModelConfig, RuntimeConfig
+from ._display import StreamDisplay
+from ._errors import APIConnectionError, ConfigurationError
+from ._messages import ChatMessage
+from ._streaming import ContentDeltaEvent, FinishEvent, StreamEvent
 
 if TYPE_CHECKING:
     import httpx
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from . import _generated as gen
     from ._output_modes import OutputMode, StructuredStream
     from .tools import Tool, ToolFunction, ToolRegistry
-    from .transport import Sleep
+    from ._transport import Sleep
 
 if sys.version_info >= (3, 11):
     from typing import Unpack

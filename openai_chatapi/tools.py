@@ -24,7 +24,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import ConfigurationError, ToolExecutionError, truncate
+from ._errors import ConfigurationError, ToolExecutionError, truncate
 from .function_schema import (
     FunctionSchema,
     check_tool_name,

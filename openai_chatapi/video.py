@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .errors import MediaProcessingError
+from ._errors import MediaProcessingError
 
 __all__ = [
     "Frame",

@@ -305,7 +305,7 @@ def _warmup_size(workload: str, n: int, in_flight: int) -> int:
 def _sse_decoder(client: str) -> Callable[[list[bytes]], int]:
     """A function decoding a chunked SSE body with ``client``'s decoder; returns the count."""
     if client == OURS:
-        from openai_chatapi.sse import SSEDecoder
+        from openai_chatapi._sse import SSEDecoder
 
         def ours(pieces: list[bytes]) -> int:
             decoder, count = SSEDecoder(), 0

@@ -35,7 +35,7 @@ from openai_chatapi import (
     Tool,
     VideoPart,
 )
-from openai_chatapi.config import SAMPLING_FIELDS
+from openai_chatapi._config import SAMPLING_FIELDS
 
 __all__ = [
     "Exchange",

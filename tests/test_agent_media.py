@@ -45,7 +45,7 @@ from openai_chatapi import (
 )
 from openai_chatapi import media as media_module
 from openai_chatapi.media import clear_media_caches
-from openai_chatapi.transport import logger as package_logger
+from openai_chatapi._transport import logger as package_logger
 
 from .conftest import AgentFactory
 from .fakes import API_KEY, FakeServer, SleepRecorder, completion, text_chunks

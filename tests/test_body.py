@@ -20,7 +20,7 @@ from openai_chatapi.body import (
     encode_json_body,
     redacted_preview,
 )
-from openai_chatapi.errors import MediaProcessingError
+from openai_chatapi._errors import MediaProcessingError
 
 
 def dump(payload: Any) -> bytes:

@@ -208,7 +208,7 @@ async def test_using_a_closed_agent_is_a_clear_error() -> None:
 def test_in_stream_error_with_numeric_code_maps_like_a_status(
     code: Any, expected: type[Exception]
 ) -> None:
-    from openai_chatapi.errors import error_from_payload
+    from openai_chatapi._errors import error_from_payload
 
     exc = error_from_payload({"error": {"message": "boom", "code": code}})
     assert type(exc) is expected

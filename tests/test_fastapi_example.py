@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from openai_chatapi import ModelConfig, RuntimeConfig
-from openai_chatapi.sse import ServerSentEvent, SSEDecoder
+from openai_chatapi._sse import ServerSentEvent, SSEDecoder
 
 from .fakes import text_chunks
 

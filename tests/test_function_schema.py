@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from openai_chatapi.errors import APIResponseError, ConfigurationError, ToolExecutionError
+from openai_chatapi._errors import APIResponseError, ConfigurationError, ToolExecutionError
 from openai_chatapi.function_schema import (
     derive_function_schema,
     json_schema_for_type,

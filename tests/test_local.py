@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from openai_chatapi import local
-from openai_chatapi.config import ModelConfig
-from openai_chatapi.errors import APIConnectionError, APITimeoutError, ConfigurationError
+from openai_chatapi._config import ModelConfig
+from openai_chatapi._errors import APIConnectionError, APITimeoutError, ConfigurationError
 from openai_chatapi.local import (
     LOCAL_EXTRA_HINT,
     MODEL_PATH_ENV,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
-from openai_chatapi.transport import logger as package_logger
+from openai_chatapi._transport import logger as package_logger
 
 from .fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder, completion, text_chunks
 from .media_factory import image_bytes

@@ -35,7 +35,7 @@ from openai_chatapi import (
     RateLimitError,
     RuntimeConfig,
 )
-from openai_chatapi.errors import APIResponseError, APIStatusError
+from openai_chatapi._errors import APIResponseError, APIStatusError
 
 from .fakes import SleepRecorder
 from .payload_scenarios import SCENARIOS, PayloadScenario, model_config, send

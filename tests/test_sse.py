@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openai_chatapi.sse import DONE, ServerSentEvent, SSEDecoder
+from openai_chatapi._sse import DONE, ServerSentEvent, SSEDecoder
 
 
 def E(

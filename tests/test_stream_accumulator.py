@@ -7,8 +7,8 @@ from typing import Any
 
 from openai_chatapi import ChatAgent, ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 from openai_chatapi import _generated as gen
-from openai_chatapi.parsing import parse_completion
-from openai_chatapi.streaming import (
+from openai_chatapi._parsing import parse_completion
+from openai_chatapi._streaming import (
     ReasoningDeltaEvent,
     StreamAccumulator,
     StreamEvent,
@@ -266,7 +266,7 @@ async def test_last_response_is_the_accumulated_completion(
 
 def test_tool_call_deltas_without_index_split_on_new_ids() -> None:
     from openai_chatapi import _generated as gen
-    from openai_chatapi.streaming import StreamAccumulator
+    from openai_chatapi._streaming import StreamAccumulator
 
     acc = StreamAccumulator()
     deltas = [
@@ -295,7 +295,7 @@ def test_tool_call_deltas_without_index_split_on_new_ids() -> None:
 
 def test_reasoning_field_of_groq_openrouter_ollama_counts_as_reasoning() -> None:
     from openai_chatapi import _generated as gen
-    from openai_chatapi.streaming import ReasoningDeltaEvent, StreamAccumulator
+    from openai_chatapi._streaming import ReasoningDeltaEvent, StreamAccumulator
 
     acc = StreamAccumulator()
     events = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError, tool
-from openai_chatapi.streaming import ContentDeltaEvent, ReasoningDeltaEvent
+from openai_chatapi._streaming import ContentDeltaEvent, ReasoningDeltaEvent
 
 from .fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from openai_chatapi import video
-from openai_chatapi.errors import MediaProcessingError
+from openai_chatapi._errors import MediaProcessingError
 from openai_chatapi.video import (
     Frame,
     clear_frame_cache,

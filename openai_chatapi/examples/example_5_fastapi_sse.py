@@ -34,7 +34,7 @@ import httpx
 
 from openai_chatapi import ChatAgent, ChatAPIException, ModelConfig, RuntimeConfig
 from openai_chatapi.examples._endpoint import endpoint
-from openai_chatapi.sse import SSEDecoder
+from openai_chatapi._sse import SSEDecoder
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from ._generated import FunctionCall, ToolCall
-from .parts import WIRE_PART_TYPES, AudioPart, FilePart, ImagePart, VideoPart, part_from_wire
+from ._parts import WIRE_PART_TYPES, AudioPart, FilePart, ImagePart, VideoPart, part_from_wire
 
 if TYPE_CHECKING:
     from .media import MediaSettings
@@ -166,7 +166,7 @@ class ChatMessage(BaseModel):
         ``openai`` SDK message); raises ``ConfigurationError`` naming what is wrong."""
         from pydantic import ValidationError
 
-        from .errors import ConfigurationError
+        from ._errors import ConfigurationError
 
         if isinstance(message, ChatMessage):
             return message
@@ -203,7 +203,7 @@ class ChatMessage(BaseModel):
         media are encoded as ``ChatAgent`` would (defaults: ``MediaSettings()``, native
         video). Reads the media now: ``MediaProcessingError`` if a file is gone.
         """
-        from .request import MediaEncoder, message_to_wire
+        from ._request import MediaEncoder, message_to_wire
 
         def settings() -> MediaSettings:
             if media_settings is not None:

@@ -28,8 +28,8 @@ from ._error_hints import content_hint, endpoint_hint, is_request_validation_err
 from ._local_watch import watched_transport
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
-from .config import ModelConfig, RuntimeConfig
-from .errors import (
+from ._config import ModelConfig, RuntimeConfig
+from ._errors import (
     APIConnectionError,
     APIResponseError,
     APIStatusError,
@@ -39,7 +39,7 @@ from .errors import (
     error_from_response,
     truncate,
 )
-from .redact import (
+from ._redact import (
     elide_base64,
     guard_library_logs,
     redact_headers,

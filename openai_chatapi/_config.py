@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, get_args
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
-from .redact import REDACTED, redact_url
+from ._errors import ConfigurationError
+from ._redact import REDACTED, redact_url
 
 __all__ = [
     "REQUEST_FIELDS",

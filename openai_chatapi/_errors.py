@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .redact import redact_text
+from ._redact import redact_text
 
 __all__ = [
     "APIConnectionError",

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ._version import __version__
-from .agent import ChatAgent
-from .config import ModelConfig, RuntimeConfig
-from .errors import ChatAPIException, ConfigurationError, NotFoundError
-from .redact import redact_url
+from ._agent import ChatAgent
+from ._config import ModelConfig, RuntimeConfig
+from ._errors import ChatAPIException, ConfigurationError, NotFoundError
+from ._redact import redact_url
 
 __all__ = ["build_parser", "main"]
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import _generated as gen
 from ._text import repaired_strings
-from .errors import APIResponseError, error_from_payload
+from ._errors import APIResponseError, error_from_payload
 
 __all__ = [
     "parse_completion",

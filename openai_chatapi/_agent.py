@@ -23,21 +23,21 @@ from ._call_checks import check_flags, check_output_options
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
 from ._stream_handle import ChatStream, OpenStreams
 from ._text import check_encodable, repaired
-from .config import CallOptions, ModelConfig, RuntimeConfig
-from .display import StreamDisplay
-from .errors import (
+from ._config import CallOptions, ModelConfig, RuntimeConfig
+from ._display import StreamDisplay
+from ._errors import (
     ChatAPIException,
     ConfigurationError,
     ModelNotFoundError,
     NotFoundError,
     ToolExecutionError,
 )
-from .messages import ChatMessage, ContentPart, TextPart, call_to_wire
-from .parsing import parse_completion, parse_model, parse_model_list
-from .redact import redact_url, scrub_exception
-from .request import RequestOptions, build_body
-from .stats import Stats, StreamTiming
-from .streaming import (
+from ._messages import ChatMessage, ContentPart, TextPart, call_to_wire
+from ._parsing import parse_completion, parse_model, parse_model_list
+from ._redact import redact_url, scrub_exception
+from ._request import RequestOptions, build_body
+from ._stats import Stats, StreamTiming
+from ._streaming import (
     ContentDeltaEvent,
     FinishEvent,
     StreamAccumulator,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ._output_modes import OutputMode, StructuredStream
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
-    from .transport import Body, Sleep
+    from ._transport import Body, Sleep
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -159,7 +159,7 @@ class ChatAgent:
         self._stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
         self._sleep: Sleep = sleep or asyncio.sleep
         # The network stack (httpx) loads with the first agent, not with the package.
-        from .transport import Transport
+        from ._transport import Transport
 
         self._transport = Transport(
             self.model_config,
@@ -261,7 +261,7 @@ class ChatAgent:
     def save_history(self, path: str | os.PathLike[str]) -> None:
         """Write the conversation to a JSON file (media kept as references); its directory
         must exist."""
-        from .history import save_history
+        from ._history import save_history
 
         save_history(self._history, path)
 
@@ -270,7 +270,7 @@ class ChatAgent:
 
         A missing, corrupt or foreign file raises ``ConfigurationError`` and changes nothing.
         """
-        from .history import load_history
+        from ._history import load_history
 
         self.replace_history(load_history(path))
 

@@ -15,14 +15,14 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from ._generated import ChatCompletionRequest
-from .config import SAMPLING_FIELDS, ModelConfig
-from .errors import ConfigurationError
-from .messages import ChatMessage, RefusalPart, TextPart, call_to_wire
+from ._config import SAMPLING_FIELDS, ModelConfig
+from ._errors import ConfigurationError
+from ._messages import ChatMessage, RefusalPart, TextPart, call_to_wire
 
 if TYPE_CHECKING:
     from .body import MediaSources, RequestBody
     from .media import MediaSettings
-    from .transport import Body
+    from ._transport import Body
 
 __all__ = [
     "MediaBody",

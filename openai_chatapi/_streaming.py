@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from . import _generated as gen
 from ._text import flush, join_delta, repaired
-from .errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
-from .parsing import validate_repaired, validation_error
-from .sse import DONE, ServerSentEvent, SSEDecoder
+from ._errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
+from ._parsing import validate_repaired, validation_error
+from ._sse import DONE, ServerSentEvent, SSEDecoder
 
 __all__ = [
     "ContentDeltaEvent",
@@ -469,7 +469,7 @@ def _json_answer(raw: bytes, accumulator: StreamAccumulator, *, strict: bool) ->
 
     Some servers ignore ``stream: true`` or report errors as plain JSON with status 200.
     """
-    from .parsing import parse_completion
+    from ._parsing import parse_completion
 
     completion = parse_completion(raw, strict=strict)
     choices = []

@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .errors import ConfigurationError
-from .messages import ChatMessage
+from ._errors import ConfigurationError
+from ._messages import ChatMessage
 
 __all__ = ["HISTORY_FORMAT", "dump_history", "load_history", "save_history"]
 
-HISTORY_FORMAT = "openai_chatapi.history"
+HISTORY_FORMAT = "openai_chatapi._history"
 _VERSION = 1
 _MESSAGES = TypeAdapter(list[ChatMessage])
 
