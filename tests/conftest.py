@@ -10,8 +10,8 @@ import pytest
 
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
-from .fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
-from .live_server import live_local_server, live_model_config, local_model_path  # noqa: F401
+from .support.fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
+from .support.live_server import live_local_server, live_model_config, local_model_path  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

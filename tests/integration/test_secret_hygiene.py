@@ -1,0 +1,335 @@
+"""The API key never leaks, under every fault, with every logging and debug option on.
+
+Every fault scenario of ``tests/integration/test_faults.py`` (both modes, with a retry where the fault is
+retried), the cancellation stages and a small concurrent load run against the loopback fault
+server with ``echo_auth`` on: the server quotes the ``Authorization`` header it received in
+every error payload, HTML page, broken body and mid-stream error, as some proxies do. Then
+every log record (all loggers, DEBUG), stdout and stderr, the exception's message, ``str``,
+``repr``, args, details and formatted traceback, the agent's and configs' reprs, the stats
+and a saved history file are searched for the key, and for any 12-character piece of it (a
+key cut in half by a truncation is a leak too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openai_chatapi import ChatAgent, ChatAPIException, RuntimeConfig
+
+from ..support.fault_server import (
+    FAULTS,
+    SAFETY,
+    Connection,
+    FaultServer,
+    Mode,
+    Request,
+    Sleeps,
+    call,
+    error_status,
+    make_agent,
+    raw_call,
+    running_server,
+    stall_before_headers,
+    stall_mid_body,
+)
+
+KEY = "sk-proj-HYGIENE-4f1c9e27b8d35a06c1e9f7b2d4a8"  # 45 characters: no cut aligns with it
+WINDOW = 12
+DEBUG: dict[str, Any] = {
+    "enable_logging": True,
+    "enable_debug": True,
+    "log_level": "DEBUG",
+    "log_http_requests": True,
+    "log_http_responses": True,
+    "stream_enable_progress": True,
+}
+CASES = [
+    pytest.param(kind, mode, id=f"{kind}-{mode}")
+    for kind, fault in FAULTS.items()
+    for mode in ("chat", "stream")
+    if fault.outcome(mode) is not None  # type: ignore[arg-type]
+]
+
+
+@pytest.fixture
+async def fault_server() -> AsyncIterator[FaultServer]:
+    async with running_server() as server:
+        server.echo_auth = True
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_logger() -> Iterator[None]:
+    package = logging.getLogger("openai_chatapi")
+    level, handlers = package.level, list(package.handlers)
+    yield
+    package.setLevel(level)
+    package.handlers[:] = handlers
+
+
+def leaks(text: str) -> list[str]:
+    """Pieces of the key found in ``text`` (the whole key, or any WINDOW-character piece)."""
+    if KEY in text:
+        return [KEY]
+    return sorted(
+        {KEY[i : i + WINDOW] for i in range(len(KEY) - WINDOW + 1) if KEY[i : i + WINDOW] in text}
+    )
+
+
+def everything_about(exc: BaseException) -> list[str]:
+    """Every way a user or a log may look at an exception."""
+    parts = [str(exc), repr(exc), repr(exc.args), "".join(traceback.format_exception(exc))]
+    if isinstance(exc, ChatAPIException):
+        parts += [exc.message, repr(exc.details), str(exc.details)]
+    return parts
+
+
+def log_text(caplog: pytest.LogCaptureFixture) -> str:
+    formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+    return "\n".join(f"{formatter.format(r)}\n{r.args!r}" for r in caplog.records)
+
+
+def debug_agent(server: FaultServer, sleeps: Sleeps | None = None, **runtime: Any) -> ChatAgent:
+    return make_agent(server, sleeps, api_key=KEY, **{**DEBUG, **runtime})
+
+
+def inject(server: FaultServer, kind: str, times: int) -> None:
+    """The next ``times`` attempts meet fault ``kind`` (refused: every attempt)."""
+    fault = FAULTS[kind]
+    if fault.behaviour is None:
+        server.refuse()
+    else:
+        server.script(*[fault.behaviour] * times)
+
+
+def exposed_by(agent: ChatAgent, tmp_path: Path) -> list[str]:
+    saved = tmp_path / "history.json"
+    agent.save_history(saved)
+    return [
+        repr(agent),
+        repr(agent.model_config),
+        str(agent.model_config),
+        repr(agent.runtime_config),
+        repr(agent.get_stats()),
+        repr(agent.history),
+        repr(agent.last_response),
+        saved.read_text(encoding="utf-8"),
+    ]
+
+
+def assert_clean(texts: list[str]) -> None:
+    for text in texts:
+        found = leaks(text)
+        at = text.find(found[0]) if found else 0
+        assert not found, f"key leaked ({found}) in: {text[max(0, at - 200) : at + 80]!r}"
+
+
+@pytest.mark.parametrize(("kind", "mode"), CASES)
+async def test_no_leak_under_any_fault(
+    fault_server: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    kind: str,
+    mode: Mode,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    outcome = FAULTS[kind].outcome(mode)
+    assert outcome is not None
+    sleeps = Sleeps()
+    exposed: list[str] = []
+    async with debug_agent(fault_server, sleeps, max_retries=1) as agent:
+        inject(fault_server, kind, 2 if outcome.retried else 1)
+        options = {"display_stream": True} if mode == "stream" else {}
+        try:
+            await call(agent, fault_server, mode, **options)
+        except ChatAPIException as exc:
+            exposed += everything_about(exc)
+            assert outcome.error is not None
+        else:
+            assert outcome.error is None
+        exposed += exposed_by(agent, tmp_path)
+    out, err = capfd.readouterr()
+    logs = log_text(caplog)
+    assert "Bearer [REDACTED]" in logs  # the request headers were dumped, redacted
+    assert_clean([*exposed, logs, out, err])
+    if kind != "refused":  # the key did reach the server, where it belongs
+        assert fault_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def stuffed(conn: Connection, request: Request) -> bool:
+    """An error body that is the received header over and over: every cut splits a key."""
+    leak = request.headers.get("authorization", "")
+    body = (leak * (200_000 // max(1, len(leak))))[:200_000].encode()
+    await conn.respond(400, body, content_type="text/plain")
+    return True
+
+
+async def stuffed_json(conn: Connection, request: Request) -> bool:
+    """A JSON error whose message is the received header over and over."""
+    leak = request.headers.get("authorization", "")
+    message = (leak * 200)[:7000]
+    await conn.respond(400, f'{{"error": {{"message": "{message}"}}}}'.encode())
+    return True
+
+
+async def stuffed_stream(conn: Connection, request: Request) -> bool:
+    """A mid-stream error and an invalid chunk made of the received header, repeated."""
+    leak = request.headers.get("authorization", "")
+    payload = f'{{"error": {{"message": "{leak * 150}"}}}}'
+    await conn.sse([f"data: {payload}\n\n".encode()])
+    return True
+
+
+async def stuffed_chunk(conn: Connection, request: Request) -> bool:
+    leak = request.headers.get("authorization", "")
+    await conn.sse([f'data: {{"oops": "{leak * 150}\n\n'.encode()])
+    return True
+
+
+async def stuffed_header(conn: Connection, request: Request) -> bool:
+    """Text chunks whose ``created`` is the received header (not a number): strict parsing
+    rejects the chunk; lenient parsing drops the field and keeps the reply."""
+    leak = request.headers.get("authorization", "")
+    chunk = {"id": "c", "created": leak, "model": "m", "choices": [{"delta": {"content": "x"}}]}
+    await conn.sse([f"data: {json.dumps(chunk)}\n\n".encode(), b"data: [DONE]\n\n"])
+    return True
+
+
+@pytest.mark.parametrize("truncate", [True, False], ids=["truncated", "untruncated"])
+@pytest.mark.parametrize(
+    ("behaviour", "mode"),
+    [
+        (stuffed, "chat"),
+        (stuffed_json, "chat"),
+        (stuffed_stream, "stream"),
+        (stuffed_chunk, "stream"),
+        (stuffed_header, "stream"),
+    ],
+    ids=["body", "json", "stream-error", "stream-chunk", "stream-header"],
+)
+async def test_no_piece_of_the_key_survives_a_cut(
+    fault_server: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    behaviour: Any,
+    mode: Mode,
+    truncate: bool,
+) -> None:
+    """Error bodies, previews and messages are cut at many lengths; a key straddling a cut
+    must not leave its first or last characters behind."""
+    caplog.set_level(logging.DEBUG)
+    fault_server.script(behaviour)
+    strict = behaviour is stuffed_header  # lenient parsing keeps that reply (test below)
+    async with debug_agent(
+        fault_server, truncate_long_errors=truncate, strict_parsing=strict
+    ) as agent:
+        with pytest.raises(ChatAPIException) as caught:
+            await call(agent, fault_server, mode)
+        exposed = everything_about(caught.value) + exposed_by(agent, tmp_path)
+    out, err = capfd.readouterr()
+    assert_clean([*exposed, log_text(caplog), out, err])
+
+
+async def test_a_key_in_a_cosmetic_field_is_dropped_by_lenient_parsing(
+    fault_server: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fault_server.script(stuffed_header)
+    async with debug_agent(fault_server) as agent:
+        await call(agent, fault_server, "stream")
+        assert agent.last_response is not None and agent.last_response.created is None
+        exposed = exposed_by(agent, tmp_path)
+    out, err = capfd.readouterr()
+    assert_clean([*exposed, log_text(caplog), out, err])
+
+
+async def test_no_leak_when_cancelled_or_under_load(
+    fault_server: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sleeping = asyncio.Event()
+
+    async def block() -> None:
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    exposed: list[str] = []
+    for behaviour, mode in ((stall_before_headers, "chat"), (stall_mid_body, "stream")):
+        fault_server.reset_script()
+        fault_server.script(behaviour)
+        async with debug_agent(fault_server, timeout=SAFETY) as agent:
+            task = asyncio.ensure_future(raw_call(agent, fault_server, mode))  # type: ignore[arg-type]
+            await asyncio.wait_for(fault_server.stalled.wait(), SAFETY)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, SAFETY)
+            exposed += exposed_by(agent, tmp_path)
+    sleeps = Sleeps()
+    sleeps.on(1, block)
+    fault_server.reset_script()
+    fault_server.script(error_status(503))
+    async with debug_agent(fault_server, sleeps, max_retries=2, timeout=SAFETY) as agent:
+        task = asyncio.ensure_future(raw_call(agent, fault_server, "chat"))
+        await asyncio.wait_for(sleeping.wait(), SAFETY)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, SAFETY)
+        # then a small concurrent load, every call logged
+        fault_server.reset_script()
+        replies = await asyncio.wait_for(
+            asyncio.gather(
+                *(agent.chat("hi", add_to_history=False) for _ in range(30)),
+                *(call(agent, fault_server, "stream", add_to_history=False) for _ in range(10)),
+            ),
+            SAFETY,
+        )
+        assert len(replies) == 40
+        exposed += exposed_by(agent, tmp_path)
+    out, err = capfd.readouterr()
+    assert_clean([*exposed, log_text(caplog), out, err])
+
+
+async def test_tls_verification_is_on_by_default() -> None:
+    assert RuntimeConfig().verify_ssl is True
+    agent = ChatAgent()  # the defaults: https://api.openai.com/v1, no network here
+    async with agent:
+        client = agent._transport._client
+        assert client is not None
+        context: ssl.SSLContext = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname is True
+
+
+async def test_verify_ssl_false_warns_exactly_once(
+    fault_server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sleeps = Sleeps()
+    fault_server.script(error_status(503))
+    async with debug_agent(fault_server, sleeps, verify_ssl=False, max_retries=1) as agent:
+        await agent._transport.open()  # opening again is a no-op, not a second warning
+        await call(agent, fault_server, "chat")
+        await call(agent, fault_server, "stream")
+        await call(agent, fault_server, "chat")
+    warnings = [r for r in caplog.records if "verify_ssl=False" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert fault_server.url in warnings[0].getMessage()
+    assert len(sleeps.delays) == 1
