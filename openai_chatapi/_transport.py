@@ -1,8 +1,13 @@
-"""The only module that touches the network.
+"""The only module that sends an agent's requests over the network.
 
 ``Transport`` owns one ``httpx.AsyncClient``: base URL, auth, timeouts, TLS, pool limits,
 retries with backoff (honouring ``Retry-After``), logging with redaction, and the mapping of
 HTTP failures to the exception tree. Tests swap the httpx transport, never this module.
+
+One other place sends HTTP, and it is not an agent's: the embedded local server's supervisor
+(``local/_supervisor.py``) polls ``GET /v1/models`` of the loopback server it has just started
+until that lists the model. It runs before any agent or ``ModelConfig`` exists, also from
+blocking code, and a failed poll there means "not up yet", not a failure to retry, map or log.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from typing import Protocol, TypeVar, cast
 import httpx
 
 from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
-from ._local_watch import watched_transport
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
 from ._config import ModelConfig, RuntimeConfig
@@ -60,6 +64,17 @@ _ERROR_BODY_CAP = 64 * 1024
 # connection is closed instead of reused).
 _DRAIN_SECONDS = 0.5
 _DRAIN_BYTES = 64 * 1024
+
+
+def _local_server_transport(base_url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The transport naming a crash of the embedded local server at ``base_url``, if one runs
+    there (None: httpx's own). Servers register when they start, so before
+    ``openai_chatapi.local`` is imported there is none to look up, nor anything to import."""
+    if f"{__package__}.local" not in sys.modules:
+        return None
+    from .local._watch import watched_transport
+
+    return watched_transport(base_url, limits)
 
 
 class SentBody(Protocol):
@@ -209,7 +224,7 @@ class Transport:
             verify=runtime.verify_ssl,
             limits=limits,
             # The embedded local model server, when it is the target, names its own crash.
-            transport=self._http_transport or watched_transport(self.base_url, limits),
+            transport=self._http_transport or _local_server_transport(self.base_url, limits),
             follow_redirects=False,
         )
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from openai_chatapi import ChatAgent, ChatAPIException, RuntimeConfig
-from openai_chatapi._local_launch import REPACK_ENV, cpu_reports_amx
 from openai_chatapi.local import LocalModelServer
+from openai_chatapi.local._launch import REPACK_ENV, cpu_reports_amx
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
 _BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size\s*=\s*([\d.]+) MiB")

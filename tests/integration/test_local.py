@@ -31,6 +31,7 @@ from openai_chatapi.local import (
     LOCAL_EXTRA_HINT,
     MODEL_PATH_ENV,
     LocalModelServer,
+    _process,
     local_extra_available,
     local_model,
 )
@@ -457,8 +458,8 @@ async def test_retries_when_the_port_is_taken(
         taken.listen()
         busy = taken.getsockname()[1]
         ports = iter([busy])
-        real_free_port = local._free_port
-        monkeypatch.setattr(local, "_free_port", lambda: next(ports, None) or real_free_port())
+        real_free_port = _process.free_port
+        monkeypatch.setattr(_process, "free_port", lambda: next(ports, None) or real_free_port())
         server = fake(model_file, fake_env)
         async with server:
             assert server.port != busy

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import openai_chatapi
-from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig, cli
+from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig, _cli
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 
@@ -207,7 +207,7 @@ def test_cli_prints_the_crash_as_its_one_line(
     monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR))
     monkeypatch.setenv("LOCAL_STANDIN_MODE", "segv-on-chat")
     monkeypatch.setenv(local_module.MODEL_PATH_ENV, str(model_file))
-    code = cli.main(["chat", "--max-retries", "2", "What is the capital of France?"])
+    code = _cli.main(["chat", "--max-retries", "2", "What is the capital of France?"])
     captured = capsys.readouterr()
     assert code == 1
     assert captured.out == ""

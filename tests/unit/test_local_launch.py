@@ -22,17 +22,17 @@ from typing import Any
 
 import pytest
 
-from openai_chatapi import ChatAgent, ConfigurationError, RuntimeConfig, _local_launch
-from openai_chatapi._local_launch import (
+from openai_chatapi import ChatAgent, ConfigurationError, RuntimeConfig
+from openai_chatapi.local import LOCAL_EXTRA_HINT, LocalModelServer, _launch, local_extra_available
+from openai_chatapi.local._launch import (
     REPACK_ENV,
     cpu_reports_amx,
     disable_extra_buffer_types,
     extra_buffer_types,
 )
-from openai_chatapi.local import LOCAL_EXTRA_HINT, LocalModelServer, local_extra_available
 
-from ..support.live_server import live_local_server  # noqa: F401  (one shared server per session)
 from ..integration.test_local import assert_stopped
+from ..support.live_server import live_local_server  # noqa: F401  (one shared server per session)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO_ROOT / "tests" / "support"
@@ -77,7 +77,7 @@ def test_cpu_reports_amx_reads_the_flags(cpuinfo: str, amx: bool) -> None:
 
 
 def test_cpu_reports_amx_without_cpuinfo_is_false(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_local_launch, "CPUINFO_PATH", "/nonexistent/cpuinfo")
+    monkeypatch.setattr(_launch, "CPUINFO_PATH", "/nonexistent/cpuinfo")
     assert cpu_reports_amx() is False
 
 
@@ -164,7 +164,8 @@ REAL_LOAD = textwrap.dedent(
     """
     import json, sys
     import llama_cpp, llama_cpp.llama_cpp as native
-    from openai_chatapi import local, _local_launch
+    from openai_chatapi import local
+    from openai_chatapi.local import _launch
 
     seen = []
     real = native.llama_model_load_from_file
@@ -173,7 +174,7 @@ REAL_LOAD = textwrap.dedent(
         return real(path, params)
     native.llama_model_load_from_file = recorder
     if sys.argv[1] == "off":
-        _local_launch.disable_extra_buffer_types(native)
+        _launch.disable_extra_buffer_types(native)
     llm = llama_cpp.Llama(model_path=str(local.bundled_model_path()), n_ctx=64, verbose=True)
     print(json.dumps({"seen": seen, "params": bool(llm.model_params.use_extra_bufts)}))
     """

@@ -1,4 +1,4 @@
-"""Entry point of the embedded local model server's child process (see ``local.py``).
+"""Entry point of the embedded local model server's child process (see ``openai_chatapi.local``).
 
 ``LocalModelServer`` runs ``python -c <bootstrap> <this file> <module> <arguments...>``;
 ``main`` then, in the child:
@@ -22,8 +22,8 @@ without the extra buffer types instead. ``$OPENAI_CHATAPI_LOCAL_REPACK`` chooses
 ``auto`` (default: off where the CPU reports AMX, on elsewhere), ``on`` or ``off``.
 
 This file is run by path, not imported as part of the package, so it imports nothing from
-``openai_chatapi`` (the package need not be importable in the child); ``local.py`` imports it
-for the same decision in the parent.
+``openai_chatapi`` (the package need not be importable in the child); ``_supervisor.py`` imports
+it for the same decision in the parent.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run ``argv[0]`` (a module) as ``__main__`` with ``argv[1:]`` as its arguments."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        raise SystemExit("usage: _local_launch.py <module> [arguments...]")
+        raise SystemExit("usage: _launch.py <module> [arguments...]")
     module = args.pop(0)
     parent = int(os.environ.pop(PARENT_PID_ENV, "0") or 0)
     # Not on the command line (world-readable): the key comes in the environment, and is
