@@ -7,10 +7,12 @@ The messages are built from the ``details`` of one run (log tail, log path, comm
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from .._errors import APIConnectionError, APITimeoutError
+from .._errors import APIConnectionError, APITimeoutError, ChatAPIException
 from ._launch import REPACK_ENV
+from ._view import View
 
 __all__ = [
     "LocalServerExitedError",
@@ -23,6 +25,16 @@ __all__ = [
 _T = TypeVar("_T")
 # Signals meaning a crash of native code, for which the AMX hint is worth giving.
 _CRASH_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"})
+
+
+def _detail(kind: type[_T]) -> Callable[[ChatAPIException, str], _T | None]:
+    """Reads an error's ``details`` entry of a name when that is a ``kind``, else None."""
+
+    def read(error: ChatAPIException, name: str) -> _T | None:
+        value = error.details.get(name)
+        return value if isinstance(value, kind) else None
+
+    return read
 
 
 class LocalServerExitedError(APIConnectionError):
@@ -38,29 +50,15 @@ class LocalServerExitedError(APIConnectionError):
 
     retryable: ClassVar[bool] = False
 
-    def _detail(self, name: str, kind: type[_T]) -> _T | None:
-        value = self.details.get(name)
-        return value if isinstance(value, kind) else None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._detail("returncode", int)
-
-    @property
-    def signal(self) -> str | None:
-        return self._detail("signal", str)
-
-    @property
-    def exit_code(self) -> int | None:
-        return self._detail("exit_code", int)
-
-    @property
-    def log_path(self) -> str | None:
-        return self._detail("log_path", str)
+    returncode = View(_detail(int))
+    signal = View(_detail(str))
+    exit_code = View(_detail(int))
+    log_path = View(_detail(str))
 
     @property
     def log_tail(self) -> str:
-        return self._detail("log_tail", str) or ""
+        tail = self.details.get("log_tail")
+        return tail if isinstance(tail, str) else ""
 
 
 def is_port_in_use(text: str) -> bool:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from .._config import ModelConfig
 from .._errors import ConfigurationError
 from ._paths import SERVER_REQUIREMENTS
-from ._supervisor import LaunchSpec, Supervisor, run_async, run_blocking
+from ._steps import run_async, run_blocking
+from ._supervisor import Supervisor
+from ._view import View
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -43,6 +45,11 @@ class LocalServerOptions(TypedDict, total=False):
     extra_args: Sequence[str]
     env: Mapping[str, str] | None
     config_overrides: Mapping[str, Any] | None
+
+
+def _of_run(server: LocalModelServer, name: str) -> Any:
+    """Reads the supervisor's attribute of a name: a fact of the current (or last) run."""
+    return getattr(server._run, name)
 
 
 class LocalModelServer:
@@ -130,7 +137,7 @@ class LocalModelServer:
 
         If startup fails or is cancelled the child is killed before this returns.
         """
-        return await run_async(self._run.start(self._spec()))
+        return await run_async(self._run.start(self))
 
     async def stop(self) -> None:
         """Stop the server (terminate, then kill after ``stop_timeout``); safe to repeat."""
@@ -138,7 +145,7 @@ class LocalModelServer:
 
     def start_sync(self) -> ModelConfig:
         """Blocking ``start()`` for scripts (not for use inside a running event loop)."""
-        return run_blocking(self._run.start(self._spec()))
+        return run_blocking(self._run.start(self))
 
     def stop_sync(self) -> None:
         """Blocking ``stop()``; safe to repeat."""
@@ -156,23 +163,6 @@ class LocalModelServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop_sync()
 
-    def _spec(self) -> LaunchSpec:
-        return LaunchSpec(
-            model_path=self._model_path,
-            alias=self.alias,
-            port=self._fixed_port,
-            n_ctx=self.n_ctx,
-            chat_format=self.chat_format,
-            api_key=self._api_key_option,
-            startup_timeout=self.startup_timeout,
-            log_path=self._log_option,
-            extra_args=self.extra_args,
-            env=self.env,
-            config_overrides=self.config_overrides,
-            server_module=self._server_module,
-            requirements=self._server_requirements,
-        )
-
     # ----------------------------------------------------------------- information
 
     @property
@@ -188,15 +178,24 @@ class LocalModelServer:
             raise ConfigurationError("the local model server is not running", {})
         return self._run.config
 
-    @property
-    def base_url(self) -> str | None:
-        """``http://127.0.0.1:<port>/v1`` of the current (or last) server, None before start."""
-        return self._run.base_url
-
-    @property
-    def port(self) -> int | None:
-        """The port of the current (or last) server process."""
-        return self._run.port
+    # The facts of the current (or last) run, as the supervisor keeps them.
+    base_url: View[str | None] = View(
+        _of_run,
+        "``http://127.0.0.1:<port>/v1`` of the current (or last) server, None before start.",
+    )
+    port: View[int | None] = View(_of_run, "The port of the current (or last) server process.")
+    log_path: View[Path | None] = View(
+        _of_run, "The server's log file (None before start, and after a temporary one is deleted)."
+    )
+    model_path: View[Path | None] = View(
+        _of_run, "The GGUF file being served (known once started)."
+    )
+    extra_buffer_types: View[bool | None] = View(
+        _of_run,
+        """Whether the model is loaded with llama.cpp's extra (AMX / repacking) buffer types:
+        False where the CPU reports AMX (or ``$OPENAI_CHATAPI_LOCAL_REPACK=off``); None
+        before the first start.""",
+    )
 
     @property
     def pid(self) -> int | None:
@@ -211,26 +210,9 @@ class LocalModelServer:
         return None if proc is None else proc.poll()
 
     @property
-    def log_path(self) -> Path | None:
-        """The server's log file (None before start, and after a temporary one is deleted)."""
-        return self._run.log_path
-
-    @property
-    def model_path(self) -> Path | None:
-        """The GGUF file being served (known once started)."""
-        return self._run.model_path
-
-    @property
     def command(self) -> list[str]:
         """The command line of the current (or last) server process."""
         return list(self._run.command)
-
-    @property
-    def extra_buffer_types(self) -> bool | None:
-        """Whether the model is loaded with llama.cpp's extra (AMX / repacking) buffer types:
-        False where the CPU reports AMX (or ``$OPENAI_CHATAPI_LOCAL_REPACK=off``); None
-        before the first start."""
-        return self._run.extra_buffer_types
 
     def log_tail(self, max_lines: int = 40) -> str:
         """The last lines the server wrote during this run ("" when there is no log)."""

@@ -1,13 +1,13 @@
 """The local server's lifecycle, written once for ``with`` and ``async with``.
 
 ``Supervisor.start`` and ``Supervisor.stop`` are generators: they do the work (check the
-options, launch the child, read its state, kill it) and *yield* the two things that wait, a
-``Sleep`` and a ``Probe`` (one ``GET /v1/models`` of the readiness check), to a driver that
-performs them: ``run_blocking`` (``time.sleep``, ``httpx.Client``) behind ``start_sync``,
-``stop_sync`` and ``with``; ``run_async`` (``asyncio.sleep``, ``httpx.AsyncClient``) behind
-``start``, ``stop`` and ``async with``. A ``KeyboardInterrupt`` or a cancellation that
-arrives while a driver waits is thrown into the generator at its ``yield``, so the cleanup
-of a failed or cancelled start (kill the child, keep or delete its log) is written once.
+options, launch the child, read its state, kill it) and *yield* what they wait for, a
+``Sleep`` or a ``Probe`` (one ``GET /v1/models`` of the readiness check), to one of the two
+drivers of ``_steps``: ``run_blocking`` behind ``start_sync``, ``stop_sync`` and ``with``,
+``run_async`` behind ``start``, ``stop`` and ``async with``. A ``KeyboardInterrupt`` or a
+cancellation that arrives while a driver waits is thrown into the generator at its
+``yield``, so the cleanup of a failed or interrupted start (kill the child, keep or delete
+its log) is written once, here.
 
 The readiness probe is the one request of this package not sent by ``_transport.py``: it
 runs before any agent (or ``ModelConfig``) exists, against the loopback server just started,
@@ -17,7 +17,6 @@ not an error to retry, map or log as the transport does.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -25,10 +24,8 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -43,68 +40,34 @@ from ._errors import (
     port_in_use_line,
     startup_error,
 )
+from ._steps import Probe, Sleep, Steps
 
-__all__ = ["LaunchSpec", "Probe", "Sleep", "Supervisor", "run_async", "run_blocking"]
+if TYPE_CHECKING:
+    from ._server import LocalModelServer
 
-_T = TypeVar("_T")
+__all__ = ["Supervisor"]
+
 _PORT_ATTEMPTS = 3
 _POLL_INTERVAL = 0.1
 _STOP_POLL = 0.05
-# The probe's client: a short timeout, and no proxy from the environment for loopback.
-_PROBE_CLIENT: dict[str, Any] = {"timeout": 2.0, "trust_env": False}
 
 
-class Probe(NamedTuple):
-    """Wait for ``GET url``; the driver sends back the response, or None when it failed."""
-
-    url: str
-    headers: dict[str, str]
-
-
-class Sleep(NamedTuple):
-    """Wait ``seconds``; the driver sends back None."""
-
-    seconds: float
-
-
-Step = Probe | Sleep
-Steps = Generator[Step, httpx.Response | None, _T]
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """What one start launches: the server's options as they are when it starts."""
-
-    model_path: str | os.PathLike[str] | None
-    alias: str
-    port: int | None
-    n_ctx: int
-    chat_format: str
-    api_key: str | None
-    startup_timeout: float
-    log_path: Path | None
-    extra_args: tuple[str, ...]
-    env: Mapping[str, str]
-    config_overrides: Mapping[str, Any]
-    server_module: str
-    requirements: tuple[str, ...]
-
-    def config(self, base_url: str, api_key: str | None) -> ModelConfig:
-        """The ``ModelConfig`` for a server answering at ``base_url`` with ``api_key``."""
-        fixed = {"api_base_url", "api_key", "model"} & self.config_overrides.keys()
-        if fixed:
-            raise ConfigurationError(
-                f"config_overrides cannot set {', '.join(sorted(fixed))} (use alias/api_key)",
-                {"field": "config_overrides", "keys": sorted(fixed)},
-            )
-        try:
-            return ModelConfig(
-                api_base_url=base_url, api_key=api_key, model=self.alias, **self.config_overrides
-            )
-        except TypeError as exc:  # an unknown field name
-            raise ConfigurationError(
-                f"invalid config_overrides: {exc}", {"field": "config_overrides"}
-            ) from exc
+def _model_config(server: LocalModelServer, base_url: str, api_key: str | None) -> ModelConfig:
+    """The ``ModelConfig`` for ``server`` answering at ``base_url`` with ``api_key``."""
+    fixed = {"api_base_url", "api_key", "model"} & server.config_overrides.keys()
+    if fixed:
+        raise ConfigurationError(
+            f"config_overrides cannot set {', '.join(sorted(fixed))} (use alias/api_key)",
+            {"field": "config_overrides", "keys": sorted(fixed)},
+        )
+    try:
+        return ModelConfig(
+            api_base_url=base_url, api_key=api_key, model=server.alias, **server.config_overrides
+        )
+    except TypeError as exc:  # an unknown field name
+        raise ConfigurationError(
+            f"invalid config_overrides: {exc}", {"field": "config_overrides"}
+        ) from exc
 
 
 class _PortTaken(Exception):
@@ -144,7 +107,6 @@ class Supervisor:
         self.command: list[str] = []
         self.model_path: Path | None = None
         self.extra_buffer_types: bool | None = None
-        self._spec: LaunchSpec | None = None
         self._api_key: str | None = None
         self._checked_key: str | None = None
         self._log_is_temp = False
@@ -163,22 +125,22 @@ class Supervisor:
 
     # ----------------------------------------------------------------- the lifecycle
 
-    def start(self, spec: LaunchSpec) -> Steps[ModelConfig]:
+    def start(self, server: LocalModelServer) -> Steps[ModelConfig]:
         """Start the child and wait until it serves the model; its ``ModelConfig``.
 
         Another process taking the port first is retried on a new port (a fixed port raises
         the startup error). If startup fails or is interrupted the child is killed first.
         """
-        self._prepare(spec)
+        self._prepare(server)
         for attempt in range(_PORT_ATTEMPTS):
-            self._launch(spec)
+            self._launch(server)
             try:
-                yield from self._until_ready(spec)
+                yield from self._until_ready(server)
             except BaseException as exc:
-                if self._failed_attempt(spec, attempt, exc):
+                if self._failed_attempt(server, attempt, exc):
                     continue
                 raise
-            return self._ready(spec)
+            return self._ready(server)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self, stop_timeout: float) -> Steps[None]:
@@ -199,19 +161,19 @@ class Supervisor:
             _process.kill_and_wait(proc)
             self._finish(keep_log=exited)
 
-    def _prepare(self, spec: LaunchSpec) -> None:
+    def _prepare(self, server: LocalModelServer) -> None:
         if self.proc is not None:
             raise ConfigurationError("the local model server is already started", {})
         if not sys.executable:
             raise ConfigurationError("cannot find the Python interpreter to run the server", {})
-        if spec.model_path is not None:
-            self.model_path = _paths.checked_model_path(spec.model_path, source="model_path")
-        missing = _paths.missing_modules(spec.requirements)
+        if server._model_path is not None:
+            self.model_path = _paths.checked_model_path(server._model_path, source="model_path")
+        missing = _paths.missing_modules(server._server_requirements)
         if missing:
             raise _paths.missing_extra("the local model server", missing)
-        if spec.model_path is None:
+        if server._model_path is None:
             self.model_path = _paths.default_model_path()
-        child_env = {**os.environ, **spec.env}
+        child_env = {**os.environ, **server.env}
         choice = _launch.repack_choice(child_env)
         if choice not in _launch.REPACK_CHOICES:
             choices = _launch.REPACK_CHOICES
@@ -222,25 +184,26 @@ class Supervisor:
         self.extra_buffer_types, _ = _launch.extra_buffer_types(child_env)
         # Validate the overrides and the key (one that can be sent in a header) now rather
         # than after a slow start; the server gets the key exactly as the config sends it.
-        checked = spec.config(f"http://{_process.HOST}:1/v1", spec.api_key or "x")
-        self._checked_key = checked.api_key if spec.api_key else None
+        checked = _model_config(
+            server, f"http://{_process.HOST}:1/v1", server._api_key_option or "x"
+        )
+        self._checked_key = checked.api_key if server._api_key_option else None
 
-    def _launch(self, spec: LaunchSpec) -> None:
-        self._spec = spec
-        self.port = spec.port or _process.free_port()
+    def _launch(self, server: LocalModelServer) -> None:
+        self.port = server._fixed_port or _process.free_port()
         self._api_key = self._checked_key or secrets.token_hex(16)
         arguments = {
             "model": str(self.model_path),
-            "model_alias": spec.alias,
+            "model_alias": server.alias,
             "host": _process.HOST,
             "port": str(self.port),
-            "n_ctx": str(spec.n_ctx),
-            "chat_format": spec.chat_format,
+            "n_ctx": str(server.n_ctx),
+            "chat_format": server.chat_format,
             "interrupt_requests": "false",  # queue concurrent requests instead of cutting them
         }
-        self.command = _process.child_command(spec.server_module, arguments, spec.extra_args)
-        env = _process.child_env(spec.env, self._api_key)
-        log, self.log_path, self._log_is_temp = _process.open_log(spec.log_path)
+        self.command = _process.child_command(server._server_module, arguments, server.extra_args)
+        env = _process.child_env(server.env, self._api_key)
+        log, self.log_path, self._log_is_temp = _process.open_log(server._log_option)
         self._log_start = log.seek(0, os.SEEK_END)
         try:
             self.proc = _process.spawn(self.command, env, log)
@@ -255,15 +218,15 @@ class Supervisor:
         temp_log = self.log_path if self._log_is_temp else None
         self._finalizer = weakref.finalize(self, _process.abandon, self.proc, temp_log)
 
-    def _until_ready(self, spec: LaunchSpec) -> Steps[None]:
-        deadline = time.monotonic() + spec.startup_timeout
+    def _until_ready(self, server: LocalModelServer) -> Steps[None]:
+        deadline = time.monotonic() + server.startup_timeout
         probe = Probe(f"{self.base_url}/models", {"Authorization": f"Bearer {self._api_key}"})
         while True:
             response = yield probe
-            if self._serves(spec.alias, response):
+            if self._serves(server.alias, response):
                 return
             if time.monotonic() >= deadline:
-                why = f"not ready after {spec.startup_timeout:g} s"
+                why = f"not ready after {server.startup_timeout:g} s"
                 raise startup_error(why, self.error_details(), timeout=True)
             yield Sleep(_POLL_INTERVAL)
 
@@ -281,13 +244,13 @@ class Supervisor:
             raise self.exited_error("during startup", proc)
         return False
 
-    def _failed_attempt(self, spec: LaunchSpec, attempt: int, exc: BaseException) -> bool:
+    def _failed_attempt(self, server: LocalModelServer, attempt: int, exc: BaseException) -> bool:
         """Clean up after a start attempt that failed with ``exc``; True means try again.
 
         A startup error keeps the log file it names; an interruption does not.
         """
         if isinstance(exc, _PortTaken):
-            if attempt + 1 < _PORT_ATTEMPTS and spec.port is None:
+            if attempt + 1 < _PORT_ATTEMPTS and server._fixed_port is None:
                 self._discard_process(keep_log=False)
                 return True
             details = self.error_details()
@@ -298,9 +261,9 @@ class Supervisor:
         self._discard_process(keep_log=isinstance(exc, ChatAPIException))
         return False
 
-    def _ready(self, spec: LaunchSpec) -> ModelConfig:
+    def _ready(self, server: LocalModelServer) -> ModelConfig:
         assert self.proc is not None
-        self.config = spec.config(f"http://{_process.HOST}:{self.port}/v1", self._api_key)
+        self.config = _model_config(server, f"http://{_process.HOST}:{self.port}/v1", self._api_key)
         self._watch = _ExitWatch(self.proc, self)
         _watch.register(self.config.api_base_url, self._watch)
         return self.config
@@ -362,67 +325,3 @@ class Supervisor:
         returncode = proc.poll()
         assert returncode is not None
         return exited_error(when, returncode, self.error_details(), had=had)
-
-
-# ----------------------------------------------------------------- the two drivers
-
-_Outcome = httpx.Response | BaseException | None
-
-
-def _resume(steps: Steps[_T], outcome: _Outcome) -> Step:
-    """Hand the last step's outcome to ``steps``; the next step (StopIteration: done)."""
-    if isinstance(outcome, BaseException):
-        return steps.throw(outcome)
-    return steps.send(outcome)
-
-
-def run_blocking(steps: Steps[_T]) -> _T:
-    """Perform ``steps`` in this thread (``time.sleep``, ``httpx.Client``); their result."""
-    client: httpx.Client | None = None
-    outcome: _Outcome = None
-    try:
-        while True:
-            try:
-                step = _resume(steps, outcome)
-            except StopIteration as done:
-                result: _T = done.value
-                return result
-            outcome = None
-            try:
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                    continue
-                client = client or httpx.Client(**_PROBE_CLIENT)
-                with contextlib.suppress(httpx.HTTPError):
-                    outcome = client.get(step.url, headers=step.headers)
-            except BaseException as exc:  # Ctrl-C while waiting: the steps clean up
-                outcome = exc
-    finally:
-        if client is not None:
-            client.close()
-
-
-async def run_async(steps: Steps[_T]) -> _T:
-    """Perform ``steps`` on the running loop (``asyncio.sleep``, ``httpx.AsyncClient``)."""
-    client: httpx.AsyncClient | None = None
-    outcome: _Outcome = None
-    try:
-        while True:
-            try:
-                step = _resume(steps, outcome)
-            except StopIteration as done:
-                result: _T = done.value
-                return result
-            outcome = None
-            try:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                    continue
-                client = client or httpx.AsyncClient(**_PROBE_CLIENT)
-                with contextlib.suppress(httpx.HTTPError):
-                    outcome = await client.get(step.url, headers=step.headers)
-            except BaseException as exc:  # cancelled while waiting: the steps clean up
-                outcome = exc
-    finally:
-        if client is not None:
-            await client.aclose()
