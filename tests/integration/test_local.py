@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,15 @@ def model_file(tmp_path: Path) -> Path:
 def fake(model_file: Path, env: dict[str, str], *, mode: str = "ok", **kw: Any) -> FakeServer:
     kw.setdefault("startup_timeout", 60.0)
     return FakeServer(model_file, env=env, extra_args=["--fake", mode], **kw)
+
+
+def list_models(config: ModelConfig) -> httpx.Response:
+    """``GET /models`` of the server ``config`` points at, with its key."""
+    return httpx.get(
+        f"{config.api_base_url}/models",
+        headers={"Authorization": f"Bearer {config.api_key}"},
+        trust_env=False,
+    )
 
 
 def is_gone(pid: int) -> bool:
@@ -279,12 +289,7 @@ def test_sync_context_manager(model_file: Path, fake_env: dict[str, str], tmp_pa
     server = fake(model_file, fake_env, log_path=log)
     with server as config:
         assert server.running
-        response = httpx.get(
-            f"{config.api_base_url}/models",
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            trust_env=False,
-        )
-        assert response.status_code == 200
+        assert list_models(config).status_code == 200
     assert_stopped(server)
     assert "fake server starting" in log.read_text(), "a log path given by the user is kept"
 
@@ -392,6 +397,34 @@ async def test_cancelled_during_startup_leaves_no_process(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert_stopped(server)
+    assert leftover_logs(temp_dir) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_during_sync_startup_leaves_no_process(
+    model_file: Path, fake_env: dict[str, str], temp_dir: Path
+) -> None:
+    # start_sync and start share one lifecycle: Ctrl-C while the blocking driver waits is
+    # thrown into it, and the same cleanup as for a cancelled start() kills the child.
+    server = fake(model_file, fake_env, mode="hang")
+    main = threading.main_thread().ident
+    assert main == threading.get_ident() and main is not None
+
+    def interrupt_once_started() -> None:
+        deadline = time.monotonic() + 30
+        while server.pid is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # into the readiness wait
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_once_started, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            server.start_sync()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert_stopped(server)
     assert leftover_logs(temp_dir) == []
 
@@ -548,6 +581,17 @@ def test_no_orphan_when_the_parent_is_killed(
             os.killpg(child_pid, signal.SIGKILL)
 
 
+def fresh_python(code: str) -> str:
+    """What ``code`` prints, run by a new interpreter importing this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def test_import_and_model_lookup_load_nothing_heavy() -> None:
     code = textwrap.dedent(
         """
@@ -559,14 +603,27 @@ def test_import_and_model_lookup_load_nothing_heavy() -> None:
         print(sorted(name for name in heavy if name in sys.modules))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip() == "[]"
+    assert fresh_python(code) == "[]"
+
+
+def test_agents_import_nothing_of_the_local_package() -> None:
+    # The transport looks for a local server's exit watch only once openai_chatapi.local is
+    # imported (servers register there): an agent alone never imports it.
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        from openai_chatapi import ChatAgent, ModelConfig
+
+        async def main():
+            config = ModelConfig(api_base_url="http://127.0.0.1:9/v1", api_key="k", model="m")
+            async with ChatAgent(config):
+                pass
+
+        asyncio.run(main())
+        print(sorted(name for name in sys.modules if name.startswith("openai_chatapi.local")))
+        """
+    )
+    assert fresh_python(code) == "[]"
 
 
 # ---------------------------------------------------------------- live llama.cpp server
@@ -630,12 +687,7 @@ def test_live_sync_ignores_host_port_env(
     monkeypatch.setenv("CONFIG_FILE", "/nonexistent.json")
     server = LocalModelServer(**live_kwargs)
     with server as config:
-        response = httpx.get(
-            f"{config.api_base_url}/models",
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            trust_env=False,
-        )
-        assert response.status_code == 200
+        assert list_models(config).status_code == 200
     assert_stopped(server)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, Runt
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 
-from .test_local import assert_stopped, is_gone
+# temp_dir (autouse): temporary server logs go there, so tests can see what is kept.
+from .test_local import assert_stopped, is_gone, temp_dir  # noqa: F401
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "support"
 # A bound against hanging forever, not a timing assertion.
@@ -35,15 +35,6 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals are POSIX")
 class StandIn(LocalModelServer):
     _server_module = "local_standin"
     _server_requirements = ()
-
-
-@pytest.fixture(autouse=True)
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Temporary server logs go here, so tests can see what is kept."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from openai_chatapi.local._launch import (
 )
 
 from ..integration.test_local import assert_stopped
+from ..integration.test_local_exit import StandIn
 from ..support.live_server import live_local_server  # noqa: F401  (one shared server per session)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -207,11 +208,6 @@ def test_the_flag_reaches_llama_cpp_through_llama() -> None:
 
 
 # ---------------------------------------------------------------- through LocalModelServer
-
-
-class StandIn(LocalModelServer):
-    _server_module = "local_standin"
-    _server_requirements = ()
 
 
 @pytest.fixture
