@@ -29,10 +29,8 @@ from typing import Protocol, TypeVar, cast
 
 import httpx
 
-from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
-from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
-from ._version import __version__
 from ._config import ModelConfig, RuntimeConfig
+from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
 from ._errors import (
     APIConnectionError,
     APIResponseError,
@@ -52,6 +50,8 @@ from ._redact import (
     scrub_exception,
     url_secrets,
 )
+from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
+from ._version import __version__
 
 __all__ = ["SentBody", "Transport", "logger"]
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 import openai_chatapi
-from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig, _cli
+from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig
+from openai_chatapi import _cli as cli
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 
@@ -198,7 +199,7 @@ def test_cli_prints_the_crash_as_its_one_line(
     monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR))
     monkeypatch.setenv("LOCAL_STANDIN_MODE", "segv-on-chat")
     monkeypatch.setenv(local_module.MODEL_PATH_ENV, str(model_file))
-    code = _cli.main(["chat", "--max-retries", "2", "What is the capital of France?"])
+    code = cli.main(["chat", "--max-retries", "2", "What is the capital of France?"])
     captured = capsys.readouterr()
     assert code == 1
     assert captured.out == ""
