@@ -96,7 +96,8 @@ class _ExitWatch:
 
 class Supervisor:
     """The child process of one ``LocalModelServer`` and the facts of its current (or last)
-    run; ``LocalModelServer`` reads them through its properties."""
+    run, which the server shows as read-only attributes. ``start`` reads the server's
+    options as they are then; nothing here refers to the server after that."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
