@@ -32,7 +32,7 @@ from ._errors import (
     NotFoundError,
     ToolExecutionError,
 )
-from ._messages import ChatMessage, ContentPart, TextPart, call_to_wire
+from ._messages import ChatMessage, ContentPart, TextPart
 from ._parsing import parse_completion, parse_model, parse_model_list
 from ._redact import redact_url, scrub_exception
 from ._request import RequestOptions, build_body
@@ -709,17 +709,18 @@ class ChatAgent:
             self._stats.tool_calls += len(calls)
             assistant = ChatMessage.assistant_tool_calls(content, calls)
             turn.append(assistant)
-            wire_calls = [call_to_wire(c) for c in assistant.tool_calls or ()]
+            made = assistant.tool_calls or []  # completed: each has an id and a function
             if not call.auto_execute:
                 return
             rounds += 1
             if rounds > runtime.max_tool_rounds:
+                first = made[0].function or gen.FunctionCall(name="")
                 raise ToolExecutionError(
                     f"the model kept calling tools for more than {runtime.max_tool_rounds} rounds",
                     {
-                        "tool": wire_calls[0]["function"]["name"],
+                        "tool": first.name,
                         "error": "max_tool_rounds exceeded",
-                        "arguments": wire_calls[0]["function"]["arguments"][:500],
+                        "arguments": (first.arguments or "")[:500],
                         "rounds": rounds - 1,
                     },
                 )
@@ -728,7 +729,7 @@ class ChatAgent:
             try:
                 async with self._turns.running_tools():
                     results = await registry.execute(
-                        wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                        made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
                     )
             except ToolExecutionError:
                 self._stats.tool_failures += 1

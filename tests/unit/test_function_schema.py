@@ -14,13 +14,12 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from openai_chatapi._errors import APIResponseError, ConfigurationError, ToolExecutionError
-from openai_chatapi.function_schema import (
-    derive_function_schema,
+from openai_chatapi._output_schema import (
     json_schema_for_type,
-    parse_docstring,
     parse_structured,
     response_format_for,
 )
+from openai_chatapi.tools import derive_function_schema, parse_docstring
 
 # --------------------------------------------------------------------------- gallery types
 

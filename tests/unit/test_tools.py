@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from openai_chatapi._generated import FunctionCall, ToolCall
 from openai_chatapi._errors import ConfigurationError, ToolExecutionError
-from openai_chatapi.function_schema import FunctionSchema
+from openai_chatapi._generated import FunctionCall, ToolCall
 from openai_chatapi.tools import (
+    FunctionSchema,
     Tool,
     ToolFunction,
     ToolRegistry,
@@ -249,7 +249,7 @@ async def test_results_are_serialised_in_call_order() -> None:
     assert all(r.ok and r.error is None for r in results)
     assert results[0].arguments == {"city": "Oslo"}
     assert results[0].output == Forecast(city="Oslo", temperature=21.5)
-    assert results[4].to_message() == {"role": "tool", "tool_call_id": "c5", "content": "3"}
+    assert (results[4].tool_call_id, results[4].content) == ("c5", "3")
 
 
 async def test_calls_run_concurrently() -> None:
