@@ -16,16 +16,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from . import _json_schema as js
 from ._errors import APIResponseError, ConfigurationError
-from ._json_schema import (
-    JsonSchema,
-    Where,
-    check_name,
-    clean_schema,
-    drop_null_defaults,
-    strict_schema,
-    summarize_errors,
-)
+from ._json_schema import JsonSchema
 
 __all__ = [
     "OutputSchema",
@@ -81,12 +74,12 @@ class OutputSchema(Generic[T]):
             ) from exc
         if self.wrapped and isinstance(data, dict) and set(data) == {_RESULT_KEY}:
             data = data[_RESULT_KEY]
-        data = drop_null_defaults(data, self._loose, self._loose.get("$defs", {}))
+        data = js.drop_null_defaults(data, self._loose, self._loose.get("$defs", {}))
         try:
             return self._adapter.validate_python(data)
         except ValidationError as exc:
             raise APIResponseError(
-                f"the model's answer does not match {self.name}: {summarize_errors(exc)}",
+                f"the model's answer does not match {self.name}: {js.summarize_errors(exc)}",
                 {
                     "type": self.name,
                     "errors": exc.errors(include_url=False, include_input=False),
@@ -114,7 +107,7 @@ def _type_schema(tp: Any) -> tuple[TypeAdapter[Any], JsonSchema]:
     subject = f"type {tp!r}"
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(tp)
-        return adapter, clean_schema(adapter.json_schema())
+        return adapter, js.clean_schema(adapter.json_schema())
     except Exception as exc:
         raise ConfigurationError(f"cannot derive a JSON schema for {subject}: {exc}") from exc
 
@@ -122,7 +115,7 @@ def _type_schema(tp: Any) -> tuple[TypeAdapter[Any], JsonSchema]:
 def json_schema_for_type(tp: Any, *, strict: bool = False) -> JsonSchema:
     """The cleaned JSON schema of ``tp`` (strict-mode shaped when ``strict``)."""
     schema = _type_schema(tp)[1]
-    return strict_schema(schema, Where(f"type {_type_name(tp)!r}")) if strict else schema
+    return js.strict_schema(schema, js.Where(f"type {_type_name(tp)!r}")) if strict else schema
 
 
 _OUTPUT_CACHE: dict[tuple[Any, bool, str | None], OutputSchema[Any]] = {}
@@ -147,9 +140,9 @@ def output_schema(tp: type[T], *, strict: bool = True, name: str | None = None) 
         schema["additionalProperties"] = False
         if defs:
             schema["$defs"] = defs
-    out_name = check_name(name, "response format") if name is not None else _type_name(tp)
+    out_name = js.check_name(name, "response format") if name is not None else _type_name(tp)
     if strict:
-        schema = strict_schema(schema, Where(f"type {out_name!r}"))
+        schema = js.strict_schema(schema, js.Where(f"type {out_name!r}"))
     result: OutputSchema[T] = OutputSchema(out_name, schema, strict, wrapped, adapter, loose)
     if key is not None:
         _OUTPUT_CACHE[key] = result
