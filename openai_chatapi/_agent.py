@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _generated as gen
 from ._call_checks import check_flags, check_output_options
-from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
-from ._stream_handle import ChatStream, OpenStreams
-from ._text import check_encodable, repaired
 from ._config import CallOptions, ModelConfig, RuntimeConfig
+from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
 from ._display import StreamDisplay
 from ._errors import (
     ChatAPIException,
@@ -37,6 +35,7 @@ from ._parsing import parse_completion, parse_model, parse_model_list
 from ._redact import redact_url, scrub_exception
 from ._request import RequestOptions, build_body
 from ._stats import Stats, StreamTiming
+from ._stream_handle import ChatStream, OpenStreams
 from ._streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -45,6 +44,7 @@ from ._streaming import (
     ToolResultEvent,
     read_stream,
 )
+from ._text import check_encodable, repaired
 
 if TYPE_CHECKING:
     import httpx
@@ -52,9 +52,9 @@ if TYPE_CHECKING:
 
     from ._model_list import ModelList
     from ._output_modes import OutputMode, StructuredStream
+    from ._transport import Body, Sleep
     from .media import MediaInput, MediaSettings
     from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
-    from ._transport import Body, Sleep
 
 if sys.version_info >= (3, 11):
     from typing import Unpack

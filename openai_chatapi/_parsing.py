@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import _generated as gen
-from ._text import repaired_strings
 from ._errors import APIResponseError, error_from_payload
+from ._text import repaired_strings
 
 __all__ = [
     "parse_completion",

@@ -24,11 +24,8 @@ from typing import Protocol, TypeVar, cast
 
 import httpx
 
-from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
-from ._local_watch import watched_transport
-from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
-from ._version import __version__
 from ._config import ModelConfig, RuntimeConfig
+from ._error_hints import content_hint, endpoint_hint, is_request_validation_error
 from ._errors import (
     APIConnectionError,
     APIResponseError,
@@ -39,6 +36,7 @@ from ._errors import (
     error_from_response,
     truncate,
 )
+from ._local_watch import watched_transport
 from ._redact import (
     elide_base64,
     guard_library_logs,
@@ -48,6 +46,8 @@ from ._redact import (
     scrub_exception,
     url_secrets,
 )
+from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
+from ._version import __version__
 
 __all__ = ["SentBody", "Transport", "logger"]
 

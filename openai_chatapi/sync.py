@@ -39,8 +39,8 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
-from ._call_checks import check_flags
 from ._agent import ChatAgent, MediaArg, ToolSpec
+from ._call_checks import check_flags
 from ._config import CallOptions, ModelConfig, RuntimeConfig
 from ._display import StreamDisplay
 from ._errors import APIConnectionError, ConfigurationError
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 
     from . import _generated as gen
     from ._output_modes import OutputMode, StructuredStream
-    from .tools import Tool, ToolFunction, ToolRegistry
     from ._transport import Sleep
+    from .tools import Tool, ToolFunction, ToolRegistry
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
