@@ -137,7 +137,8 @@ class ToolRegistry:
         ``errors="feedback"`` a failing call becomes a result with ``ok=False`` whose content
         tells the model what went wrong; with ``errors="raise"`` the first failure (in call
         order among those finished) cancels the other calls and raises ``ToolExecutionError``
-        with ``details`` ``tool``, ``error``, ``arguments``, ``tool_call_id`` and ``kind``.
+        with ``details`` ``tool``, ``error``, ``arguments``, ``tool_call_id`` and ``kind``
+        (plus pydantic's ``errors`` when the arguments did not validate).
         Cancelling the caller cancels every running handler and re-raises ``CancelledError``;
         a handler whose own work is cancelled (the caller is not) fails with kind ``cancelled``.
         A sync handler's thread cannot be interrupted: on timeout or cancellation it finishes
