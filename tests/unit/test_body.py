@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from openai_chatapi._errors import MediaProcessingError
-from openai_chatapi.body import (
+from openai_chatapi.media._body import (
     CHUNK_INPUT_BYTES,
     MediaSources,
     RequestBody,
