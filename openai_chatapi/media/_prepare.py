@@ -42,10 +42,12 @@ def prepare_image(
     item: MediaInput | ImagePart, settings: MediaSettings | None = None, *, index: int = 0
 ) -> ImagePart:
     """Validate one image and return its reference (see :func:`prepare_media`)."""
-    settings = settings or MediaSettings()
     if isinstance(item, ImagePart):
         return item
-    entry = classify(item, "image", index)
+    return _image(classify(item, "image", index), settings or MediaSettings())
+
+
+def _image(entry: Item, settings: MediaSettings) -> ImagePart:
     if entry.url is not None:
         return ImagePart(
             source=entry.url, mime=url_mime(entry.url, "image"), detail=settings.image_detail
@@ -96,11 +98,14 @@ def prepare_video(
     index: int = 0,
 ) -> VideoPart:
     """Validate one video and return its reference (see :func:`prepare_media`)."""
-    settings = settings or MediaSettings()
     if isinstance(item, VideoPart):
         return item
-    entry = classify(item, "video", index)
+    settings = settings or MediaSettings()
     mode = settings.video_mode if base_url is None else resolve_video_mode(settings, base_url)
+    return _video(classify(item, "video", index), settings, mode)
+
+
+def _video(entry: Item, settings: MediaSettings, mode: str) -> VideoPart:
     if entry.url is not None:
         if mode == "frames":
             raise entry.error(
@@ -150,10 +155,12 @@ def prepare_audio(
     item: MediaInput | AudioPart, settings: MediaSettings | None = None, *, index: int = 0
 ) -> AudioPart:
     """Validate one WAV or MP3 clip and return its reference (see :func:`prepare_media`)."""
-    settings = settings or MediaSettings()
     if isinstance(item, AudioPart):
         return item
-    entry = classify(item, "audio", index)
+    return _audio(classify(item, "audio", index), settings or MediaSettings())
+
+
+def _audio(entry: Item, settings: MediaSettings) -> AudioPart:
     if entry.url is not None:
         raise _inline_only(entry, "audio")
     if entry.data_url is not None:
@@ -192,10 +199,12 @@ def prepare_file(
 
     The ``filename`` sent is a path's base name, ``document.pdf`` for bytes and data URLs.
     """
-    settings = settings or MediaSettings()
     if isinstance(item, FilePart):
         return item
-    entry = classify(item, "file", index)
+    return _file(classify(item, "file", index), settings or MediaSettings())
+
+
+def _file(entry: Item, settings: MediaSettings) -> FilePart:
     if entry.url is not None:
         raise _inline_only(entry, "file")
     if entry.data_url is not None:

@@ -54,6 +54,22 @@ SNIFFED_TYPES = (
 )
 
 
+# Formats told by a fixed prefix alone (no two of these prefixes overlap).
+_MAGIC = (
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"8BPS", "image/vnd.adobe.photoshop"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "image/jp2"),
+    (b"qoif", "image/qoi"),
+    (b"FLV\x01", "video/x-flv"),
+    (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "video/x-ms-asf"),
+    (b"\x00\x00\x01\xba", "video/mpeg"),
+    (b"fLaC", "audio/flac"),
+    (b"ID3", "audio/mpeg"),
+    (b"%PDF-", "application/pdf"),
+)
+
+
 def _ftyp_mime(header: bytes) -> str | None:
     if len(header) < 12 or header[4:8] != b"ftyp":
         return None
@@ -118,32 +134,17 @@ def sniff_mime(header: bytes) -> str | None:
         return "video/webm" if _ebml_doctype(header) == "webm" else "video/x-matroska"
     if header.startswith(b"OggS"):
         return _ogg_mime(header)
-    if header[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff"
+    for magic, mime in _MAGIC:
+        if header.startswith(magic):
+            return mime
     if header[:2] == b"BM" and len(header) >= 18 and header[14] in (12, 40, 52, 56, 64, 108, 124):
         return "image/bmp"
     if header[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(header) >= 6:
         return "image/x-icon" if 0 < int.from_bytes(header[4:6], "little") < 256 else None
-    if header.startswith(b"8BPS"):
-        return "image/vnd.adobe.photoshop"
-    if header.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
-        return "image/jp2"
-    if header.startswith(b"qoif"):
-        return "image/qoi"
-    if header.startswith(b"FLV\x01"):
-        return "video/x-flv"
-    if header.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "video/x-ms-asf"
-    if header.startswith(b"\x00\x00\x01\xba"):
-        return "video/mpeg"
     if len(header) > 376 and header[0] == header[188] == header[376] == 0x47:
         return "video/mp2t"
-    if header.startswith(b"fLaC"):
-        return "audio/flac"
-    if header.startswith(b"ID3") or _mp3_frame(header):
+    if _mp3_frame(header):
         return "audio/mpeg"
-    if header.startswith(b"%PDF-"):
-        return "application/pdf"
     return None
 
 
