@@ -530,7 +530,7 @@ class ChatAgent:
         files = args.get("file_paths")
         if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
-        from ._media_history import attach_media
+        from .media._history import attach_media
 
         # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
         media = await asyncio.to_thread(
@@ -610,7 +610,7 @@ class ChatAgent:
             history = [*history, *turn]
             turn = []
         if any(m.has_media for m in history):
-            from ._media_history import without_stale_media
+            from .media._history import without_stale_media
 
             # An earlier turn's file that is gone or changed never fails this turn.
             history = without_stale_media(history, self._stale_media)
