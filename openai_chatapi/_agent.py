@@ -45,7 +45,7 @@ from ._errors import (
     NotFoundError,
     ToolExecutionError,
 )
-from ._messages import ChatMessage, ContentPart, TextPart, call_to_wire
+from ._messages import ChatMessage, ContentPart, TextPart
 from ._parsing import parse_completion, parse_model, parse_model_list
 from ._redact import redact_url, scrub_exception
 from ._request import RequestOptions, build_body
@@ -530,7 +530,7 @@ class ChatAgent:
         files = args.get("file_paths")
         if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
-        from ._media_history import attach_media
+        from .media._history import attach_media
 
         # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
         media = await asyncio.to_thread(
@@ -610,7 +610,7 @@ class ChatAgent:
             history = [*history, *turn]
             turn = []
         if any(m.has_media for m in history):
-            from ._media_history import without_stale_media
+            from .media._history import without_stale_media
 
             # An earlier turn's file that is gone or changed never fails this turn.
             history = without_stale_media(history, self._stale_media)
@@ -676,17 +676,18 @@ class ChatAgent:
             self._stats.tool_calls += len(calls)
             assistant = ChatMessage.assistant_tool_calls(content, calls)
             turn.append(assistant)
-            wire_calls = [call_to_wire(c) for c in assistant.tool_calls or ()]
+            made = assistant.tool_calls or []  # completed: each has an id and a function
             if not call.auto_execute:
                 return
             rounds += 1
             if rounds > runtime.max_tool_rounds:
+                first = made[0].function or gen.FunctionCall(name="")
                 raise ToolExecutionError(
                     f"the model kept calling tools for more than {runtime.max_tool_rounds} rounds",
                     {
-                        "tool": wire_calls[0]["function"]["name"],
+                        "tool": first.name,
                         "error": "max_tool_rounds exceeded",
-                        "arguments": wire_calls[0]["function"]["arguments"][:500],
+                        "arguments": (first.arguments or "")[:500],
                         "rounds": rounds - 1,
                     },
                 )
@@ -695,7 +696,7 @@ class ChatAgent:
             try:
                 async with self._turns.running_tools():
                     results = await registry.execute(
-                        wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                        made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
                     )
             except ToolExecutionError:
                 self._stats.tool_failures += 1

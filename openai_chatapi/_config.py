@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict, get_args
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
+from ._parts import ImageDetail
 from ._redact import REDACTED, redact_url
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "ModelConfig",
     "ReasoningEffort",
     "RuntimeConfig",
+    "VideoMode",
+    "check_media_fields",
 ]
 
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
@@ -212,7 +215,7 @@ SAMPLING_FIELDS: tuple[str, ...] = tuple(f for f in REQUEST_FIELDS if f != "mode
 _OVERRIDABLE = frozenset(REQUEST_FIELDS)
 
 VideoMode = Literal["auto", "native", "frames"]
-ImageDetail = Literal["auto", "low", "high"]
+"""How videos are sent: ``native`` ``video_url`` parts, sampled ``frames``, or ``auto``."""
 ToolErrorMode = Literal["feedback", "raise"]
 OutputMode = Literal["auto", "native", "json", "tool"]
 
@@ -318,23 +321,32 @@ class RuntimeConfig:
                 "output_mode", self.output_mode, "must be 'auto', 'native', 'json' or 'tool'"
             )
         _check_int("max_output_retries", self.max_output_retries, minimum=0)
-        if self.image_detail not in (None, "auto", "low", "high"):
-            raise _fail("image_detail", self.image_detail, "must be 'auto', 'low' or 'high'")
-        _check_int("image_max_side", self.image_max_side, minimum=16, optional=True)
-        _check_int("image_max_bytes", self.image_max_bytes, minimum=1024, optional=True)
-        _check_int("max_media_bytes", self.max_media_bytes, minimum=1)
-        if self.video_mode not in ("auto", "native", "frames"):
-            raise _fail("video_mode", self.video_mode, "must be 'auto', 'native' or 'frames'")
-        _check_int("video_frames", self.video_frames, minimum=1)
-        if self.video_fps is not None:
-            _check_positive("video_fps", self.video_fps)
-        _check_int("video_max_frames", self.video_max_frames, minimum=1)
-        _check_int("video_frame_max_side", self.video_frame_max_side, minimum=16, optional=True)
-        hosts = self.images_only_hosts
-        if isinstance(hosts, list):
-            self.images_only_hosts = hosts = tuple(hosts)
-        if not isinstance(hosts, tuple) or not all(isinstance(h, str) for h in hosts):
-            raise _fail("images_only_hosts", hosts, "must be a tuple of host names")
+        self.images_only_hosts = check_media_fields(self)
+
+
+def check_media_fields(settings: Any) -> tuple[str, ...]:
+    """Check the media fields of ``settings`` (a ``RuntimeConfig`` or a ``MediaSettings``).
+
+    The one validation of those fields; returns ``images_only_hosts`` as a tuple.
+    """
+    if settings.image_detail not in (None, "auto", "low", "high"):
+        raise _fail("image_detail", settings.image_detail, "must be 'auto', 'low' or 'high'")
+    _check_int("image_max_side", settings.image_max_side, minimum=16, optional=True)
+    _check_int("image_max_bytes", settings.image_max_bytes, minimum=1024, optional=True)
+    _check_int("max_media_bytes", settings.max_media_bytes, minimum=1)
+    if settings.video_mode not in ("auto", "native", "frames"):
+        raise _fail("video_mode", settings.video_mode, "must be 'auto', 'native' or 'frames'")
+    _check_int("video_frames", settings.video_frames, minimum=1)
+    if settings.video_fps is not None:
+        _check_positive("video_fps", settings.video_fps)
+    _check_int("video_max_frames", settings.video_max_frames, minimum=1)
+    _check_int("video_frame_max_side", settings.video_frame_max_side, minimum=16, optional=True)
+    hosts = settings.images_only_hosts
+    if isinstance(hosts, list):
+        hosts = tuple(hosts)
+    if not isinstance(hosts, tuple) or not all(isinstance(h, str) for h in hosts):
+        raise _fail("images_only_hosts", hosts, "must be a tuple of host names")
+    return hosts
 
 
 def _check_url(url: Any) -> None:

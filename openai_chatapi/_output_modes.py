@@ -44,7 +44,7 @@ from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
     from ._agent import ChatAgent, _Call
-    from .function_schema import OutputSchema
+    from ._output_schema import OutputSchema
 
 __all__ = [
     "OUTPUT_MODES",
@@ -127,7 +127,7 @@ class OutputPlan:
     """One output type, prepared for every mode: request options, answer extraction, parsing."""
 
     def __init__(self, tp: Any) -> None:
-        from .function_schema import output_schema
+        from ._output_schema import output_schema
 
         self.type = tp
         schema: OutputSchema[Any]

@@ -30,9 +30,9 @@ __all__ = [
 ]
 
 ImageDetail: TypeAlias = Literal["auto", "low", "high"]
+"""``image_url.detail``: how closely the model looks at an image."""
 AudioFormat: TypeAlias = Literal["wav", "mp3"]
 URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_URL_SCHEME = URL_SCHEME
 
 
 def _bytes_from_json(value: Any) -> Any:
@@ -86,7 +86,7 @@ class _MediaPartBase(BaseModel):
             return "file_id"
         if self.source[:5].lower() == "data:":
             return "data_url"
-        if _URL_SCHEME.match(self.source):
+        if URL_SCHEME.match(self.source):
             return "url"
         return "path"
 

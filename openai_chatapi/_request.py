@@ -21,8 +21,8 @@ from ._messages import ChatMessage, RefusalPart, TextPart, call_to_wire
 
 if TYPE_CHECKING:
     from ._transport import Body
-    from .body import MediaSources, RequestBody
     from .media import MediaSettings
+    from .media._body import MediaSources, RequestBody
 
 __all__ = [
     "MediaBody",
@@ -68,8 +68,8 @@ class MediaEncoder:
         self.sources: MediaSources | None = None
 
     def wire_parts(self, part: Any) -> list[dict[str, Any]]:
-        from .body import MediaSources
         from .media import to_wire_parts
+        from .media._body import MediaSources
 
         if self.sources is None or self._settings is None:
             self.sources = MediaSources()
@@ -268,7 +268,7 @@ def build_body(
             # The serializer is built on first use (defer_build): look it up here, not at import.
             serializer = ChatCompletionRequest.__pydantic_serializer__
             return serializer.to_json(model, exclude_unset=True, by_alias=True)
-        from .body import encode_json_body, redacted_preview
+        from .media._body import encode_json_body, redacted_preview
 
         payload = build_payload(config, messages, options)
         # The preview is made now, so the body keeps no reference to big data-URL strings.

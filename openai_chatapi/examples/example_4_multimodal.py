@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -28,14 +29,15 @@ from openai_chatapi import (
     APIStatusError,
     ChatAgent,
     ChatAPIException,
+    ChatMessage,
     MediaProcessingError,
     ModelConfig,
     RuntimeConfig,
+    TextPart,
     TokenLimitError,
 )
-from openai_chatapi.body import MediaSources, redacted_preview
 from openai_chatapi.examples._endpoint import endpoint
-from openai_chatapi.media import MediaSettings, prepare_media, to_wire_parts
+from openai_chatapi.media import MediaSettings, prepare_media
 
 IMAGE_QUESTION = "What shape and colour do you see in this picture? One sentence."
 VIDEO_QUESTION = "What moves in this clip, and in which direction? One sentence."
@@ -79,12 +81,22 @@ def wire_preview(
 ) -> list[str]:
     """The user message's content parts as the agent sends them, base64 shown as its size."""
     settings = MediaSettings.from_config(runtime)
-    parts = prepare_media(image, video, settings, base_url=base_url)
-    sources = MediaSources()  # local files become placeholders, streamed only when sending
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
-    for part in parts:
-        content += to_wire_parts(part, settings, base_url=base_url, sources=sources)
-    return [redacted_preview(item, limit=160) for item in content]
+    parts = prepare_media(image, video, settings, base_url=base_url)  # checks every file now
+    message = ChatMessage(role="user", content=[TextPart(text=text), *parts])
+    wire = message.to_wire(media_settings=settings, base_url=base_url)
+    return [json.dumps(_elide_base64(part))[:160] for part in wire["content"]]
+
+
+def _elide_base64(value: Any) -> Any:
+    """``value`` with each base64 ``data:`` URL replaced by its type and decoded size."""
+    if isinstance(value, dict):
+        return {key: _elide_base64(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_elide_base64(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:") and ";base64," in value[:100]:
+        head, _, data = value.partition(";base64,")
+        return f"<{head[5:]} base64, {len(data) * 3 // 4 - data[-2:].count('=')} bytes>"
+    return value
 
 
 async def step(

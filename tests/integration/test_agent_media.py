@@ -45,6 +45,7 @@ from openai_chatapi import (
 )
 from openai_chatapi import media as media_module
 from openai_chatapi._transport import logger as package_logger
+from openai_chatapi.media import _history as media_history
 from openai_chatapi.media import clear_media_caches
 
 from ..conftest import AgentFactory
@@ -818,8 +819,8 @@ async def test_media_are_validated_and_encoded_off_the_event_loop(
 ) -> None:
     calls: list[tuple[str, bool]] = []
 
-    def spy(name: str) -> None:
-        real = getattr(media_module, name)
+    def spy(module: Any, name: str) -> None:
+        real = getattr(module, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -830,10 +831,10 @@ async def test_media_are_validated_and_encoded_off_the_event_loop(
             calls.append((name, on_loop))
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(media_module, name, wrapper)
+        monkeypatch.setattr(module, name, wrapper)
 
-    spy("prepare_media")
-    spy("to_wire_parts")
+    spy(media_history, "prepare_media")  # as the agent's attach step calls it
+    spy(media_module, "to_wire_parts")  # as the request builder calls it
     agent = await make_agent(video_mode="frames", video_frames=3)
     await ask(
         agent,

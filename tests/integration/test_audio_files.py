@@ -30,7 +30,7 @@ from openai_chatapi import (
     MediaProcessingError,
     TextPart,
 )
-from openai_chatapi.body import CHUNK_INPUT_BYTES, MediaSources, encode_json_body
+from openai_chatapi.media._body import CHUNK_INPUT_BYTES, MediaSources, encode_json_body
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, text_chunks

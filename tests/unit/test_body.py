@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 from openai_chatapi._errors import MediaProcessingError
-from openai_chatapi.body import (
+from openai_chatapi.media._body import (
     CHUNK_INPUT_BYTES,
     MediaSources,
     RequestBody,
@@ -258,3 +260,41 @@ def test_redacted_preview_is_cut_to_the_limit() -> None:
     preview = redacted_preview({"text": "x" * 5000}, 100)
     assert preview.startswith('{"text": "xxx')
     assert len(preview) < 200 and "more characters" in preview
+
+
+def test_the_body_streams_without_anyio(tmp_path: Path) -> None:
+    # anyio is not a declared dependency: the body must stream with asyncio alone.
+    path = tmp_path / "clip.bin"
+    path.write_bytes(os.urandom(CHUNK_INPUT_BYTES + 5))
+    code = (
+        "import asyncio, sys\n"
+        "sys.modules['anyio'] = None\n"
+        "from openai_chatapi.media._body import MediaSources, encode_json_body\n"
+        "sources = MediaSources()\n"
+        f"body = encode_json_body({{'u': sources.add_file({str(path)!r}, 'video/mp4')}}, sources)\n"
+        "async def main():\n"
+        "    return b''.join([chunk async for chunk in body])\n"
+        "assert asyncio.run(main()) == body.read_all()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
+async def test_a_cancelled_send_closes_the_file_once_its_read_ends(tmp_path: Path) -> None:
+    path = tmp_path / "clip.bin"
+    path.write_bytes(os.urandom(4 * CHUNK_INPUT_BYTES))
+    sources = MediaSources()
+    body = encode_json_body({"u": sources.add_file(path, "video/mp4")}, sources)
+    started = asyncio.Event()
+
+    async def send() -> None:
+        async for _ in body:
+            started.set()
+
+    task = asyncio.create_task(send())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await collect(body) == body.read_all()  # the body is still whole afterwards

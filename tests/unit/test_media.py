@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from openai_chatapi import media
 from openai_chatapi._errors import ConfigurationError, MediaProcessingError
-from openai_chatapi.body import MediaSources, encode_json_body, redacted_preview
 from openai_chatapi.media import (
     ImagePart,
     MediaSettings,
     VideoPart,
+    _image,
+    _input,
     clear_media_caches,
     prepare_image,
     prepare_media,
@@ -31,6 +31,7 @@ from openai_chatapi.media import (
     sniff_mime,
     to_wire_parts,
 )
+from openai_chatapi.media._body import MediaSources, encode_json_body, redacted_preview
 
 from ..support.media_factory import (
     IMAGE_FORMATS,
@@ -236,13 +237,13 @@ def test_converted_images_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = write_image(tmp_path / "scan.bmp", "bmp")
     (part,) = prepare_media(path)
     calls: list[object] = []
-    real = media._process_image
+    real = _image._process_image
 
     def counting(*args: Any) -> Any:
         calls.append(args)
         return real(*args)
 
-    monkeypatch.setattr(media, "_process_image", counting)
+    monkeypatch.setattr(_image, "_process_image", counting)
     first, second = materialized([part]), materialized([part])
     assert first == second and len(calls) == 1
 
@@ -274,7 +275,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise PermissionError(13, "Permission denied", str(path))
 
     # The module's own `open`, so this holds even when the tests run as root.
-    monkeypatch.setattr(media, "open", refuse, raising=False)
+    monkeypatch.setattr(_input, "open", refuse, raising=False)
     err = error_of(prepare_media, path)
     assert err.details["reason"].startswith("permission denied")
     assert err.details["path"] == str(path)
@@ -331,7 +332,7 @@ def test_resizing_without_pillow_names_the_extra(
 ) -> None:
     path = write_image(tmp_path / "a.png")
     hide_pillow(monkeypatch)
-    err = error_of(prepare_media, path, settings=MediaSettings(image_max_side=10))
+    err = error_of(prepare_media, path, settings=MediaSettings(image_max_side=16))
     assert "'image' extra" in str(err)
 
 
@@ -713,7 +714,7 @@ def test_payload_snapshot_frames(tmp_path: Path, snapshot: Any) -> None:
 
 def test_builtins_open_is_untouched() -> None:
     # Guard for test_unreadable_file: the patch must stay local to the media module.
-    assert media.__dict__.get("open", builtins.open) is builtins.open
+    assert _input.__dict__.get("open", builtins.open) is builtins.open
 
 
 # ---------------------------------------------------------------- more formats and inputs

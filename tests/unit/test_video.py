@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from openai_chatapi import video
 from openai_chatapi._errors import MediaProcessingError
-from openai_chatapi.video import (
+from openai_chatapi.media import _video as video
+from openai_chatapi.media._video import (
     Frame,
     clear_frame_cache,
     format_timestamp,

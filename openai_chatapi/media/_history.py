@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._messages import ChatMessage, ContentPart, RefusalPart, TextPart
-
-if TYPE_CHECKING:
-    from .media import MediaPart, MediaSettings
+from .._errors import MediaProcessingError
+from .._messages import ChatMessage, ContentPart, RefusalPart, TextPart
+from ._input import MediaPart
+from ._prepare import prepare_media
+from ._settings import MediaSettings
 
 __all__ = ["attach_media", "without_stale_media"]
 
@@ -39,9 +40,6 @@ def attach_media(
 ) -> list[MediaPart]:
     """``prepare_media``, then each local file stamped with its size and mtime (or, with
     ``keep_bytes``, turned into its bytes). Reads files: call it off the event loop."""
-    from ._errors import MediaProcessingError
-    from .media import prepare_media
-
     parts = prepare_media(
         images,
         videos,

@@ -8,19 +8,21 @@ its history does not decode it again on every turn.
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import io
 import math
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ._errors import MediaProcessingError
+from .._errors import MediaProcessingError
+from .._parts import VideoPart
+from ._cache import LRU, identity
+from ._failures import extra_hint, import_extra, os_error_reason, part_error
+from ._settings import MediaSettings
 
 __all__ = [
     "Frame",
@@ -28,13 +30,14 @@ __all__ = [
     "clear_frame_cache",
     "format_timestamp",
     "frame_times",
+    "frames_for",
+    "probe_if_possible",
     "probe_video",
     "sample_frames",
 ]
 
 VideoSource = str | os.PathLike[str] | bytes
 
-_VIDEO_EXTRA = "pip install 'openai_chatapi[video]'"
 _CACHE_MAX_ENTRIES = 32
 _CACHE_MAX_BYTES = 128 * 1024 * 1024
 _JPEG_QUALITY = 85
@@ -100,25 +103,7 @@ def frame_times(
 
 
 def _import_av() -> ModuleType:
-    try:
-        import av
-    except ImportError as exc:
-        raise MediaProcessingError(
-            f"decoding video requires the 'video' extra: {_VIDEO_EXTRA}",
-            {"reason": "missing dependency", "extra": "video", "module": "av"},
-        ) from exc
-    return av
-
-
-def _import_pil_image() -> ModuleType:
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise MediaProcessingError(
-            f"encoding video frames requires the 'video' extra: {_VIDEO_EXTRA}",
-            {"reason": "missing dependency", "extra": "video", "module": "PIL"},
-        ) from exc
-    return Image
+    return import_extra("av", "video", "decoding video")
 
 
 def _label(source: VideoSource) -> str:
@@ -142,8 +127,6 @@ def _open_video(av: ModuleType, source: VideoSource) -> Iterator[tuple[Any, Any]
     except av.error.FFmpegError as exc:
         raise _error(source, f"not a decodable video ({_ffmpeg_reason(exc)})") from exc
     except OSError as exc:
-        from .body import os_error_reason
-
         raise _error(source, os_error_reason(exc)) from exc
     try:
         if not container.streams.video:
@@ -215,44 +198,9 @@ def probe_video(source: VideoSource) -> VideoInfo:
         )
 
 
-class _FrameCache:
-    """A small thread-safe LRU of sampled frames, bounded by entries and JPEG bytes."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[Hashable, tuple[Frame, ...]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> tuple[Frame, ...] | None:
-        with self._lock:
-            frames = self._items.get(key)
-            if frames is not None:
-                self._items.move_to_end(key)
-            return frames
-
-    def put(self, key: Hashable, frames: tuple[Frame, ...]) -> None:
-        size = sum(len(f.jpeg_bytes) for f in frames)
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = frames
-            self._bytes += size
-            while self._items and (
-                len(self._items) > _CACHE_MAX_ENTRIES or self._bytes > _CACHE_MAX_BYTES
-            ):
-                _, old = self._items.popitem(last=False)
-                self._bytes -= sum(len(f.jpeg_bytes) for f in old)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-_cache = _FrameCache()
+_cache: LRU[tuple[Frame, ...]] = LRU(
+    _CACHE_MAX_ENTRIES, _CACHE_MAX_BYTES, size=lambda frames: sum(len(f.jpeg_bytes) for f in frames)
+)
 
 
 def clear_frame_cache() -> None:
@@ -260,17 +208,11 @@ def clear_frame_cache() -> None:
     _cache.clear()
 
 
-def _identity(source: VideoSource) -> Hashable:
-    if isinstance(source, bytes):
-        return ("bytes", hashlib.blake2b(source, digest_size=20).digest())
-    path = os.path.abspath(os.fspath(source))
+def _identity(source: VideoSource) -> Any:
     try:
-        st = os.stat(path)
+        return identity(source)
     except OSError as exc:
-        from .body import os_error_reason
-
         raise _error(source, os_error_reason(exc)) from exc
-    return ("path", path, st.st_mtime_ns, st.st_size)
 
 
 def sample_frames(
@@ -296,7 +238,7 @@ def sample_frames(
     if cached is not None:
         return list(cached)
     av = _import_av()
-    image_module = _import_pil_image()
+    image_module = import_extra("PIL.Image", "video", "encoding video frames")
     with _open_video(av, source) as (container, stream):
         try:
             frames = _sample(
@@ -377,3 +319,48 @@ def _encode(image_module: ModuleType, frame: Any, timestamp: float, max_side: in
     image.save(out, format="JPEG", quality=_JPEG_QUALITY)
     width, height = image.size
     return Frame(timestamp_s=timestamp, jpeg_bytes=out.getvalue(), width=width, height=height)
+
+
+# --------------------------------------------------------------------------- video parts
+
+
+def _target(part: VideoPart) -> str | bytes:
+    if part.data is not None:
+        return part.data
+    assert part.source is not None
+    if part.origin == "data_url":
+        _, _, payload = part.source.partition(",")
+        return base64.b64decode(payload)
+    return part.source
+
+
+def probe_if_possible(part: VideoPart) -> None:
+    """Check the container with PyAV when it is installed; native mode does not need it."""
+    try:
+        _import_av()
+    except MediaProcessingError:
+        return
+    try:
+        probe_video(_target(part))
+    except MediaProcessingError as exc:
+        raise part_error(part)(exc.details.get("reason", exc.message)) from exc
+
+
+def frames_for(part: VideoPart, settings: MediaSettings) -> list[Frame]:
+    """The frames ``settings`` sample from ``part``; errors name the part."""
+    try:
+        return sample_frames(
+            _target(part),
+            count=settings.video_frames,
+            fps=settings.video_fps,
+            max_frames=settings.video_max_frames,
+            max_side=settings.video_frame_max_side,
+        )
+    except MediaProcessingError as exc:
+        if exc.details.get("reason") == "missing dependency":
+            raise MediaProcessingError(
+                f"video {part.label}: video_mode='frames' requires the 'video' extra: "
+                f"{extra_hint('video')}",
+                {**exc.details, "path": part.source if part.origin == "path" else None},
+            ) from exc
+        raise part_error(part)(exc.details.get("reason", exc.message)) from exc

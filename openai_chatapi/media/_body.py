@@ -9,6 +9,7 @@ exists in memory as raw bytes, base64, a JSON string and an encoded body at once
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -20,10 +21,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import httpx
 
-from ._errors import MediaProcessingError, truncate
+from .._errors import MediaProcessingError, truncate
+from ._failures import os_error_reason
 
 __all__ = [
     "CHUNK_INPUT_BYTES",
@@ -158,17 +159,6 @@ def _is_regular(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def os_error_reason(exc: OSError) -> str:
-    """A short reason for an ``OSError`` met while opening or reading a media file."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied (unreadable)"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
 def _file_error(path: str, exc: OSError) -> MediaProcessingError:
     reason = os_error_reason(exc)
     return MediaProcessingError(f"{path}: {reason}", {"path": path, "reason": reason})
@@ -255,6 +245,32 @@ def _iter_source(source: _Source) -> Iterator[bytes]:
         reader.close()
 
 
+async def _stream_source(source: _Source) -> AsyncIterator[bytes]:
+    """``_iter_source`` with each file read and base64 step in a worker thread, keeping the
+    event loop free. A cancelled step finishes in its thread before the file is closed."""
+    loop = asyncio.get_running_loop()
+    reader = _SourceReader(source)
+    step: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            step = loop.run_in_executor(None, reader.next_chunk)
+            chunk = await asyncio.shield(step)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        if step is None or step.done():
+            reader.close()
+        else:
+            step.add_done_callback(lambda done: _close_after(done, reader))
+
+
+def _close_after(step: asyncio.Future[bytes], reader: _SourceReader) -> None:
+    if not step.cancelled():
+        step.exception()  # retrieved: nobody awaits a step whose caller was cancelled
+    reader.close()
+
+
 class RequestBody(httpx.AsyncByteStream):
     """A JSON request body whose media parts are base64-encoded while it is sent.
 
@@ -305,13 +321,8 @@ class RequestBody(httpx.AsyncByteStream):
                 if segment:
                     yield segment
                 continue
-            reader = _SourceReader(segment)
-            try:
-                # File reads and base64 run in a worker thread to keep the event loop free.
-                while chunk := await anyio.to_thread.run_sync(reader.next_chunk):
-                    yield chunk
-            finally:
-                reader.close()
+            async for chunk in _stream_source(segment):
+                yield chunk
 
     def read_all(self) -> bytes:
         """The whole body as one ``bytes`` (for small bodies and tests)."""
