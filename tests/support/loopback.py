@@ -412,7 +412,7 @@ class LoopbackServer:
         self.record = record
         self.body_limit = body_limit
         self.port = port
-        self.queue: list[Handler] = []
+        self._scripted: list[Handler] = []
         self.requests: list[Request] = []
         self.failures: list[BaseException] = []  # exceptions raised by handlers
         self.stats = ServerStats()
@@ -434,14 +434,14 @@ class LoopbackServer:
 
     def script(self, *handlers: Handler) -> LoopbackServer:
         """Answer the next requests with ``handlers`` in order, then the default again."""
-        self.queue.extend(handlers)
+        self._scripted.extend(handlers)
         return self
 
     def handler_for(self, conn: Connection, request: Request) -> Handler:
-        return self.queue.pop(0) if self.queue else self.default
+        return self._scripted.pop(0) if self._scripted else self.default
 
     def reset_script(self, default: Handler | None = None) -> None:
-        self.queue.clear()
+        self._scripted.clear()
         if default is not None:
             self.default = default
         self.progress = asyncio.Event()
