@@ -1,7 +1,7 @@
 """Network-side hardening (issue 14): retries, streams, timeouts, endpoints, secrets, config.
 
 Each test reproduces a defect through the public API against the real loopback fault server
-(``tests/support/fault_server.py``) or the mock transport (``tests/support/fakes.py``). ``tests/support/FAULTS.md``
+(``support/fault_server.py``) or the mock transport (``support/fakes.py``). ``support/FAULTS.md``
 lists the cases.
 """
 
