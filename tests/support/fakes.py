@@ -16,6 +16,14 @@ import httpx
 
 BASE_URL = "http://fake.test/v1"
 API_KEY = "sk-test-SECRET-0123456789abcdef"
+DEBUG_RUNTIME: dict[str, Any] = {
+    "enable_logging": True,
+    "enable_debug": True,
+    "log_level": "DEBUG",
+    "log_http_requests": True,
+    "log_http_responses": True,
+}
+"""``RuntimeConfig`` options that log everything (the logging and secret-hygiene tests)."""
 
 
 def completion(

@@ -386,15 +386,18 @@ class Fault:
         return self.chat if mode == "chat" else self.stream
 
 
+def _both(kind: str, what: str, behaviour: Behaviour, outcome: Outcome, **extra: Any) -> Fault:
+    """A fault with the same outcome in ``chat`` and ``chat_stream``."""
+    return Fault(kind, what, behaviour, outcome, outcome, **extra)
+
+
 def _status_fault(kind: str, status: int, **headers: str) -> Fault:
     outcome = Outcome(
         RateLimitError if status == 429 else InternalServerError,
         retried=True,
         text=f"HTTP {status}",
     )
-    return Fault(
-        kind, f"HTTP {status} with an error object", error_status(status), outcome, outcome
-    )
+    return _both(kind, f"HTTP {status} with an error object", error_status(status), outcome)
 
 
 _CONN = Outcome(APIConnectionError, retried=True, text="connection failed")
@@ -454,19 +457,17 @@ FAULTS: dict[str, Fault] = {
             None,
             Outcome(None, reply=STREAM_TEXT, note="the connection is closed, not reused"),
         ),
-        Fault(
+        _both(
             "429-retry-after",
             "HTTP 429 with `Retry-After: 2`",
             error_status(429, "slow down", **{"Retry-After": "2"}),
             Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 2 s asked"),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 2 s asked"),
             retry_after=2.0,
         ),
-        Fault(
+        _both(
             "429-retry-after-ms",
             "HTTP 429 with `retry-after-ms: 250`",
             error_status(429, "slow down", **{"retry-after-ms": "250"}),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 0.25 s asked"),
             Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 0.25 s asked"),
             retry_after=0.25,
         ),
@@ -474,11 +475,10 @@ FAULTS: dict[str, Fault] = {
         _status_fault("502", 502),
         _status_fault("503", 503),
         _status_fault("504", 504),
-        Fault(
+        _both(
             "html-proxy-page",
             "HTTP 502 with nginx's HTML error page",
             html_proxy_page,
-            Outcome(InternalServerError, retried=True, text="non-JSON error page"),
             Outcome(InternalServerError, retried=True, text="non-JSON error page"),
         ),
         Fault(
@@ -513,18 +513,16 @@ FAULTS: dict[str, Fault] = {
             Outcome(APIResponseError, text="model overloaded"),
             Outcome(APIResponseError, partial=True, text="model overloaded"),
         ),
-        Fault(
+        _both(
             "empty-choices",
             "a completion (or a whole stream) with `choices: []`",
             empty_choices,
             Outcome(APIResponseError, text="no choices"),
-            Outcome(APIResponseError, text="no choices"),
         ),
-        Fault(
+        _both(
             "null-content",
             "`content: null` and no tool calls",
             null_content,
-            Outcome(None, reply=""),
             Outcome(None, reply=""),
         ),
         Fault(
@@ -534,22 +532,18 @@ FAULTS: dict[str, Fault] = {
             Outcome(None, reply=REPLY, note="the error is fed back; the model answers"),
             Outcome(None, reply=STREAM_TEXT, note="the error is fed back; the model answers"),
         ),
-        Fault(
+        _both(
             "10mb-error-body",
             "HTTP 500 with a 10 MB text body",
             big_error,
             Outcome(
                 InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
             ),
-            Outcome(
-                InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
-            ),
         ),
-        Fault(
+        _both(
             "invalid-utf8",
             "invalid UTF-8 bytes inside the reply text",
             invalid_utf8,
-            Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD"),
             Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD"),
         ),
     ]
@@ -657,16 +651,9 @@ def make_agent(
     return agent
 
 
-async def call(
-    agent: ChatAgent,
-    server: FaultServer,
-    mode: Mode,
-    pieces: list[str] | None = None,
-    text: str = "question",
-    **kwargs: Any,
-) -> str:
-    """One ``chat`` or ``chat_stream`` call, bounded by SAFETY (see ``raw_call``)."""
-    return await asyncio.wait_for(raw_call(agent, server, mode, pieces, text, **kwargs), SAFETY)
+async def call(agent: ChatAgent, server: FaultServer, mode: Mode, *args: Any, **kwargs: Any) -> str:
+    """``raw_call`` (the same arguments), bounded by SAFETY."""
+    return await asyncio.wait_for(raw_call(agent, server, mode, *args, **kwargs), SAFETY)
 
 
 async def raw_call(
