@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
@@ -76,3 +78,9 @@ def pytest_report_header() -> list[str]:
         f"shared folder: {SHARED} ({'present' if SHARED.is_dir() else 'absent'})",
         local_model_path(),
     ]
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """syrupy's snapshot, stored as JSON (the payload snapshots)."""
+    return snapshot.use_extension(JSONSnapshotExtension)

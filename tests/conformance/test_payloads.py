@@ -11,8 +11,6 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
-from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import (
     ChatAgent,
@@ -33,11 +31,6 @@ from ..support.payload_scenarios import (
     model_config,
     send,
 )
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
 
 
 def wire(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:

@@ -27,13 +27,10 @@ pytest.importorskip("PIL", reason="the media tests need the 'image' extra (Pillo
 pytest.importorskip("av", reason="the media tests need the 'video' extra (PyAV)")
 
 from PIL import Image
-from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import (
     ChatAgent,
     ChatMessage,
-    ContentDeltaEvent,
     ImagePart,
     MediaProcessingError,
     ModelConfig,
@@ -46,7 +43,7 @@ from openai_chatapi._transport import logger as package_logger
 from openai_chatapi.media import clear_media_caches
 
 from ..conftest import AgentFactory
-from ..support.fakes import API_KEY, FakeServer, SleepRecorder, completion, text_chunks
+from ..support.fakes import API_KEY, FakeServer, SleepRecorder, ask, completion, text_chunks
 from ..support.loopback import Connection, LoopbackServer, Request, response_bytes
 from ..support.media_factory import (
     audio_only_mp4,
@@ -70,27 +67,7 @@ def _fresh_caches() -> Iterator[None]:
     clear_media_caches()
 
 
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
-
-
 # ---------------------------------------------------------------- helpers
-
-
-async def ask(agent: ChatAgent, server: FakeServer, how: str, text: str, **media: Any) -> str:
-    """One turn through ``chat``, ``chat_stream`` or ``chat_stream_events``; the reply text."""
-    if how == "chat":
-        server.add_completion("Seen.")
-        return str(await agent.chat(text, **media))
-    server.add_stream(text_chunks(["Se", "en."]))
-    if how == "stream":
-        return "".join([p async for p in agent.chat_stream(text, display_stream=False, **media)])
-    pieces = []
-    async for event in agent.chat_stream_events(text, **media):
-        if isinstance(event, ContentDeltaEvent):
-            pieces.append(event.text)
-    return "".join(pieces)
 
 
 def sent(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:

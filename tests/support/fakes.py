@@ -220,3 +220,23 @@ class SleepRecorder:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+
+async def ask(
+    agent: Any, server: FakeServer, how: str, text: str, reply: str = "Seen.", **media: Any
+) -> str:
+    """One turn through ``chat``, ``chat_stream`` or ``chat_stream_events`` (``how``) answered
+    by ``reply`` (streamed in two pieces); the reply text."""
+    from openai_chatapi import ContentDeltaEvent
+
+    if how == "chat":
+        server.add_completion(reply)
+        return str(await agent.chat(text, **media))
+    server.add_stream(text_chunks([reply[:2], reply[2:]]))
+    if how == "stream":
+        return "".join([p async for p in agent.chat_stream(text, display_stream=False, **media)])
+    pieces = []
+    async for event in agent.chat_stream_events(text, **media):
+        if isinstance(event, ContentDeltaEvent):
+            pieces.append(event.text)
+    return "".join(pieces)
