@@ -22,6 +22,7 @@ import logging
 import ssl
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,25 @@ def exposed_by(agent: ChatAgent, tmp_path: Path) -> list[str]:
     ]
 
 
+@dataclass
+class Watch:
+    """Everything a test's calls logged (DEBUG, all loggers) and printed."""
+
+    caplog: pytest.LogCaptureFixture
+    capfd: pytest.CaptureFixture[str]
+
+    def assert_clean(self, exposed: list[str]) -> None:
+        """No piece of the key in ``exposed``, the log records, stdout or stderr."""
+        out, err = self.capfd.readouterr()
+        assert_clean([*exposed, log_text(self.caplog), out, err])
+
+
+@pytest.fixture
+def watch(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Watch:
+    caplog.set_level(logging.DEBUG)
+    return Watch(caplog, capfd)
+
+
 def assert_clean(texts: list[str]) -> None:
     for text in texts:
         found = leaks(text)
@@ -143,13 +163,11 @@ def assert_clean(texts: list[str]) -> None:
 @pytest.mark.parametrize(("kind", "mode"), CASES)
 async def test_no_leak_under_any_fault(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
     kind: str,
     mode: Mode,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     outcome = FAULTS[kind].outcome(mode)
     assert outcome is not None
     sleeps = Sleeps()
@@ -165,10 +183,8 @@ async def test_no_leak_under_any_fault(
         else:
             assert outcome.error is None
         exposed += exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    logs = log_text(caplog)
-    assert "Bearer [REDACTED]" in logs  # the request headers were dumped, redacted
-    assert_clean([*exposed, logs, out, err])
+    assert "Bearer [REDACTED]" in log_text(watch.caplog)  # the headers were dumped, redacted
+    watch.assert_clean(exposed)
     if kind != "refused":  # the key did reach the server, where it belongs
         assert fault_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
@@ -226,8 +242,7 @@ async def stuffed_header(conn: Connection, request: Request) -> bool:
 )
 async def test_no_piece_of_the_key_survives_a_cut(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
     behaviour: Any,
     mode: Mode,
@@ -235,7 +250,6 @@ async def test_no_piece_of_the_key_survives_a_cut(
 ) -> None:
     """Error bodies, previews and messages are cut at many lengths; a key straddling a cut
     must not leave its first or last characters behind."""
-    caplog.set_level(logging.DEBUG)
     fault_server.script(behaviour)
     strict = behaviour is stuffed_header  # lenient parsing keeps that reply (test below)
     async with debug_agent(
@@ -244,33 +258,27 @@ async def test_no_piece_of_the_key_survives_a_cut(
         with pytest.raises(ChatAPIException) as caught:
             await call(agent, fault_server, mode)
         exposed = everything_about(caught.value) + exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_a_key_in_a_cosmetic_field_is_dropped_by_lenient_parsing(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     fault_server.script(stuffed_header)
     async with debug_agent(fault_server) as agent:
         await call(agent, fault_server, "stream")
         assert agent.last_response is not None and agent.last_response.created is None
         exposed = exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_no_leak_when_cancelled_or_under_load(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     sleeping = asyncio.Event()
 
     async def block() -> None:
@@ -309,8 +317,7 @@ async def test_no_leak_when_cancelled_or_under_load(
         )
         assert len(replies) == 40
         exposed += exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_tls_verification_is_on_by_default() -> None:
