@@ -33,6 +33,7 @@ from ..support.fault_server import (
     stall_before_headers,
     stall_mid_body,
 )
+from ..support.waits import until_cancelled
 
 MODES = ["chat", "stream"]
 
@@ -155,12 +156,7 @@ async def test_cancel_during_tool_execution(fault_server: FaultServer, mode: Mod
 
     async def lookup(city: str) -> str:
         """A tool that never finishes."""
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            handler_cancelled.set()
-            raise
+        await until_cancelled(started.set, handler_cancelled.set)
         return city
 
     fault_server.script(calls_tool('{"city": "Oslo"}'))

@@ -35,6 +35,7 @@ from openai_chatapi import (
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
+from ..support.waits import until_cancelled
 
 SAFETY = 10  # seconds
 
@@ -804,12 +805,7 @@ async def test_cancelling_the_caller_during_tool_execution(
 
     @tool
     async def slow(index: int) -> str:
-        started[index].set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled_handlers.append(index)
-            raise
+        await until_cancelled(started[index].set, lambda: cancelled_handlers.append(index))
         return "never"
 
     agent.register_tool(slow)
@@ -966,12 +962,7 @@ async def test_cancelling_a_stream_during_tool_execution(
 
     @tool
     async def get_weather(city: str) -> str:  # same name as the streamed call
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled_handlers.append(city)
-            raise
+        await until_cancelled(started.set, lambda: cancelled_handlers.append(city))
         return "never"
 
     agent.register_tool(get_weather)

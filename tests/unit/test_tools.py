@@ -24,6 +24,8 @@ from openai_chatapi.tools import (
     tool,
 )
 
+from ..support.waits import until_cancelled
+
 SAFETY = 10  # seconds; only stops a broken test from hanging, never asserted on
 
 
@@ -466,12 +468,7 @@ async def test_raise_mode_cancels_the_other_calls() -> None:
 
     @tool
     async def waits() -> str:
-        other_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            other_cancelled.set()
-            raise
+        await until_cancelled(other_started.set, other_cancelled.set)
         return "never"
 
     @tool
@@ -497,12 +494,7 @@ async def test_cancelling_the_caller_cancels_every_handler(count: int) -> None:
 
     @tool
     async def hang(index: int) -> str:
-        started[index].set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(index)
-            raise
+        await until_cancelled(started[index].set, lambda: cancelled.append(index))
         return "never"
 
     registry = ToolRegistry([hang])
