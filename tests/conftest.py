@@ -84,3 +84,14 @@ def pytest_report_header() -> list[str]:
 def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """syrupy's snapshot, stored as JSON (the payload snapshots)."""
     return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh directory that ``tempfile`` uses as its default for the test."""
+    import tempfile
+
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path

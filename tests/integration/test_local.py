@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -35,7 +34,10 @@ from openai_chatapi.local import (
     local_model,
 )
 
-from ..support.live_server import live_model_config  # noqa: F401  (one shared server per session)
+from ..support.live_server import (
+    hi_request,
+    live_model_config,  # noqa: F401  (one shared server per session)
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: live tests share a 2-core machine with builds and other suites.
@@ -100,12 +102,9 @@ class FakeServer(LocalModelServer):
 
 
 @pytest.fixture(autouse=True)
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Default (temporary) server logs go here, so tests can see what is left behind."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
+def _server_logs_in_temp_dir(temp_dir: Path) -> Path:
+    """Default (temporary) server logs go to ``temp_dir``: tests see what is left behind."""
+    return temp_dir
 
 
 def leftover_logs(temp_dir: Path) -> list[str]:
@@ -711,14 +710,6 @@ async def test_live_session_fixture_serves_chat(
     live_model_config: ModelConfig,  # noqa: F811
 ) -> None:
     async with httpx.AsyncClient(trust_env=False, timeout=CHAT_TIMEOUT) as client:
-        response = await client.post(
-            f"{live_model_config.api_base_url}/chat/completions",
-            headers={"Authorization": f"Bearer {live_model_config.api_key}"},
-            json={
-                "model": live_model_config.model,
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 8,
-            },
-        )
+        response = await client.post(**hi_request(live_model_config, 8))
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["role"] == "assistant"

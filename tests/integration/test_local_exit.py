@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,9 @@ class StandIn(LocalModelServer):
 
 
 @pytest.fixture(autouse=True)
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Temporary server logs go here, so tests can see what is kept."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
+def _logs_in_temp_dir(temp_dir: Path) -> Path:
+    """Temporary server logs go to ``temp_dir``, so tests can see what is kept."""
+    return temp_dir
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from openai_chatapi import (
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
-from ..support.waits import until_cancelled
+from ..support.waits import rendezvous, until_cancelled
 
 SAFETY = 10  # seconds
 
@@ -204,20 +204,7 @@ async def test_results_are_serialised_to_json(agent: ChatAgent, server: FakeServ
 
 
 async def test_calls_of_one_reply_run_concurrently(agent: ChatAgent, server: FakeServer) -> None:
-    ping_started, pong_started = asyncio.Event(), asyncio.Event()
-
-    @tool
-    async def ping() -> str:
-        ping_started.set()
-        await pong_started.wait()  # only returns when pong runs at the same time
-        return "ping"
-
-    @tool
-    async def pong() -> str:
-        pong_started.set()
-        await ping_started.wait()
-        return "pong"
-
+    ping, pong = rendezvous("ping", "pong")  # each returns only while the other runs
     agent.register_tool(ping)
     agent.register_tool(pong)
     server.add_json(calls_reply(tool_call("a", "ping", {}), tool_call("b", "pong", {})))

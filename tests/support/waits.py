@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["until_cancelled"]
+__all__ = ["rendezvous", "until_cancelled"]
 
 
 async def until_cancelled(started: Callable[[], object], cancelled: Callable[[], object]) -> None:
@@ -17,3 +18,21 @@ async def until_cancelled(started: Callable[[], object], cancelled: Callable[[],
     except asyncio.CancelledError:
         cancelled()
         raise
+
+
+def rendezvous(first: str, second: str) -> tuple[Any, Any]:
+    """Two tools (``@tool``) named ``first`` and ``second``: each returns its name only once
+    the other has started, so they finish only when they run at the same time."""
+    from openai_chatapi import tool
+
+    started = {first: asyncio.Event(), second: asyncio.Event()}
+
+    def make(name: str, other: str) -> Any:
+        async def run() -> str:
+            started[name].set()
+            await started[other].wait()
+            return name
+
+        return tool(name=name, description=f"returns {name!r} once {other!r} runs")(run)
+
+    return make(first, second), make(second, first)

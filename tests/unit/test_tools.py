@@ -24,7 +24,7 @@ from openai_chatapi.tools import (
     tool,
 )
 
-from ..support.waits import until_cancelled
+from ..support.waits import rendezvous, until_cancelled
 
 SAFETY = 10  # seconds; only stops a broken test from hanging, never asserted on
 
@@ -255,19 +255,7 @@ async def test_results_are_serialised_in_call_order() -> None:
 
 
 async def test_calls_run_concurrently() -> None:
-    first_started, second_started = asyncio.Event(), asyncio.Event()
-
-    @tool
-    async def first() -> str:
-        first_started.set()
-        await second_started.wait()  # only returns if the other call runs at the same time
-        return "first"
-
-    @tool
-    async def second() -> str:
-        second_started.set()
-        await first_started.wait()
-        return "second"
+    first, second = rendezvous("first", "second")  # each returns only while the other runs
 
     registry = ToolRegistry([first, second])
     results = await asyncio.wait_for(
