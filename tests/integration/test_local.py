@@ -37,6 +37,7 @@ from openai_chatapi.local import (
 from ..support.live_server import (
     hi_request,
     live_model_config,  # noqa: F401  (one shared server per session)
+    module_server,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,9 +97,7 @@ FAKE_SERVER = textwrap.dedent(
 )
 
 
-class FakeServer(LocalModelServer):
-    _server_module = "fake_llama_server"
-    _server_requirements = ()
+FakeServer = module_server("fake_llama_server")
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, Runt
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 
+from ..support.live_server import module_server
 from .test_local import assert_stopped, is_gone
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "support"
@@ -31,9 +32,7 @@ BOUND = 60.0
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals are POSIX")
 
 
-class StandIn(LocalModelServer):
-    _server_module = "local_standin"
-    _server_requirements = ()
+StandIn = module_server("local_standin")
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ from openai_chatapi import (
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
-from ..support.waits import rendezvous, until_cancelled
+from ..support.waits import rendezvous, thread_meeting, until_cancelled
 
 SAFETY = 10  # seconds
 
@@ -220,13 +220,8 @@ async def test_calls_of_one_reply_run_concurrently(agent: ChatAgent, server: Fak
 async def test_sync_handlers_run_concurrently_in_worker_threads(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    barrier = threading.Barrier(2, timeout=SAFETY)  # breaks unless both threads arrive together
+    where = thread_meeting(SAFETY)  # breaks unless both calls run in threads together
     loop_thread = threading.get_ident()
-
-    @tool
-    def where(label: str) -> int:
-        barrier.wait()
-        return threading.get_ident()
 
     agent.register_tool(where)
     server.add_json(

@@ -47,6 +47,13 @@ def local_model_path() -> str:
     )
 
 
+def module_server(module: str) -> type[LocalModelServer]:
+    """A ``LocalModelServer`` that runs ``python -m <module>`` (a stand-in from this folder)
+    instead of llama.cpp's server, and needs none of its packages."""
+    attributes = {"_server_module": module, "_server_requirements": ()}
+    return type(f"ModuleServer[{module}]", (LocalModelServer,), attributes)
+
+
 def hi_request(config: ModelConfig, max_tokens: int) -> dict[str, Any]:
     """The keyword arguments of an httpx POST of a short chat ("Hi") to ``config``'s server."""
     return {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["rendezvous", "until_cancelled"]
+__all__ = ["rendezvous", "thread_meeting", "until_cancelled"]
 
 
 async def until_cancelled(started: Callable[[], object], cancelled: Callable[[], object]) -> None:
@@ -36,3 +37,18 @@ def rendezvous(first: str, second: str) -> tuple[Any, Any]:
         return tool(name=name, description=f"returns {name!r} once {other!r} runs")(run)
 
     return make(first, second), make(second, first)
+
+
+def thread_meeting(timeout: float, parties: int = 2) -> Any:
+    """A sync tool ``where(label)`` returning the id of the thread it ran in, once ``parties``
+    calls wait at a barrier together (it breaks unless they run concurrently in threads)."""
+    from openai_chatapi import tool
+
+    barrier = threading.Barrier(parties, timeout=timeout)
+
+    @tool
+    def where(label: str) -> int:
+        barrier.wait()
+        return threading.get_ident()
+
+    return where

@@ -24,7 +24,7 @@ from openai_chatapi.tools import (
     tool,
 )
 
-from ..support.waits import rendezvous, until_cancelled
+from ..support.waits import rendezvous, thread_meeting, until_cancelled
 
 SAFETY = 10  # seconds; only stops a broken test from hanging, never asserted on
 
@@ -265,13 +265,8 @@ async def test_calls_run_concurrently() -> None:
 
 
 async def test_sync_handlers_run_in_worker_threads_concurrently() -> None:
-    barrier = threading.Barrier(2, timeout=SAFETY)  # breaks unless both threads arrive together
+    where = thread_meeting(SAFETY)  # breaks unless both calls run in threads together
     loop_thread = threading.get_ident()
-
-    @tool
-    def where(label: str) -> int:
-        barrier.wait()
-        return threading.get_ident()
 
     registry = ToolRegistry([where])
     results = await registry.execute(
