@@ -265,7 +265,17 @@ async def _history_with_one_turn(agent: ChatAgent, server: FakeServer) -> tuple[
     return agent.history
 
 
+async def _finalised() -> None:
+    """A few loop turns: the event loop finalises an abandoned generator."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 async def _assert_usable(agent: ChatAgent, server: FakeServer, before: tuple[Any, ...]) -> None:
+    """The abandoned stream left the history as ``before`` and no response open, and the
+    agent streams the next call."""
+    assert agent.history == before
+    await assert_all_closed(server)
     server.add_stream(text_chunks(["again"]))
     assert await collect(agent, "next") == ["again"]
     assert agent.history[: len(before)] == before
@@ -281,10 +291,7 @@ async def test_break_leaves_history_unchanged_and_closes_the_response(
     async for piece in agent.chat_stream("hi", display_stream=False):
         assert piece == PIECES[0]
         break
-    for _ in range(3):  # the event loop finalises the abandoned generator
-        await asyncio.sleep(0)
-    assert agent.history == before
-    await assert_all_closed(server)
+    await _finalised()
     await _assert_usable(agent, server, before)
 
 
@@ -294,10 +301,7 @@ async def test_break_out_of_the_event_stream(agent: ChatAgent, server: FakeServe
     async for event in agent.chat_stream_events("hi"):
         assert isinstance(event, ContentDeltaEvent)
         break
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert agent.history == before
-    await assert_all_closed(server)
+    await _finalised()
     await _assert_usable(agent, server, before)
 
 
@@ -310,8 +314,6 @@ async def test_aclose_leaves_history_unchanged_and_closes_the_response(
     assert await stream.__anext__() == PIECES[0]
     assert await stream.__anext__() == PIECES[1]
     await stream.aclose()
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -335,8 +337,6 @@ async def test_cancelled_task_leaves_history_unchanged_and_closes_the_response(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert received == PIECES[:2]
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -350,8 +350,6 @@ async def test_connection_drop_mid_stream(make_agent: AgentFactory, server: Fake
             received.append(piece)
     assert info.value.details["chunks"] == 3
     assert received == PIECES[:2]
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
