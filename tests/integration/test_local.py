@@ -39,6 +39,7 @@ from ..support.live_server import (
     live_model_config,  # noqa: F401  (one shared server per session)
     module_server,
 )
+from ..support.waits import cancel_when_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: live tests share a 2-core machine with builds and other suites.
@@ -371,11 +372,7 @@ async def test_stops_when_the_task_is_cancelled(model_file: Path, fake_env: dict
             ready.set()
             await asyncio.sleep(3600)
 
-    task = asyncio.create_task(body())
-    await ready.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(body(), ready)
     assert_stopped(server)
 
 

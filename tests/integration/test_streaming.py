@@ -32,6 +32,7 @@ from openai_chatapi._streaming import StreamEvent
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, SleepRecorder, chunk, completion, sse, text_chunks
+from ..support.waits import cancel_when_set
 
 PIECES = ["Hel", "lo", ", wör", "ld ", "✓ 🎉"]
 TEXT = "".join(PIECES)
@@ -331,11 +332,7 @@ async def test_cancelled_task_leaves_history_unchanged_and_closes_the_response(
             if len(received) == 2:
                 two_pieces.set()
 
-    task = asyncio.create_task(consume())
-    await two_pieces.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(consume(), two_pieces)
     assert received == PIECES[:2]
     await _assert_usable(agent, server, before)
 
@@ -729,11 +726,16 @@ async def test_parallel_streamed_tool_calls_each_get_a_result(
     await assert_all_closed(server)
 
 
+def _rome_round(agent: ChatAgent, server: FakeServer) -> None:
+    """``get_weather`` registered, and the next stream calls it for Rome (id ``call_w``)."""
+    agent.register_tool(get_weather)
+    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+
+
 async def test_stopping_during_the_follow_up_leaves_history_unchanged(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+    _rome_round(agent, server)
     server.add_stream(text_chunks(PIECES))
     stream = agent.chat_stream("Rome?", display_stream=False)
     assert await stream.__anext__() == PIECES[0]
@@ -745,8 +747,7 @@ async def test_stopping_during_the_follow_up_leaves_history_unchanged(
 async def test_streamed_tool_calls_without_auto_execution_are_pending(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+    _rome_round(agent, server)
     events = await collect_events(agent, "Rome?", auto_execute_tools=False)
     assert not [e for e in events if isinstance(e, ToolResultEvent)]
     assert [c.id for c in agent.pending_tool_calls] == ["call_w"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["rendezvous", "thread_meeting", "until_cancelled"]
+import pytest
+
+__all__ = ["cancel_when_set", "rendezvous", "thread_meeting", "until_cancelled"]
 
 
 async def until_cancelled(started: Callable[[], object], cancelled: Callable[[], object]) -> None:
@@ -52,3 +54,13 @@ def thread_meeting(timeout: float, parties: int = 2) -> Any:
         return threading.get_ident()
 
     return where
+
+
+async def cancel_when_set(work: Awaitable[Any], event: asyncio.Event) -> None:
+    """Run ``work`` as a task, cancel it once ``event`` is set, and check that it ended by
+    that cancellation."""
+    task = asyncio.ensure_future(work)
+    await event.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
