@@ -272,17 +272,18 @@ async def test_start_yields_a_ready_config_and_stop_reaps(
         _ = server.config
 
 
+def _models_status(config: ModelConfig) -> int:
+    """The status of ``GET /models`` on the server ``config`` points at."""
+    headers = {"Authorization": f"Bearer {config.api_key}"}
+    return httpx.get(f"{config.api_base_url}/models", headers=headers, trust_env=False).status_code
+
+
 def test_sync_context_manager(model_file: Path, fake_env: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "logs" / "server.log"
     server = fake(model_file, fake_env, log_path=log)
     with server as config:
         assert server.running
-        response = httpx.get(
-            f"{config.api_base_url}/models",
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            trust_env=False,
-        )
-        assert response.status_code == 200
+        assert _models_status(config) == 200
     assert_stopped(server)
     assert "fake server starting" in log.read_text(), "a log path given by the user is kept"
 
@@ -624,12 +625,7 @@ def test_live_sync_ignores_host_port_env(
     monkeypatch.setenv("CONFIG_FILE", "/nonexistent.json")
     server = LocalModelServer(**live_kwargs)
     with server as config:
-        response = httpx.get(
-            f"{config.api_base_url}/models",
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            trust_env=False,
-        )
-        assert response.status_code == 200
+        assert _models_status(config) == 200
     assert_stopped(server)
 
 

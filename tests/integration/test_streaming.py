@@ -548,6 +548,14 @@ async def test_chunk_callback_gets_every_piece(
     assert capsys.readouterr() == ("", "")
 
 
+def _rich_or_not(with_rich: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With rich (skip when it is not installed), or as if rich were not installed."""
+    if with_rich:
+        pytest.importorskip("rich")
+    else:
+        _hide_rich(monkeypatch)
+
+
 def _hide_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("rich", "rich.console", "rich.live", "rich.spinner"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -563,10 +571,7 @@ async def test_progress_goes_to_stderr_only(
     with_rich: bool,
     display_stream: bool,
 ) -> None:
-    if with_rich:
-        pytest.importorskip("rich")
-    else:
-        _hide_rich(monkeypatch)
+    _rich_or_not(with_rich, monkeypatch)
     agent = await make_agent(stream_enable_progress=True)
     server.add_stream(text_chunks(PIECES, usage=(3, 5)))
     assert await collect(agent, display_stream=display_stream) == PIECES
@@ -818,10 +823,7 @@ async def test_progress_does_not_say_done_after_a_failed_stream(
     monkeypatch: pytest.MonkeyPatch,
     with_rich: bool,
 ) -> None:
-    if with_rich:
-        pytest.importorskip("rich")
-    else:
-        _hide_rich(monkeypatch)
+    _rich_or_not(with_rich, monkeypatch)
     agent = await make_agent(stream_enable_progress=True)
     # Two pieces, then the body ends without a finish reason or [DONE]: truncated.
     server.add_stream(text_chunks(PIECES[:2], usage=None)[:-1], done=False)
