@@ -95,3 +95,11 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(path))
     return path
+
+
+async def agent_with_one_turn(make_agent: AgentFactory, server: FakeServer, **config: Any) -> Any:
+    """An agent made with ``config`` whose history holds one plain turn (Hello / Hi.)."""
+    agent = await make_agent(**config)
+    server.add_completion("Hi.")
+    await agent.chat("Hello")
+    return agent

@@ -34,7 +34,14 @@ from openai_chatapi import (
 )
 
 from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
+from ..support.fakes import (
+    FakeServer,
+    Reply,
+    calls_reply,
+    chunk,
+    text_chunks,
+    tool_call,
+)
 from ..support.waits import rendezvous, thread_meeting, until_cancelled
 
 SAFETY = 10  # seconds
@@ -95,11 +102,6 @@ def shout(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def calls_reply(*calls: dict[str, Any], text: str | None = None) -> dict[str, Any]:
-    """A completion that asks for ``calls``."""
-    return completion(text, tool_calls=list(calls), finish_reason="tool_calls")
 
 
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

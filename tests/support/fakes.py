@@ -240,3 +240,8 @@ async def ask(
         if isinstance(event, ContentDeltaEvent):
             pieces.append(event.text)
     return "".join(pieces)
+
+
+def calls_reply(*calls: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """A completion that asks for ``calls`` (``tool_call(...)`` dicts)."""
+    return completion(text, tool_calls=list(calls), finish_reason="tool_calls")
