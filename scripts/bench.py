@@ -1,6 +1,7 @@
 """Benchmark openai_chatapi against raw httpx + json.loads and the official openai SDK.
 
-A loopback OpenAI-compatible server (``scripts/bench_server.py``) runs in its own process.
+A loopback OpenAI-compatible server runs in its own process: the tests' loopback server
+(``tests/support/loopback.py``) serving the canned answers of ``tests/support/bench_handler.py``.
 Every client/workload/round runs in a fresh process, so imports never interfere; rounds
 interleave the clients so a drifting machine load hits them alike. Each worker warms up
 (imports, pool, first-call paths) before the timed part. Medians of the rounds are printed
@@ -33,7 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = ROOT / "scripts" / "bench_server.py"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the tests' support package, however this script was started
+
+from tests.support.bench_handler import MODEL, REPLY, SSE_TOKEN, TOKEN  # noqa: E402
+
 CLIENTS = ("httpx", "openai", "openai_chatapi", "openai_sync", "openai_chatapi_sync")
 OURS = "openai_chatapi"
 OURS_SYNC = "openai_chatapi_sync"
@@ -41,9 +46,6 @@ OURS_SYNC = "openai_chatapi_sync"
 SYNC_CLIENTS = ("openai_sync", OURS_SYNC)
 SYNC_WORKLOADS = ("chat", "stream")
 SYNC_TARGET = 1.3  # SyncChatAgent's time per request at most this × ChatAgent's
-MODEL = "bench-model"
-TOKEN = "tok "  # what every content chunk of the bench server carries
-REPLY = "Hello from the bench server."
 # One pool configuration for every client, so the numbers compare code, not pool sizes.
 POOL = {"max_connections": 100, "max_keepalive_connections": 100}
 RESULT_PREFIX = "BENCH-RESULT "
@@ -332,8 +334,6 @@ def _sse_decoder(client: str) -> Callable[[list[bytes]], int]:
 
 def _sse_micro(client: str, mode: str, n: int) -> dict[str, Any]:
     """Decode n OpenAI-style events delivered one per chunk, or in 64 KiB reads (LF or CRLF)."""
-    from bench_server import SSE_TOKEN
-
     decode = _sse_decoder(client)
 
     def pieces(count: int) -> list[bytes]:
@@ -761,7 +761,10 @@ class BenchServer:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+            [sys.executable, "-m", "tests.support.loopback"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
@@ -76,3 +78,28 @@ def pytest_report_header() -> list[str]:
         f"shared folder: {SHARED} ({'present' if SHARED.is_dir() else 'absent'})",
         local_model_path(),
     ]
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """syrupy's snapshot, stored as JSON (the payload snapshots)."""
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh directory that ``tempfile`` uses as its default for the test."""
+    import tempfile
+
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+async def agent_with_one_turn(make_agent: AgentFactory, server: FakeServer, **config: Any) -> Any:
+    """An agent made with ``config`` whose history holds one plain turn (Hello / Hi.)."""
+    agent = await make_agent(**config)
+    server.add_completion("Hi.")
+    await agent.chat("Hello")
+    return agent

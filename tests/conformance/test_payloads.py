@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import (
     ChatAgent,
@@ -35,11 +34,6 @@ from ..support.payload_scenarios import (
 )
 
 
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
-
-
 def wire(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:
     """The body of one captured request, in wire order; it must never contain ``null``."""
     raw = server.requests[index].content
@@ -47,6 +41,23 @@ def wire(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:
     assert b"null" not in raw, raw
     body: OrderedDict[str, Any] = json.loads(raw, object_pairs_hook=OrderedDict)
     return body
+
+
+Sender = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def sent(make_agent: AgentFactory, server: FakeServer) -> Sender:
+    """``await sent(text, **config)``: the body of one ``chat(text)`` by an agent made with
+    ``config`` (answered by a plain completion)."""
+
+    async def send(text: str, **config: Any) -> dict[str, Any]:
+        agent = await make_agent(**config)
+        server.add_completion()
+        await agent.chat(text)
+        return wire(server)
+
+    return send
 
 
 async def test_defaults(agent: ChatAgent, server: FakeServer, snapshot_json: Any) -> None:
@@ -105,57 +116,32 @@ async def test_per_call_overrides_apply_to_that_call_only(
     assert agent.model_config.temperature == 0.3
 
 
-async def test_stop_as_string(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(stop="\n\n")
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_stop_as_string(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", stop="\n\n")
     assert body == snapshot_json
     assert body["stop"] == "\n\n"
 
 
-async def test_stop_as_list(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(stop=["a", "b", "c"])
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_stop_as_list(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", stop=["a", "b", "c"])
     assert body == snapshot_json
     assert body["stop"] == ["a", "b", "c"]
 
 
-async def test_logprobs_and_top_logprobs(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(logprobs=True, top_logprobs=5)
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_logprobs_and_top_logprobs(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", logprobs=True, top_logprobs=5)
     assert body == snapshot_json
     assert (body["logprobs"], body["top_logprobs"]) == (True, 5)
 
 
-async def test_logprobs_false_is_sent_when_set(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(logprobs=False)
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_logprobs_false_is_sent_when_set(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", logprobs=False)
     assert body == snapshot_json
     assert body["logprobs"] is False
 
 
-async def test_reasoning_effort(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(reasoning_effort="high", model="o3-mini")
-    server.add_completion()
-    await agent.chat("Think hard")
-    body = wire(server)
+async def test_reasoning_effort(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Think hard", reasoning_effort="high", model="o3-mini")
     assert body == snapshot_json
     assert body["reasoning_effort"] == "high"
 
@@ -205,24 +191,14 @@ async def test_add_to_history_false_is_not_sent_next_time(
     assert "forgotten" not in json.dumps(follow_up)
 
 
-async def test_max_completion_tokens(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(max_completion_tokens=1024)
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_max_completion_tokens(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", max_completion_tokens=1024)
     assert body == snapshot_json
     assert body["max_completion_tokens"] == 1024 and "max_tokens" not in body
 
 
-async def test_seed_and_user(
-    make_agent: AgentFactory, server: FakeServer, snapshot_json: Any
-) -> None:
-    agent = await make_agent(seed=1234, user="end-user-77")
-    server.add_completion()
-    await agent.chat("Hello")
-    body = wire(server)
+async def test_seed_and_user(sent: Sender, snapshot_json: Any) -> None:
+    body = await sent("Hello", seed=1234, user="end-user-77")
     assert body == snapshot_json
     assert (body["seed"], body["user"]) == (1234, "end-user-77")
 

@@ -44,8 +44,8 @@ from openai_chatapi import (
 
 from ..support.replay_support import (
     Exchange,
-    LoopbackServer,
     ReplayPlan,
+    ReplayServer,
     Round,
     as_sent,
     iter_texts,
@@ -74,8 +74,8 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 
 
 @pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
+def loopback() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
         yield server
 
 
@@ -108,7 +108,7 @@ def _answers(pending: list[ToolCall], round_: Round) -> dict[str, str]:
 
 
 async def _replay(
-    exchange: Exchange, plan: ReplayPlan, server: LoopbackServer, *, strict: bool
+    exchange: Exchange, plan: ReplayPlan, server: ReplayServer, *, strict: bool
 ) -> Outcome:
     server.reset()
     model = ModelConfig(
@@ -240,13 +240,13 @@ def _calls_of(message: dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def _check_request(exchange: Exchange, plan: ReplayPlan, server: LoopbackServer) -> None:
+def _check_request(exchange: Exchange, plan: ReplayPlan, server: ReplayServer) -> None:
     recorded = exchange.body
     last = server.received[-1]
     assert last.method == "POST"
     assert last.path == "/v1/chat/completions"
     assert last.headers.get("authorization") == f"Bearer {API_KEY}"
-    sent = last.json()
+    sent = last.json
     assert sent["model"] == recorded["model"]
     assert bool(sent.get("stream")) == bool(recorded.get("stream"))
     if recorded.get("stream"):
@@ -282,7 +282,7 @@ def _ids() -> list[str]:
 
 
 @pytest.mark.parametrize("path", FILES or [None], ids=_ids() or ["corpus-absent"])
-async def test_replay(path: Path | None, loopback: LoopbackServer) -> None:
+async def test_replay(path: Path | None, loopback: ReplayServer) -> None:
     if path is None:
         pytest.skip(f"no recorded exchanges at {CORPUS}")
     exchange = Exchange.load(path, CORPUS)

@@ -40,6 +40,7 @@ from openai_chatapi._config import REQUEST_FIELDS
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, completion, text_chunks, tool_call
 from ..support.media_factory import image_bytes
+from ..support.waits import cancel_when_set
 
 
 async def test_chat_end_to_end(agent: ChatAgent, server: FakeServer) -> None:
@@ -152,11 +153,7 @@ async def test_cancelled_call_leaves_history_unchanged(
         return httpx.Response(200, json=completion("too late"))
 
     server.handler = blocking  # type: ignore[assignment]
-    task = asyncio.create_task(agent.chat("never finished"))
-    await arrived.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(agent.chat("never finished"), arrived)
     release.set()
     assert agent.history == before
     assert agent.last_response is not None
@@ -184,11 +181,7 @@ async def test_cancelled_stream_leaves_history_unchanged(
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
 
     server.handler = never_ending  # type: ignore[assignment]
-    task = asyncio.create_task(agent.chat("stream me"))
-    await arrived.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(agent.chat("stream me"), arrived)
     assert agent.history == ()
     assert agent.last_response is None
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import http.server
 import io
 import json
 import logging
 import socket
 import sys
-import threading
 import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,13 +27,10 @@ pytest.importorskip("PIL", reason="the media tests need the 'image' extra (Pillo
 pytest.importorskip("av", reason="the media tests need the 'video' extra (PyAV)")
 
 from PIL import Image
-from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import (
     ChatAgent,
     ChatMessage,
-    ContentDeltaEvent,
     ImagePart,
     MediaProcessingError,
     ModelConfig,
@@ -49,7 +44,8 @@ from openai_chatapi.media import _history as media_history
 from openai_chatapi.media import clear_media_caches
 
 from ..conftest import AgentFactory
-from ..support.fakes import API_KEY, FakeServer, SleepRecorder, completion, text_chunks
+from ..support.fakes import API_KEY, FakeServer, SleepRecorder, ask, completion, text_chunks
+from ..support.loopback import Connection, LoopbackServer, Request, response_bytes
 from ..support.media_factory import (
     audio_only_mp4,
     frame_index,
@@ -72,27 +68,7 @@ def _fresh_caches() -> Iterator[None]:
     clear_media_caches()
 
 
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
-
-
 # ---------------------------------------------------------------- helpers
-
-
-async def ask(agent: ChatAgent, server: FakeServer, how: str, text: str, **media: Any) -> str:
-    """One turn through ``chat``, ``chat_stream`` or ``chat_stream_events``; the reply text."""
-    if how == "chat":
-        server.add_completion("Seen.")
-        return str(await agent.chat(text, **media))
-    server.add_stream(text_chunks(["Se", "en."]))
-    if how == "stream":
-        return "".join([p async for p in agent.chat_stream(text, display_stream=False, **media)])
-    pieces = []
-    async for event in agent.chat_stream_events(text, **media):
-        if isinstance(event, ContentDeltaEvent):
-            pieces.append(event.text)
-    return "".join(pieces)
 
 
 def sent(server: FakeServer, index: int = -1) -> OrderedDict[str, Any]:
@@ -559,53 +535,29 @@ async def test_streamed_body_equals_the_materialised_body_byte_for_byte(
     assert request.headers["content-type"] == "application/json"
 
 
-class _RecordingHandler(http.server.BaseHTTPRequestHandler):
-    """Reads exactly Content-Length bytes (a wrong length breaks the connection) and answers."""
-
-    protocol_version = "HTTP/1.1"
-    server: _RecordingServer
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length")
-        chunked = self.headers.get("Transfer-Encoding")
-        body = self.rfile.read(int(length)) if length is not None else b""
-        self.server.received.append((length, chunked, body))
-        status, reply = self.server.replies.pop(0) if self.server.replies else (200, None)
-        data = json.dumps(reply or completion("Seen over a socket.")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _RecordingServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _RecordingServer(LoopbackServer):
+    """Records (Content-Length, Transfer-Encoding, body) of each request and answers the
+    queued replies, then a completion."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        super().__init__(self._answer)
         self.received: list[tuple[str | None, str | None, bytes]] = []
         self.replies: list[tuple[int, dict[str, Any] | None]] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+    def _answer(self, conn: Connection, request: Request) -> bytes:
+        headers = request.headers
+        length, chunked = headers.get("content-length"), headers.get("transfer-encoding")
+        self.received.append((length, chunked, request.body))
+        status, reply = self.replies.pop(0) if self.replies else (200, None)
+        return response_bytes(
+            status, json.dumps(reply or completion("Seen over a socket.")).encode()
+        )
 
 
 @pytest.fixture
-def socket_server() -> Iterator[_RecordingServer]:
-    server = _RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+async def socket_server() -> AsyncIterator[_RecordingServer]:
+    async with _RecordingServer() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from openai_chatapi import (
     AudioPart,
     ChatAgent,
     ChatMessage,
     ConfigurationError,
-    ContentDeltaEvent,
     FilePart,
     MediaProcessingError,
     TextPart,
@@ -33,30 +30,10 @@ from openai_chatapi import (
 from openai_chatapi.media._body import CHUNK_INPUT_BYTES, MediaSources, encode_json_body
 
 from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, text_chunks
+from ..support.fakes import FakeServer, ask
 from ..support.payload_scenarios import MP3_BYTES, PDF_BYTES, PNG_1X1, WAV_BYTES
 
 HOW = ["chat", "stream", "events"]
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
-
-
-async def ask(agent: ChatAgent, server: FakeServer, how: str, text: str, **media: Any) -> str:
-    """One turn through ``chat``, ``chat_stream`` or ``chat_stream_events``."""
-    if how == "chat":
-        server.add_completion("Heard.")
-        return str(await agent.chat(text, **media))
-    server.add_stream(text_chunks(["Hea", "rd."]))
-    if how == "stream":
-        return "".join([p async for p in agent.chat_stream(text, display_stream=False, **media)])
-    pieces = []
-    async for event in agent.chat_stream_events(text, **media):
-        if isinstance(event, ContentDeltaEvent):
-            pieces.append(event.text)
-    return "".join(pieces)
 
 
 def b64(data: bytes) -> str:

@@ -33,6 +33,7 @@ from ..support.fault_server import (
     stall_before_headers,
     stall_mid_body,
 )
+from ..support.waits import until_cancelled
 
 MODES = ["chat", "stream"]
 
@@ -125,8 +126,7 @@ async def test_cancel_mid_stream(fault_server: FaultServer) -> None:
 
 # After [DONE] the call no longer waits for the end of the body (it is read in the background
 # for connection reuse), so there is no "text delivered, call not returned" stage left to
-# cancel: tests/integration/test_hardening_network.py::
-# test_the_caller_never_waits_for_the_end_of_the_body.
+# cancel: see test_hardening_network.py::test_the_caller_never_waits_for_the_end_of_the_body.
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -156,12 +156,7 @@ async def test_cancel_during_tool_execution(fault_server: FaultServer, mode: Mod
 
     async def lookup(city: str) -> str:
         """A tool that never finishes."""
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            handler_cancelled.set()
-            raise
+        await until_cancelled(started.set, handler_cancelled.set)
         return city
 
     fault_server.script(calls_tool('{"city": "Oslo"}'))

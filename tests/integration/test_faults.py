@@ -1,7 +1,6 @@
 """Fault injection over real sockets: every fault kind, in ``chat`` and ``chat_stream``.
 
-For each kind (``tests/support/fault_server.py``'s ``FAULTS``; the table is
-``tests/support/FAULTS.md``) the
+For each kind (``support/fault_server.py``'s ``FAULTS``; the table is ``support/FAULTS.md``) the
 call ends with the documented outcome within a bound (a hang fails), the history is exactly
 as before a failed call, every connection is released to the pool (or closed), and the agent
 answers the next call. Retryable kinds also succeed after N faults with ``max_retries=N``.
@@ -72,6 +71,8 @@ def turn_of(agent: ChatAgent, before: tuple[ChatMessage, ...]) -> list[ChatMessa
 
 
 async def next_call_works(agent: ChatAgent, server: FaultServer, mode: Mode) -> None:
+    """Every connection was released, and the next call (the server healthy again) works."""
+    await assert_released(agent, server)
     server.reset_script()
     await server.listen()
     before = agent.history
@@ -110,7 +111,6 @@ async def test_fault_outcome(fault_server: FaultServer, kind: str, mode: Mode) -
             assert (turn[0].role, turn[0].text) == ("user", "question")
             assert (turn[-1].role, turn[-1].text) == ("assistant", outcome.reply)
         assert sleeps.delays == []
-        await assert_released(agent, fault_server)
         await next_call_works(agent, fault_server, mode)
 
 
@@ -134,7 +134,6 @@ async def test_fault_then_success_with_retries(
             ("user", "question"),
             ("assistant", healthy_reply(mode)),
         ]
-        await assert_released(agent, fault_server)
         await next_call_works(agent, fault_server, mode)
 
 
@@ -154,7 +153,6 @@ async def test_retries_exhausted_give_the_typed_error(
             await call(agent, fault_server, mode)
         assert len(sleeps.delays) == 1
         assert agent.history == before
-        await assert_released(agent, fault_server)
         await next_call_works(agent, fault_server, mode)
 
 
@@ -192,7 +190,6 @@ async def test_bad_tool_arguments_with_the_raise_policy(
             await call(agent, fault_server, mode)
         assert caught.value.details["kind"] == "invalid_json"
         assert agent.history == before
-        await assert_released(agent, fault_server)
         await next_call_works(agent, fault_server, mode)
 
 

@@ -1,8 +1,7 @@
 """Network-side hardening (issue 14): retries, streams, timeouts, endpoints, secrets, config.
 
 Each test reproduces a defect through the public API against the real loopback fault server
-(``tests/support/fault_server.py``) or the mock transport (``tests/support/fakes.py``).
-``tests/support/FAULTS.md``
+(``support/fault_server.py``) or the mock transport (``support/fakes.py``). ``support/FAULTS.md``
 lists the cases.
 """
 
@@ -178,6 +177,14 @@ async def test_a_key_from_the_environment_with_a_newline_is_stripped(
     assert ModelConfig().api_key == SECRET
 
 
+def refused(field: str, **config: Any) -> ConfigurationError:
+    """The ``ConfigurationError`` that ``ModelConfig(**config)`` raises; it names ``field``."""
+    with pytest.raises(ConfigurationError) as caught:
+        ModelConfig(**config)
+    assert caught.value.details["field"] == field
+    return caught.value
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -189,11 +196,9 @@ async def test_a_key_from_the_environment_with_a_newline_is_stripped(
     ],
 )
 def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(bad: str) -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        ModelConfig(api_key=bad)
-    assert caught.value.details["field"] == "api_key"
-    assert "header" in caught.value.message
-    text = everything_about(caught.value)
+    error = refused("api_key", api_key=bad)
+    assert "header" in error.message
+    text = everything_about(error)
     for piece in ("abc", "def-0123456789"):
         assert piece not in text
 
@@ -369,10 +374,7 @@ async def test_a_redirect_names_its_location_and_the_likely_mistake(
     ],
 )
 def test_a_bad_base_url_is_refused_at_construction(url: str) -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        ModelConfig(api_base_url=url)
-    assert caught.value.details["field"] == "api_base_url"
-    assert "api_base_url" in caught.value.message
+    assert "api_base_url" in refused("api_base_url", api_base_url=url).message
 
 
 def test_a_bad_base_url_with_credentials_does_not_show_them() -> None:

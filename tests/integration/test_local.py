@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -37,7 +36,12 @@ from openai_chatapi.local import (
     local_model,
 )
 
-from ..support.live_server import live_model_config  # noqa: F401  (one shared server per session)
+from ..support.live_server import (
+    hi_request,
+    live_model_config,  # noqa: F401  (one shared server per session)
+    module_server,
+)
+from ..support.waits import cancel_when_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: live tests share a 2-core machine with builds and other suites.
@@ -96,18 +100,13 @@ FAKE_SERVER = textwrap.dedent(
 )
 
 
-class FakeServer(LocalModelServer):
-    _server_module = "fake_llama_server"
-    _server_requirements = ()
+FakeServer = module_server("fake_llama_server")
 
 
 @pytest.fixture(autouse=True)
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Default (temporary) server logs go here, so tests can see what is left behind."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
+def _server_logs_in_temp_dir(temp_dir: Path) -> Path:
+    """Default (temporary) server logs go to ``temp_dir``: tests see what is left behind."""
+    return temp_dir
 
 
 def leftover_logs(temp_dir: Path) -> list[str]:
@@ -284,12 +283,18 @@ async def test_start_yields_a_ready_config_and_stop_reaps(
         _ = server.config
 
 
+def _models_status(config: ModelConfig) -> int:
+    """The status of ``GET /models`` on the server ``config`` points at."""
+    headers = {"Authorization": f"Bearer {config.api_key}"}
+    return httpx.get(f"{config.api_base_url}/models", headers=headers, trust_env=False).status_code
+
+
 def test_sync_context_manager(model_file: Path, fake_env: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "logs" / "server.log"
     server = fake(model_file, fake_env, log_path=log)
     with server as config:
         assert server.running
-        assert list_models(config).status_code == 200
+        assert _models_status(config) == 200
     assert_stopped(server)
     assert "fake server starting" in log.read_text(), "a log path given by the user is kept"
 
@@ -379,11 +384,7 @@ async def test_stops_when_the_task_is_cancelled(model_file: Path, fake_env: dict
             ready.set()
             await asyncio.sleep(3600)
 
-    task = asyncio.create_task(body())
-    await ready.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(body(), ready)
     assert_stopped(server)
 
 
@@ -687,7 +688,7 @@ def test_live_sync_ignores_host_port_env(
     monkeypatch.setenv("CONFIG_FILE", "/nonexistent.json")
     server = LocalModelServer(**live_kwargs)
     with server as config:
-        assert list_models(config).status_code == 200
+        assert _models_status(config) == 200
     assert_stopped(server)
 
 
@@ -764,14 +765,6 @@ async def test_live_session_fixture_serves_chat(
     live_model_config: ModelConfig,  # noqa: F811
 ) -> None:
     async with httpx.AsyncClient(trust_env=False, timeout=CHAT_TIMEOUT) as client:
-        response = await client.post(
-            f"{live_model_config.api_base_url}/chat/completions",
-            headers={"Authorization": f"Bearer {live_model_config.api_key}"},
-            json={
-                "model": live_model_config.model,
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 8,
-            },
-        )
+        response = await client.post(**hi_request(live_model_config, 8))
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["role"] == "assistant"

@@ -23,8 +23,8 @@ from openai_chatapi import _cli as cli
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 
-# temp_dir (autouse): temporary server logs go there, so tests can see what is kept.
-from .test_local import assert_stopped, is_gone, temp_dir  # noqa: F401
+from ..support.live_server import module_server
+from .test_local import assert_stopped, is_gone
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "support"
 # A bound against hanging forever, not a timing assertion.
@@ -33,9 +33,13 @@ BOUND = 60.0
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals are POSIX")
 
 
-class StandIn(LocalModelServer):
-    _server_module = "local_standin"
-    _server_requirements = ()
+StandIn = module_server("local_standin")
+
+
+@pytest.fixture(autouse=True)
+def _logs_in_temp_dir(temp_dir: Path) -> Path:
+    """Temporary server logs go to ``temp_dir``, so tests can see what is kept."""
+    return temp_dir
 
 
 @pytest.fixture

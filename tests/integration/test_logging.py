@@ -14,16 +14,18 @@ import pytest
 from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 from openai_chatapi._transport import logger as package_logger
 
-from ..support.fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder, completion, text_chunks
+from ..support.fakes import (
+    API_KEY,
+    BASE_URL,
+    DEBUG_RUNTIME,
+    FakeServer,
+    SleepRecorder,
+    completion,
+    text_chunks,
+)
 from ..support.media_factory import image_bytes
 
-DEBUG: dict[str, Any] = {
-    "enable_logging": True,
-    "enable_debug": True,
-    "log_level": "DEBUG",
-    "log_http_requests": True,
-    "log_http_responses": True,
-}
+DEBUG = DEBUG_RUNTIME
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,8 @@ from openai_chatapi import (
     RuntimeConfig,
 )
 
-from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, Reply, completion, tool_call
+from ..conftest import AgentFactory, agent_with_one_turn
+from ..support.fakes import FakeServer, Reply, calls_reply, completion, tool_call
 
 LLAMA_REJECTION = (
     Path(__file__).resolve().parents[3] / "shared/conformance/llamacpp/chat_json_schema.json"
@@ -290,18 +290,8 @@ async def test_a_registered_tool_named_like_the_answer_tool_is_never_mistaken_fo
         return "user tool ran"
 
     agent.register_tool(final_result)
-    server.add_json(
-        completion(
-            None,
-            finish_reason="tool_calls",
-            tool_calls=[tool_call("c1", "final_result_1", '{"name": "Ada", "age": "x"}')],
-        )
-    )
-    server.add_json(
-        completion(
-            None, finish_reason="tool_calls", tool_calls=[tool_call("c2", "final_result_1", ADA)]
-        )
-    )
+    server.add_json(calls_reply(tool_call("c1", "final_result_1", '{"name": "Ada", "age": "x"}')))
+    server.add_json(calls_reply(tool_call("c2", "final_result_1", ADA)))
     person = await agent.chat("Who?", response_format=Person, output_mode="tool")
     assert person == Person(name="Ada", age=36) and ran == []
     for body in server.bodies:
@@ -356,9 +346,7 @@ async def test_validation_errors_are_sent_back(agent: ChatAgent, server: FakeSer
 async def test_retries_exhausted_raise_with_every_attempt(
     make_agent: AgentFactory, server: FakeServer
 ) -> None:
-    agent = await make_agent(max_output_retries=2)
-    server.add_completion("Hi.")
-    await agent.chat("Hello")
+    agent = await agent_with_one_turn(make_agent, server, max_output_retries=2)
     before = agent.history
     long_text = '{"name": "' + "x" * 500 + '", "age": "old"}'
     texts = ["not json", '{"name": "Ada"}', long_text]
@@ -385,9 +373,7 @@ async def test_no_retries_keeps_the_failed_completion(
     make_agent: AgentFactory, server: FakeServer
 ) -> None:
     # Issue 14, item 15: the paid-for answer stays recoverable.
-    agent = await make_agent(max_output_retries=0)
-    server.add_completion("Hi.")
-    await agent.chat("Hello")
+    agent = await agent_with_one_turn(make_agent, server, max_output_retries=0)
     text = '{"name": "' + "y" * 1000 + '"}'
     server.add_json(completion(text, extra={"id": "chatcmpl-bad"}))
     with pytest.raises(APIResponseError) as info:
@@ -435,13 +421,7 @@ async def test_a_retry_after_a_tool_round_keeps_the_round(
         return 36
 
     agent.register_tool(age_of)
-    server.add_json(
-        completion(
-            None,
-            finish_reason="tool_calls",
-            tool_calls=[tool_call("t1", "age_of", {"name": "Ada"})],
-        )
-    )
+    server.add_json(calls_reply(tool_call("t1", "age_of", {"name": "Ada"})))
     server.add_completion("{}").add_completion(ADA)
 
     await agent.chat("Who?", response_format=Person)

@@ -1,7 +1,6 @@
 """The API key never leaks, under every fault, with every logging and debug option on.
 
-Every fault scenario of ``tests/integration/test_faults.py`` (both modes, with a retry where
-the fault is
+Every fault scenario of ``test_faults.py`` (both modes, with a retry where the fault is
 retried), the cancellation stages and a small concurrent load run against the loopback fault
 server with ``echo_auth`` on: the server quotes the ``Authorization`` header it received in
 every error payload, HTML page, broken body and mid-stream error, as some proxies do. Then
@@ -9,6 +8,10 @@ every log record (all loggers, DEBUG), stdout and stderr, the exception's messag
 ``repr``, args, details and formatted traceback, the agent's and configs' reprs, the stats
 and a saved history file are searched for the key, and for any 12-character piece of it (a
 key cut in half by a truncation is a leak too).
+
+Over the mock transport (``support/fakes.py``): failures that echo the key in every shape (401
+bodies and headers, HTML, error objects, broken JSON, stream errors, connection errors, model
+listing), successful debug-logged calls, config errors and reprs, a key from the environment.
 """
 
 from __future__ import annotations
@@ -18,14 +21,25 @@ import json
 import logging
 import ssl
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from openai_chatapi import ChatAgent, ChatAPIException, RuntimeConfig
+from openai_chatapi import (
+    APIResponseError,
+    AuthenticationError,
+    ChatAgent,
+    ChatAPIException,
+    ConfigurationError,
+    ModelConfig,
+    RuntimeConfig,
+)
 
+from ..support.fakes import BASE_URL, DEBUG_RUNTIME, FakeServer, Reply, chunk, completion
 from ..support.fault_server import (
     FAULTS,
     SAFETY,
@@ -45,14 +59,7 @@ from ..support.fault_server import (
 
 KEY = "sk-proj-HYGIENE-4f1c9e27b8d35a06c1e9f7b2d4a8"  # 45 characters: no cut aligns with it
 WINDOW = 12
-DEBUG: dict[str, Any] = {
-    "enable_logging": True,
-    "enable_debug": True,
-    "log_level": "DEBUG",
-    "log_http_requests": True,
-    "log_http_responses": True,
-    "stream_enable_progress": True,
-}
+DEBUG: dict[str, Any] = {**DEBUG_RUNTIME, "stream_enable_progress": True}
 CASES = [
     pytest.param(kind, mode, id=f"{kind}-{mode}")
     for kind, fault in FAULTS.items()
@@ -127,6 +134,25 @@ def exposed_by(agent: ChatAgent, tmp_path: Path) -> list[str]:
     ]
 
 
+@dataclass
+class Watch:
+    """Everything a test's calls logged (DEBUG, all loggers) and printed."""
+
+    caplog: pytest.LogCaptureFixture
+    capfd: pytest.CaptureFixture[str]
+
+    def assert_clean(self, exposed: list[str]) -> None:
+        """No piece of the key in ``exposed``, the log records, stdout or stderr."""
+        out, err = self.capfd.readouterr()
+        assert_clean([*exposed, log_text(self.caplog), out, err])
+
+
+@pytest.fixture
+def watch(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Watch:
+    caplog.set_level(logging.DEBUG)
+    return Watch(caplog, capfd)
+
+
 def assert_clean(texts: list[str]) -> None:
     for text in texts:
         found = leaks(text)
@@ -137,13 +163,11 @@ def assert_clean(texts: list[str]) -> None:
 @pytest.mark.parametrize(("kind", "mode"), CASES)
 async def test_no_leak_under_any_fault(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
     kind: str,
     mode: Mode,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     outcome = FAULTS[kind].outcome(mode)
     assert outcome is not None
     sleeps = Sleeps()
@@ -159,10 +183,8 @@ async def test_no_leak_under_any_fault(
         else:
             assert outcome.error is None
         exposed += exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    logs = log_text(caplog)
-    assert "Bearer [REDACTED]" in logs  # the request headers were dumped, redacted
-    assert_clean([*exposed, logs, out, err])
+    assert "Bearer [REDACTED]" in log_text(watch.caplog)  # the headers were dumped, redacted
+    watch.assert_clean(exposed)
     if kind != "refused":  # the key did reach the server, where it belongs
         assert fault_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
@@ -220,8 +242,7 @@ async def stuffed_header(conn: Connection, request: Request) -> bool:
 )
 async def test_no_piece_of_the_key_survives_a_cut(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
     behaviour: Any,
     mode: Mode,
@@ -229,7 +250,6 @@ async def test_no_piece_of_the_key_survives_a_cut(
 ) -> None:
     """Error bodies, previews and messages are cut at many lengths; a key straddling a cut
     must not leave its first or last characters behind."""
-    caplog.set_level(logging.DEBUG)
     fault_server.script(behaviour)
     strict = behaviour is stuffed_header  # lenient parsing keeps that reply (test below)
     async with debug_agent(
@@ -238,33 +258,27 @@ async def test_no_piece_of_the_key_survives_a_cut(
         with pytest.raises(ChatAPIException) as caught:
             await call(agent, fault_server, mode)
         exposed = everything_about(caught.value) + exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_a_key_in_a_cosmetic_field_is_dropped_by_lenient_parsing(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     fault_server.script(stuffed_header)
     async with debug_agent(fault_server) as agent:
         await call(agent, fault_server, "stream")
         assert agent.last_response is not None and agent.last_response.created is None
         exposed = exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_no_leak_when_cancelled_or_under_load(
     fault_server: FaultServer,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    watch: Watch,
     tmp_path: Path,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     sleeping = asyncio.Event()
 
     async def block() -> None:
@@ -303,8 +317,7 @@ async def test_no_leak_when_cancelled_or_under_load(
         )
         assert len(replies) == 40
         exposed += exposed_by(agent, tmp_path)
-    out, err = capfd.readouterr()
-    assert_clean([*exposed, log_text(caplog), out, err])
+    watch.assert_clean(exposed)
 
 
 async def test_tls_verification_is_on_by_default() -> None:
@@ -334,3 +347,161 @@ async def test_verify_ssl_false_warns_exactly_once(
     assert warnings[0].levelno == logging.WARNING
     assert fault_server.url in warnings[0].getMessage()
     assert len(sleeps.delays) == 1
+
+
+# ------------------------------------------------ over the mock transport (support/fakes.py)
+
+
+def _debug_agent(server: FakeServer, **runtime: Any) -> ChatAgent:
+    """An agent on the mock-transport fake, logging everything."""
+    return ChatAgent(
+        ModelConfig(api_base_url=BASE_URL, api_key=KEY, model="m"),
+        RuntimeConfig(**{**DEBUG_RUNTIME, **runtime}),
+        http_transport=server.transport(),
+    )
+
+
+def _echo_401(s: FakeServer) -> None:
+    s.add_json(
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {KEY}.",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
+        status=401,
+        **{"www-authenticate": f"Bearer realm={KEY}"},
+    )
+
+
+ECHOING_FAILURES: dict[str, Callable[[FakeServer], None]] = {
+    "401_json": _echo_401,
+    "401_plain_text": lambda s: s.add(Reply(status=401, raw=f"bad key {KEY}".encode())),
+    "500_html": lambda s: s.add(Reply(status=500, raw=f"<html>{KEY}</html>".encode())),
+    "400_detail": lambda s: s.add_json({"detail": f"key {KEY} is revoked"}, status=400),
+    "200_error_object": lambda s: s.add_json({"error": {"message": f"key {KEY} over quota"}}),
+    "200_invalid_json": lambda s: s.add(Reply(raw=f'{{"echo": "{KEY}"'.encode())),
+    "200_wrong_shape": lambda s: s.add_json({"choices": [{"message": KEY}]}),
+    "stream_error_event": lambda s: s.add_stream(
+        [chunk({"role": "assistant"}), {"error": {"message": f"stream died, key {KEY}"}}]
+    ),
+    "stream_invalid_chunk": lambda s: s.add_stream([f'data: {{"bad": "{KEY}"\n\n']),
+    "stream_wrong_shape": lambda s: s.add_stream([{"choices": [{"delta": KEY}]}]),
+    "connection": lambda s: s.add_error(httpx.ConnectError(f"refused for {KEY}")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ECHOING_FAILURES))
+async def test_key_never_appears_in_a_failing_debug_call(
+    server: FakeServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ECHOING_FAILURES[kind](server)
+    stream = kind.startswith("stream")
+    async with _debug_agent(server) as agent:
+        with pytest.raises(ChatAPIException) as info:
+            if stream:
+                async for _ in agent.chat_stream("hi", display_stream=True):
+                    pass
+            else:
+                await agent.chat("hi")
+        exposed = ["\n".join(everything_about(info.value)), repr(agent), str(agent.model_config)]
+        exposed += [repr(agent.model_config), repr(agent.runtime_config)]
+    out, err = capsys.readouterr()
+    exposed += [log_text(caplog), out, err]
+    assert caplog.records, "a debug-logged call must log something"
+    for text in exposed:
+        assert KEY not in text
+    # The request did carry the key, where it belongs.
+    assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_key_never_appears_in_a_successful_debug_call(
+    server: FakeServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add_json(completion(f"the key is {KEY}"), **{"x-echo": KEY})
+    async with _debug_agent(server) as agent:
+        await agent.chat("hi")
+        await agent.chat_stream("x", display_stream=False).aclose()
+    out, err = capsys.readouterr()
+    text = "\n".join([log_text(caplog), out, err])
+    assert "HTTP request" in text and "HTTP response" in text
+    assert KEY not in text
+
+
+async def test_key_never_appears_in_config_errors_or_reprs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = ModelConfig(api_key=KEY)
+    for text in (repr(config), str(config), f"{config}", repr([config])):
+        assert KEY not in text
+    agent = ChatAgent(config, RuntimeConfig(enable_logging=False))
+    assert KEY not in repr(agent) and KEY not in str(agent)
+    with pytest.raises(ConfigurationError) as info:
+        ModelConfig(api_key=KEY, temperature=5)
+    assert KEY not in "\n".join(everything_about(info.value))
+    with pytest.raises(ConfigurationError) as info:
+        ModelConfig(api_key="")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    from_env = ModelConfig()
+    assert from_env.api_key == KEY
+    assert KEY not in repr(from_env)
+
+
+async def test_key_from_environment_is_scrubbed_too(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    caplog.set_level(logging.DEBUG)
+    _echo_401(server)
+    async with ChatAgent(
+        ModelConfig(api_base_url=BASE_URL, model="m"),
+        RuntimeConfig(**DEBUG_RUNTIME),
+        http_transport=server.transport(),
+    ) as agent:
+        with pytest.raises(AuthenticationError) as info:
+            await agent.chat("hi")
+    assert "[REDACTED]" in info.value.message
+    assert KEY not in "\n".join(everything_about(info.value))
+    assert KEY not in log_text(caplog)
+
+
+async def test_error_details_keep_useful_facts(server: FakeServer) -> None:
+    _echo_401(server)
+    async with _debug_agent(server, enable_logging=False) as agent:
+        with pytest.raises(AuthenticationError) as info:
+            await agent.chat("hi")
+    details = info.value.details
+    assert details["status_code"] == 401
+    assert details["error_code"] == "invalid_api_key"
+    assert "Incorrect API key provided: [REDACTED]" in details["body"]
+    assert isinstance(info.value, APIResponseError)
+
+
+MODEL_FAILURES: dict[str, Callable[[FakeServer], None]] = {
+    "wrong_shape": lambda s: s.add_json({"object": "list", "id": [KEY], "data": KEY}),
+    "404": lambda s: s.add_json({"error": {"message": f"no model for {KEY}"}}, status=404),
+    "connection": lambda s: s.add_error(httpx.ConnectError(f"refused for {KEY}")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_FAILURES))
+@pytest.mark.parametrize("call", ["list_models", "retrieve_model"])
+async def test_key_never_appears_in_model_listing_errors(
+    server: FakeServer, caplog: pytest.LogCaptureFixture, kind: str, call: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    MODEL_FAILURES[kind](server)
+    async with _debug_agent(server) as agent:
+        with pytest.raises(ChatAPIException) as info:
+            if call == "list_models":
+                await agent.list_models()
+            else:
+                await agent.retrieve_model("gpt-x")
+    assert KEY not in "\n".join(everything_about(info.value))
+    assert KEY not in log_text(caplog)

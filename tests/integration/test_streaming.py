@@ -32,6 +32,7 @@ from openai_chatapi._streaming import StreamEvent
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, SleepRecorder, chunk, completion, sse, text_chunks
+from ..support.waits import cancel_when_set
 
 PIECES = ["Hel", "lo", ", wör", "ld ", "✓ 🎉"]
 TEXT = "".join(PIECES)
@@ -265,7 +266,17 @@ async def _history_with_one_turn(agent: ChatAgent, server: FakeServer) -> tuple[
     return agent.history
 
 
+async def _finalised() -> None:
+    """A few loop turns: the event loop finalises an abandoned generator."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 async def _assert_usable(agent: ChatAgent, server: FakeServer, before: tuple[Any, ...]) -> None:
+    """The abandoned stream left the history as ``before`` and no response open, and the
+    agent streams the next call."""
+    assert agent.history == before
+    await assert_all_closed(server)
     server.add_stream(text_chunks(["again"]))
     assert await collect(agent, "next") == ["again"]
     assert agent.history[: len(before)] == before
@@ -281,10 +292,7 @@ async def test_break_leaves_history_unchanged_and_closes_the_response(
     async for piece in agent.chat_stream("hi", display_stream=False):
         assert piece == PIECES[0]
         break
-    for _ in range(3):  # the event loop finalises the abandoned generator
-        await asyncio.sleep(0)
-    assert agent.history == before
-    await assert_all_closed(server)
+    await _finalised()
     await _assert_usable(agent, server, before)
 
 
@@ -294,10 +302,7 @@ async def test_break_out_of_the_event_stream(agent: ChatAgent, server: FakeServe
     async for event in agent.chat_stream_events("hi"):
         assert isinstance(event, ContentDeltaEvent)
         break
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert agent.history == before
-    await assert_all_closed(server)
+    await _finalised()
     await _assert_usable(agent, server, before)
 
 
@@ -310,8 +315,6 @@ async def test_aclose_leaves_history_unchanged_and_closes_the_response(
     assert await stream.__anext__() == PIECES[0]
     assert await stream.__anext__() == PIECES[1]
     await stream.aclose()
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -329,14 +332,8 @@ async def test_cancelled_task_leaves_history_unchanged_and_closes_the_response(
             if len(received) == 2:
                 two_pieces.set()
 
-    task = asyncio.create_task(consume())
-    await two_pieces.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_set(consume(), two_pieces)
     assert received == PIECES[:2]
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -350,8 +347,6 @@ async def test_connection_drop_mid_stream(make_agent: AgentFactory, server: Fake
             received.append(piece)
     assert info.value.details["chunks"] == 3
     assert received == PIECES[:2]
-    assert agent.history == before
-    await assert_all_closed(server)
     await _assert_usable(agent, server, before)
 
 
@@ -553,6 +548,14 @@ async def test_chunk_callback_gets_every_piece(
     assert capsys.readouterr() == ("", "")
 
 
+def _rich_or_not(with_rich: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With rich (skip when it is not installed), or as if rich were not installed."""
+    if with_rich:
+        pytest.importorskip("rich")
+    else:
+        _hide_rich(monkeypatch)
+
+
 def _hide_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("rich", "rich.console", "rich.live", "rich.spinner"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -568,10 +571,7 @@ async def test_progress_goes_to_stderr_only(
     with_rich: bool,
     display_stream: bool,
 ) -> None:
-    if with_rich:
-        pytest.importorskip("rich")
-    else:
-        _hide_rich(monkeypatch)
+    _rich_or_not(with_rich, monkeypatch)
     agent = await make_agent(stream_enable_progress=True)
     server.add_stream(text_chunks(PIECES, usage=(3, 5)))
     assert await collect(agent, display_stream=display_stream) == PIECES
@@ -731,11 +731,16 @@ async def test_parallel_streamed_tool_calls_each_get_a_result(
     await assert_all_closed(server)
 
 
+def _rome_round(agent: ChatAgent, server: FakeServer) -> None:
+    """``get_weather`` registered, and the next stream calls it for Rome (id ``call_w``)."""
+    agent.register_tool(get_weather)
+    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+
+
 async def test_stopping_during_the_follow_up_leaves_history_unchanged(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+    _rome_round(agent, server)
     server.add_stream(text_chunks(PIECES))
     stream = agent.chat_stream("Rome?", display_stream=False)
     assert await stream.__anext__() == PIECES[0]
@@ -747,8 +752,7 @@ async def test_stopping_during_the_follow_up_leaves_history_unchanged(
 async def test_streamed_tool_calls_without_auto_execution_are_pending(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_stream(tool_round([("call_w", "get_weather", json.dumps({"city": "Rome"}))]))
+    _rome_round(agent, server)
     events = await collect_events(agent, "Rome?", auto_execute_tools=False)
     assert not [e for e in events if isinstance(e, ToolResultEvent)]
     assert [c.id for c in agent.pending_tool_calls] == ["call_w"]
@@ -819,10 +823,7 @@ async def test_progress_does_not_say_done_after_a_failed_stream(
     monkeypatch: pytest.MonkeyPatch,
     with_rich: bool,
 ) -> None:
-    if with_rich:
-        pytest.importorskip("rich")
-    else:
-        _hide_rich(monkeypatch)
+    _rich_or_not(with_rich, monkeypatch)
     agent = await make_agent(stream_enable_progress=True)
     # Two pieces, then the body ends without a finish reason or [DONE]: truncated.
     server.add_stream(text_chunks(PIECES[:2], usage=None)[:-1], done=False)

@@ -11,8 +11,8 @@ from typing_extensions import assert_type
 
 from openai_chatapi import APIResponseError, ChatAgent, ConfigurationError, tool
 
-from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, completion, tool_call
+from ..conftest import AgentFactory, agent_with_one_turn
+from ..support.fakes import FakeServer, calls_reply, completion, tool_call
 
 
 class City(BaseModel):
@@ -28,13 +28,6 @@ class Trip(BaseModel):
     days: int
     mode: Literal["train", "plane"]
     notes: str | None = None
-
-
-async def agent_with_history(make_agent: AgentFactory, server: FakeServer) -> ChatAgent:
-    agent: ChatAgent = await make_agent(max_output_retries=0)
-    server.add_completion("Hi.")
-    await agent.chat("Hello")
-    return agent
 
 
 async def test_model_output_is_requested_strictly_and_returned_validated(
@@ -95,7 +88,7 @@ async def test_null_for_a_defaulted_field_means_the_default(
 async def test_invalid_output_raises_and_leaves_history(
     make_agent: AgentFactory, server: FakeServer, text: str, fragment: str, has_errors: bool
 ) -> None:
-    agent = await agent_with_history(make_agent, server)
+    agent = await agent_with_one_turn(make_agent, server, max_output_retries=0)
     before = agent.history
     server.add_completion(text)
 
@@ -210,13 +203,7 @@ async def test_structured_output_after_a_tool_round(agent: ChatAgent, server: Fa
         return 700000
 
     agent.register_tool(population)
-    server.add_json(
-        completion(
-            None,
-            tool_calls=[tool_call("p1", "population", {"city": "Oslo"})],
-            finish_reason="tool_calls",
-        )
-    )
+    server.add_json(calls_reply(tool_call("p1", "population", {"city": "Oslo"})))
     server.add_completion('{"name": "Oslo", "population": 700000, "country": "NO"}')
 
     city = await agent.chat("Oslo as a City", response_format=City)

@@ -56,6 +56,7 @@ from ..support.fakes import (
     text_chunks,
     tool_call,
 )
+from ..support.waits import until_cancelled
 
 SyncFactory = Callable[..., SyncChatAgent]
 # Bounds a hang only (a broken implementation deadlocks); never part of an assertion.
@@ -855,12 +856,7 @@ def test_sigint_during_a_sync_call(sync_agent: SyncChatAgent, server: FakeServer
     @tool
     async def slow() -> str:
         """Waits until cancelled."""
-        entered.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+        await until_cancelled(entered.set, cancelled.set)
         return "unreachable"
 
     sync_agent.register_tool(slow)

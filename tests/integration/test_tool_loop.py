@@ -34,7 +34,15 @@ from openai_chatapi import (
 )
 
 from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
+from ..support.fakes import (
+    FakeServer,
+    Reply,
+    calls_reply,
+    chunk,
+    text_chunks,
+    tool_call,
+)
+from ..support.waits import rendezvous, thread_meeting, until_cancelled
 
 SAFETY = 10  # seconds
 
@@ -94,11 +102,6 @@ def shout(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def calls_reply(*calls: dict[str, Any], text: str | None = None) -> dict[str, Any]:
-    """A completion that asks for ``calls``."""
-    return completion(text, tool_calls=list(calls), finish_reason="tool_calls")
 
 
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -203,20 +206,7 @@ async def test_results_are_serialised_to_json(agent: ChatAgent, server: FakeServ
 
 
 async def test_calls_of_one_reply_run_concurrently(agent: ChatAgent, server: FakeServer) -> None:
-    ping_started, pong_started = asyncio.Event(), asyncio.Event()
-
-    @tool
-    async def ping() -> str:
-        ping_started.set()
-        await pong_started.wait()  # only returns when pong runs at the same time
-        return "ping"
-
-    @tool
-    async def pong() -> str:
-        pong_started.set()
-        await ping_started.wait()
-        return "pong"
-
+    ping, pong = rendezvous("ping", "pong")  # each returns only while the other runs
     agent.register_tool(ping)
     agent.register_tool(pong)
     server.add_json(calls_reply(tool_call("a", "ping", {}), tool_call("b", "pong", {})))
@@ -232,13 +222,8 @@ async def test_calls_of_one_reply_run_concurrently(agent: ChatAgent, server: Fak
 async def test_sync_handlers_run_concurrently_in_worker_threads(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    barrier = threading.Barrier(2, timeout=SAFETY)  # breaks unless both threads arrive together
+    where = thread_meeting(SAFETY)  # breaks unless both calls run in threads together
     loop_thread = threading.get_ident()
-
-    @tool
-    def where(label: str) -> int:
-        barrier.wait()
-        return threading.get_ident()
 
     agent.register_tool(where)
     server.add_json(
@@ -804,12 +789,7 @@ async def test_cancelling_the_caller_during_tool_execution(
 
     @tool
     async def slow(index: int) -> str:
-        started[index].set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled_handlers.append(index)
-            raise
+        await until_cancelled(started[index].set, lambda: cancelled_handlers.append(index))
         return "never"
 
     agent.register_tool(slow)
@@ -966,12 +946,7 @@ async def test_cancelling_a_stream_during_tool_execution(
 
     @tool
     async def get_weather(city: str) -> str:  # same name as the streamed call
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled_handlers.append(city)
-            raise
+        await until_cancelled(started.set, lambda: cancelled_handlers.append(city))
         return "never"
 
     agent.register_tool(get_weather)

@@ -45,7 +45,14 @@ from openai_chatapi import (
 
 from ..conftest import AgentFactory
 from ..support.fakes import API_KEY, BASE_URL, FakeServer, completion, tool_call
-from ..support.payload_scenarios import PDF_BYTES, PNG_1X1, WAV_BYTES, WIRE_HISTORY
+from ..support.payload_scenarios import (
+    PDF_BYTES,
+    PDF_PART,
+    PNG_1X1,
+    WAV_BYTES,
+    WAV_PART,
+    WIRE_HISTORY,
+)
 from ..support.replay_support import as_sent, load_exchanges
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -440,18 +447,8 @@ def test_to_wire_encodes_local_media_inline(local_media: dict[str, Path]) -> Non
         "role": "user",
         "content": [
             {"type": "text", "text": "x"},
-            {
-                "type": "input_audio",
-                "input_audio": {"data": base64.b64encode(WAV_BYTES).decode(), "format": "wav"},
-            },
-            {
-                "type": "file",
-                "file": {
-                    "file_data": "data:application/pdf;base64,"
-                    + base64.b64encode(PDF_BYTES).decode(),
-                    "filename": "notes.pdf",
-                },
-            },
+            WAV_PART,
+            PDF_PART,
         ],
     }
 

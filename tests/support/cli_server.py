@@ -1,7 +1,7 @@
 """A small fake OpenAI-compatible HTTP server on 127.0.0.1, for driving the CLI as a subprocess.
 
-It is a real socket server (stdlib ``ThreadingHTTPServer`` in a thread) so the CLI runs exactly
-as a user runs it. It records every request and answers:
+It is a handler of the loopback server (``loopback.py``, run in a background thread), so the
+CLI runs exactly as a user runs it, over real sockets. It records every request and answers:
 
 - ``GET /v1/models``: the configured model ids;
 - ``POST /v1/chat/completions`` (streamed or not): an unknown model gets OpenAI's 404
@@ -17,12 +17,23 @@ do not name the model); ``models_body`` replaces the model list's body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .loopback import (
+    LAST_CHUNK,
+    Connection,
+    Handler,
+    LoopbackServer,
+    Request,
+    chunk_bytes,
+    response_bytes,
+)
 
 __all__ = ["CLIFakeServer", "Recorded", "running_server"]
 
@@ -107,146 +118,114 @@ def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
 
-def _handler(state: CLIFakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"  # one request per connection; a stream ends at close
+def _json(status: int, payload: Any) -> bytes:
+    return response_bytes(status, json.dumps(payload).encode())
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
 
-        def _json(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+def _event(payload: Any) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return chunk_bytes(f"data: {data}\n\n".encode())
 
-        def _record(self, body: Any) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            state.record(Recorded(self.command, self.path, headers, body))
 
-        def do_GET(self) -> None:
-            self._record(None)
-            if self.path.rstrip("/").endswith("/models"):
+def _handler(state: CLIFakeServer) -> Handler:
+    """The fake model as a handler of the loopback server."""
+
+    def handle(conn: Connection, request: Request) -> bytes | Awaitable[bool]:
+        state.record(Recorded(request.method, request.path, request.headers, request.json))
+        if request.method == "GET":
+            if request.path.rstrip("/").endswith("/models"):
                 data = [{"id": m, "object": "model", "owned_by": "fake"} for m in state.models]
                 listing = {"object": "list", "data": data}
-                self._json(200, listing if state.models_body is None else state.models_body)
-            else:
-                self._json(404, {"detail": "Not Found"})
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                self._record(raw.decode("utf-8", "replace"))
-                self._json(400, {"error": {"message": "bad JSON", "type": "invalid_request"}})
-                return
-            self._record(body)
-            if not self.path.endswith("/chat/completions"):
-                self._json(404, {"detail": "Not Found"})
-                return
-            model = body.get("model")
-            if model not in state.models:
-                self._json(
-                    404,
-                    {
-                        "error": {
-                            "message": state.unknown_model_message
-                            or f"The model `{model}` does not exist.",
-                            "type": "invalid_request_error",
-                            "param": "model",
-                            "code": "model_not_found",
-                        }
-                    },
-                )
-                return
-            message = state.reply_for(body)
-            if body.get("stream"):
-                self._stream(body, message)
-            else:
-                self._complete(body, message)
-
-        def _complete(self, body: dict[str, Any], message: dict[str, Any]) -> None:
-            text = message.get("content") or ""
-            finish = "tool_calls" if message.get("tool_calls") else "stop"
-            self._json(
-                200,
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": _usage(body, text),
-                },
-            )
-
-        def _event(self, payload: Any) -> None:
-            data = payload if isinstance(payload, str) else json.dumps(payload)
-            self.wfile.write(f"data: {data}\n\n".encode())
-            self.wfile.flush()
-
-        def _stream(self, body: dict[str, Any], message: dict[str, Any]) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            base = {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": body["model"],
+                return _json(200, listing if state.models_body is None else state.models_body)
+            return _json(404, {"detail": "Not Found"})
+        body = request.json
+        if not isinstance(body, dict):
+            state.requests[-1].body = request.body.decode("utf-8", "replace")
+            return _json(400, {"error": {"message": "bad JSON", "type": "invalid_request"}})
+        if not request.path.endswith("/chat/completions"):
+            return _json(404, {"detail": "Not Found"})
+        model = body.get("model")
+        if model not in state.models:
+            error = {
+                "message": state.unknown_model_message or f"The model `{model}` does not exist.",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
             }
+            return _json(404, {"error": error})
+        message = state.reply_for(body)
+        if body.get("stream"):
+            return _stream(conn, state, body, message)
+        text = message.get("content") or ""
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        completion = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": _usage(body, text),
+        }
+        return _json(200, completion)
 
-            def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-                choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                return {**base, "choices": [choice]}
+    return handle
 
-            try:
-                self._event(chunk({"role": "assistant", "content": ""}))
-                text = message.get("content") or ""
-                if message.get("tool_calls"):
-                    for index, call in enumerate(message["tool_calls"]):
-                        self._event(chunk({"tool_calls": [{"index": index, **call}]}))
-                    finish = "tool_calls"
-                else:
-                    stall = state.stall_on is not None and state.stall_on in _last_text(body)
-                    words = text.split(" ")
-                    for i, word in enumerate(words):
-                        self._event(chunk({"content": word if i == 0 else " " + word}))
-                        if i == 0 and stall:
-                            state.stream_started.set()
-                            state.release.wait(STALL_LIMIT)
-                    finish = "stop"
-                self._event(chunk({}, finish))
-                if (body.get("stream_options") or {}).get("include_usage"):
-                    self._event({**base, "choices": [], "usage": _usage(body, text)})
-                self._event("[DONE]")
-            except OSError:
-                pass  # the client went away (cancelled)
 
-    return Handler
+async def _stream(
+    conn: Connection, state: CLIFakeServer, body: dict[str, Any], message: dict[str, Any]
+) -> bool:
+    await conn.head(200, content_type="text/event-stream")
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body["model"],
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {**base, "choices": [choice]}
+
+    await conn.write(_event(chunk({"role": "assistant", "content": ""})))
+    text = message.get("content") or ""
+    if message.get("tool_calls"):
+        for index, call in enumerate(message["tool_calls"]):
+            await conn.write(_event(chunk({"tool_calls": [{"index": index, **call}]})))
+        finish = "tool_calls"
+    else:
+        stall = state.stall_on is not None and state.stall_on in _last_text(body)
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            await conn.write(_event(chunk({"content": word if i == 0 else " " + word})))
+            if i == 0 and stall:
+                state.stream_started.set()
+                await _released(state)
+        finish = "stop"
+    await conn.write(_event(chunk({}, finish)))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await conn.write(_event({**base, "choices": [], "usage": _usage(body, text)}))
+    await conn.write(_event("[DONE]") + LAST_CHUNK)
+    return True
+
+
+async def _released(state: CLIFakeServer) -> None:
+    """Wait (at most STALL_LIMIT) for the test to release a stalled stream."""
+    await asyncio.to_thread(state.release.wait, STALL_LIMIT)
 
 
 class running_server:
-    """``with running_server(state) as state:`` serves ``state`` on a free loopback port."""
+    """``with running_server(state) as state:`` serves ``state`` on a free loopback port
+    (the loopback server in a background thread)."""
 
     def __init__(self, state: CLIFakeServer) -> None:
         self.state = state
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._server = LoopbackServer(_handler(state), record=False)
 
     def __enter__(self) -> CLIFakeServer:
-        port = self._httpd.server_address[1]
-        self.state.base_url = f"http://127.0.0.1:{port}/v1"
-        self._thread.start()
+        self._server.__enter__()
+        self.state.base_url = self._server.url
         return self.state
 
     def __exit__(self, *exc: object) -> None:
         self.state.release.set()  # let stalled streams finish
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
+        self._server.__exit__(*exc)

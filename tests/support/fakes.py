@@ -16,6 +16,14 @@ import httpx
 
 BASE_URL = "http://fake.test/v1"
 API_KEY = "sk-test-SECRET-0123456789abcdef"
+DEBUG_RUNTIME: dict[str, Any] = {
+    "enable_logging": True,
+    "enable_debug": True,
+    "log_level": "DEBUG",
+    "log_http_requests": True,
+    "log_http_responses": True,
+}
+"""``RuntimeConfig`` options that log everything (the logging and secret-hygiene tests)."""
 
 
 def completion(
@@ -212,3 +220,28 @@ class SleepRecorder:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+
+async def ask(
+    agent: Any, server: FakeServer, how: str, text: str, reply: str = "Seen.", **media: Any
+) -> str:
+    """One turn through ``chat``, ``chat_stream`` or ``chat_stream_events`` (``how``) answered
+    by ``reply`` (streamed in two pieces); the reply text."""
+    from openai_chatapi import ContentDeltaEvent
+
+    if how == "chat":
+        server.add_completion(reply)
+        return str(await agent.chat(text, **media))
+    server.add_stream(text_chunks([reply[:2], reply[2:]]))
+    if how == "stream":
+        return "".join([p async for p in agent.chat_stream(text, display_stream=False, **media)])
+    pieces = []
+    async for event in agent.chat_stream_events(text, **media):
+        if isinstance(event, ContentDeltaEvent):
+            pieces.append(event.text)
+    return "".join(pieces)
+
+
+def calls_reply(*calls: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """A completion that asks for ``calls`` (``tool_call(...)`` dicts)."""
+    return completion(text, tool_calls=list(calls), finish_reason="tool_calls")

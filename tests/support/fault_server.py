@@ -1,7 +1,7 @@
 """A real loopback HTTP/1.1 server that misbehaves on demand, for the fault-injection tests.
 
-``FaultServer`` listens on ``127.0.0.1`` (a free port) with plain asyncio streams: the client
-under test talks to it over real sockets through its real httpx pool. Each request takes the
+``FaultServer`` is the loopback server of ``loopback.py`` on ``127.0.0.1`` (a free port): the
+client under test talks to it over real sockets through its real httpx pool. Each request takes the
 next *behaviour* from ``server.script(...)``'s queue, or the healthy default (a completion, or
 an SSE stream when the request asks for one). Behaviours are small coroutines that write
 whatever bytes a fault needs: error statuses, HTML pages, truncated or malformed streams, a
@@ -13,8 +13,7 @@ released every connection and stayed within its pool limits. ``echo_auth`` makes
 payloads quote the ``Authorization`` header back, as some proxies do (secret-hygiene tests).
 
 ``FAULTS`` lists the fault kinds with the outcome each must have in ``chat`` and
-``chat_stream``; ``tests/integration/test_faults.py`` checks them and
-``tests/support/FAULTS.md`` shows them.
+``chat_stream``; ``tests/integration/test_faults.py`` checks them and ``FAULTS.md`` shows them.
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import struct
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,10 +35,12 @@ from openai_chatapi import (
     RateLimitError,
 )
 
+from .loopback import SAFETY, Connection, Handler, LoopbackServer, Request
+from .loopback import closed_port_url as closed_port_url
+
 REPLY = "pong"
 PIECES = ["po", "ng"]
 STREAM_TEXT = "".join(PIECES)
-SAFETY = 20.0  # seconds: a bound on anything a test waits for, never an expected duration
 BIG_ERROR_BYTES = 10 * 1024 * 1024
 
 Mode = Literal["chat", "stream"]
@@ -113,151 +111,6 @@ def tool_call_wire(arguments: str, call_id: str = "call_1") -> dict[str, Any]:
         "function": {"name": "lookup", "arguments": arguments},
     }
 
-
-# --------------------------------------------------------------------------- one connection
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body) if self.body else None
-        except ValueError:
-            return None
-
-    @property
-    def wants_stream(self) -> bool:
-        data = self.json
-        return isinstance(data, dict) and data.get("stream") is True
-
-
-class Connection:
-    """One accepted connection and the helpers behaviours write with."""
-
-    def __init__(
-        self, server: FaultServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.leak = ""  # the Authorization header, quoted in error payloads when echo_auth
-
-    async def read_request(self) -> Request | None:
-        try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            return None
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-        try:
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                body = await self._read_chunked()
-            else:
-                body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        return Request(method, path, headers, body)
-
-    async def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size = int((await self.reader.readline()).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                await self.reader.readline()
-                return b"".join(parts)
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readline()
-
-    # -- writing
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def head(
-        self,
-        status: int,
-        *,
-        content_type: str = "application/json",
-        length: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """The status line and headers; ``length=None`` means a chunked body follows."""
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-        lines.append(f"content-type: {content_type}")
-        if length is None:
-            lines.append("transfer-encoding: chunked")
-        else:
-            lines.append(f"content-length: {length}")
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        await self.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    async def respond(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        await self.head(status, content_type=content_type, length=len(body), headers=headers)
-        await self.write(body)
-
-    async def chunk(self, data: bytes) -> None:
-        await self.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    async def end_chunks(self) -> None:
-        await self.write(b"0\r\n\r\n")
-
-    async def sse(self, events: list[bytes], *, end: bool = True) -> None:
-        await self.head(200, content_type="text/event-stream")
-        for item in events:
-            await self.chunk(item)
-        if end:
-            await self.end_chunks()
-
-    async def reset(self) -> None:
-        """Abort with a TCP reset (SO_LINGER 0), whatever the client is doing."""
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
-
-    async def stall(self) -> None:
-        """Send nothing more; return once the client gives up and closes the connection."""
-        self.server.stalled.set()
-        with contextlib.suppress(ConnectionError):
-            while await self.reader.read(65536):
-                pass
-
-    async def client_progress(self) -> None:
-        """Wait (bounded) until the test's consumer reports that it received streamed text."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.server.progress.wait(), SAFETY)
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 Behaviour = Callable[[Connection, Request], Awaitable[bool]]
 """Answers one request; returns whether the connection may serve another (keep-alive)."""
@@ -454,156 +307,20 @@ UTF8_REPLACED = INVALID_UTF8.decode("utf-8", "replace")
 # --------------------------------------------------------------------------- the server
 
 
-@dataclass
-class ServerStats:
-    accepted: int = 0
-    open: int = 0
-    peak_open: int = 0
-    requests: int = 0
-
-
-class FaultServer:
-    """The loopback fault server; ``await start()`` / ``await stop()`` (a fixture does both)."""
+class FaultServer(LoopbackServer):
+    """The loopback server answering with fault behaviours (the healthy one by default);
+    ``echo_auth`` makes error payloads quote the ``Authorization`` header back."""
 
     def __init__(self) -> None:
-        self.queue: deque[Behaviour] = deque()
-        self.default: Behaviour = healthy
-        self.stats = ServerStats()
-        self.requests: list[Request] = []
-        self.progress = asyncio.Event()  # set by test consumers when streamed text arrives
-        self.stalled = asyncio.Event()  # set when a behaviour starts stalling
+        super().__init__(healthy)
         self.echo_auth = False
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._blackhole: socket.socket | None = None
-        self._fillers: list[socket.socket] = []
-        self._idle = asyncio.Condition()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def handler_for(self, conn: Connection, request: Request) -> Handler:
+        conn.leak = f" {request.headers.get('authorization', '')}" if self.echo_auth else ""
+        return super().handler_for(conn, request)
 
-    def script(self, *behaviours: Behaviour) -> FaultServer:
-        """Answer the next requests with ``behaviours`` in order, then the default again."""
-        self.queue.extend(behaviours)
-        return self
-
-    def reset_script(self) -> None:
-        self.queue.clear()
-        self.default = healthy
-        self.progress = asyncio.Event()
-        self.stalled = asyncio.Event()
-
-    # -- listening
-
-    async def start(self) -> None:
-        await self.listen()
-
-    async def listen(self) -> None:
-        """(Re)open the listening socket on the same port."""
-        self._close_blackhole()
-        if self._server is None:
-            self._server = await asyncio.start_server(
-                self._handle, "127.0.0.1", self.port, reuse_address=True, backlog=1024
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-
-    def refuse(self) -> None:
-        """Stop listening: connection attempts are refused until ``listen()``."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-
-    def blackhole(self) -> None:
-        """Connection attempts hang: a socket that listens, never accepts, with a full backlog."""
-        self.refuse()
-        hole = socket.socket()
-        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        hole.bind(("127.0.0.1", self.port))
-        hole.listen(0)
-        self._blackhole = hole
-        for _ in range(3):  # fill the accept queue: later SYNs are dropped, connect() hangs
-            filler = socket.socket()
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(("127.0.0.1", self.port))
-            self._fillers.append(filler)
-
-    def _close_blackhole(self) -> None:
-        for sock in [*self._fillers, self._blackhole]:
-            if sock is not None:
-                sock.close()
-        self._fillers.clear()
-        self._blackhole = None
-
-    async def stop(self) -> None:
-        """Stop listening and end every connection (handlers see it closed and return)."""
-        self.refuse()
-        self._close_blackhole()
-        self.progress.set()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        if self._handlers:
-            _, stuck = await asyncio.wait(set(self._handlers), timeout=SAFETY)
-            for task in stuck:  # pragma: no cover - only when a behaviour ignores the abort
-                task.cancel()
-
-    # -- connections
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
-        self._writers.add(writer)
-        stats = self.stats
-        stats.accepted += 1
-        stats.open += 1
-        stats.peak_open = max(stats.peak_open, stats.open)
-        conn = Connection(self, reader, writer)
-        try:
-            while True:
-                request = await conn.read_request()
-                if request is None:
-                    break
-                stats.requests += 1
-                self.requests.append(request)
-                conn.leak = f" {request.headers.get('authorization', '')}" if self.echo_auth else ""
-                behaviour = self.queue.popleft() if self.queue else self.default
-                if not await behaviour(conn, request):
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.transport.abort()
-            self._writers.discard(writer)
-            stats.open -= 1
-            async with self._idle:
-                self._idle.notify_all()
-
-    async def drained(self) -> None:
-        """Wait (bounded by SAFETY) until every connection handler has finished."""
-        while self._handlers:
-            await asyncio.wait_for(asyncio.wait(set(self._handlers)), SAFETY)
-
-    async def wait_open_at_most(self, count: int) -> None:
-        """Wait (bounded by SAFETY) until at most ``count`` connections are open."""
-
-        async def settled() -> None:
-            async with self._idle:
-                await self._idle.wait_for(lambda: self.stats.open <= count)
-
-        await asyncio.wait_for(settled(), SAFETY)
-
-
-def closed_port_url() -> str:
-    """A URL on a port nobody listens on (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    def reset_script(self, default: Handler | None = None) -> None:
+        super().reset_script(default or healthy)
 
 
 # --------------------------------------------------------------------------- pool inspection
@@ -669,15 +386,18 @@ class Fault:
         return self.chat if mode == "chat" else self.stream
 
 
+def _both(kind: str, what: str, behaviour: Behaviour, outcome: Outcome, **extra: Any) -> Fault:
+    """A fault with the same outcome in ``chat`` and ``chat_stream``."""
+    return Fault(kind, what, behaviour, outcome, outcome, **extra)
+
+
 def _status_fault(kind: str, status: int, **headers: str) -> Fault:
     outcome = Outcome(
         RateLimitError if status == 429 else InternalServerError,
         retried=True,
         text=f"HTTP {status}",
     )
-    return Fault(
-        kind, f"HTTP {status} with an error object", error_status(status), outcome, outcome
-    )
+    return _both(kind, f"HTTP {status} with an error object", error_status(status), outcome)
 
 
 _CONN = Outcome(APIConnectionError, retried=True, text="connection failed")
@@ -737,19 +457,17 @@ FAULTS: dict[str, Fault] = {
             None,
             Outcome(None, reply=STREAM_TEXT, note="the connection is closed, not reused"),
         ),
-        Fault(
+        _both(
             "429-retry-after",
             "HTTP 429 with `Retry-After: 2`",
             error_status(429, "slow down", **{"Retry-After": "2"}),
             Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 2 s asked"),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 2 s asked"),
             retry_after=2.0,
         ),
-        Fault(
+        _both(
             "429-retry-after-ms",
             "HTTP 429 with `retry-after-ms: 250`",
             error_status(429, "slow down", **{"retry-after-ms": "250"}),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 0.25 s asked"),
             Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 0.25 s asked"),
             retry_after=0.25,
         ),
@@ -757,11 +475,10 @@ FAULTS: dict[str, Fault] = {
         _status_fault("502", 502),
         _status_fault("503", 503),
         _status_fault("504", 504),
-        Fault(
+        _both(
             "html-proxy-page",
             "HTTP 502 with nginx's HTML error page",
             html_proxy_page,
-            Outcome(InternalServerError, retried=True, text="non-JSON error page"),
             Outcome(InternalServerError, retried=True, text="non-JSON error page"),
         ),
         Fault(
@@ -796,18 +513,16 @@ FAULTS: dict[str, Fault] = {
             Outcome(APIResponseError, text="model overloaded"),
             Outcome(APIResponseError, partial=True, text="model overloaded"),
         ),
-        Fault(
+        _both(
             "empty-choices",
             "a completion (or a whole stream) with `choices: []`",
             empty_choices,
             Outcome(APIResponseError, text="no choices"),
-            Outcome(APIResponseError, text="no choices"),
         ),
-        Fault(
+        _both(
             "null-content",
             "`content: null` and no tool calls",
             null_content,
-            Outcome(None, reply=""),
             Outcome(None, reply=""),
         ),
         Fault(
@@ -817,22 +532,18 @@ FAULTS: dict[str, Fault] = {
             Outcome(None, reply=REPLY, note="the error is fed back; the model answers"),
             Outcome(None, reply=STREAM_TEXT, note="the error is fed back; the model answers"),
         ),
-        Fault(
+        _both(
             "10mb-error-body",
             "HTTP 500 with a 10 MB text body",
             big_error,
             Outcome(
                 InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
             ),
-            Outcome(
-                InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
-            ),
         ),
-        Fault(
+        _both(
             "invalid-utf8",
             "invalid UTF-8 bytes inside the reply text",
             invalid_utf8,
-            Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD"),
             Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD"),
         ),
     ]
@@ -940,16 +651,9 @@ def make_agent(
     return agent
 
 
-async def call(
-    agent: ChatAgent,
-    server: FaultServer,
-    mode: Mode,
-    pieces: list[str] | None = None,
-    text: str = "question",
-    **kwargs: Any,
-) -> str:
-    """One ``chat`` or ``chat_stream`` call, bounded by SAFETY (see ``raw_call``)."""
-    return await asyncio.wait_for(raw_call(agent, server, mode, pieces, text, **kwargs), SAFETY)
+async def call(agent: ChatAgent, server: FaultServer, mode: Mode, *args: Any, **kwargs: Any) -> str:
+    """``raw_call`` (the same arguments), bounded by SAFETY."""
+    return await asyncio.wait_for(raw_call(agent, server, mode, *args, **kwargs), SAFETY)
 
 
 async def raw_call(
@@ -977,6 +681,5 @@ def healthy_reply(mode: Mode) -> str:
     return REPLY if mode == "chat" else STREAM_TEXT
 
 
-# python -m tests.support.fault_server  → the table for tests/support/FAULTS.md
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tests.support.fault_server: the table of FAULTS.md
     print(render_table())

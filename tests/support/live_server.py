@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -46,21 +47,31 @@ def local_model_path() -> str:
     )
 
 
+def module_server(module: str) -> type[LocalModelServer]:
+    """A ``LocalModelServer`` that runs ``python -m <module>`` (a stand-in from this folder)
+    instead of llama.cpp's server, and needs none of its packages."""
+    attributes = {"_server_module": module, "_server_requirements": ()}
+    return type(f"ModuleServer[{module}]", (LocalModelServer,), attributes)
+
+
+def hi_request(config: ModelConfig, max_tokens: int) -> dict[str, Any]:
+    """The keyword arguments of an httpx POST of a short chat ("Hi") to ``config``'s server."""
+    return {
+        "url": f"{config.api_base_url}/chat/completions",
+        "headers": {"Authorization": f"Bearer {config.api_key}"},
+        "json": {
+            "model": config.model,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": max_tokens,
+        },
+    }
+
+
 def _fail_unless_it_answers(server: LocalModelServer) -> None:
     """A first short chat; on failure stop the server and fail loudly with its log."""
     config = server.config
     try:
-        response = httpx.post(
-            f"{config.api_base_url}/chat/completions",
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            json={
-                "model": config.model,
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 4,
-            },
-            timeout=ANSWER_TIMEOUT,
-            trust_env=False,
-        )
+        response = httpx.post(**hi_request(config, 4), timeout=ANSWER_TIMEOUT, trust_env=False)
         response.raise_for_status()
         if not isinstance(response.json()["choices"][0]["message"]["content"], str):
             raise ValueError(f"no text in the answer: {response.text[:500]}")

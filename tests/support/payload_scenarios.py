@@ -27,9 +27,11 @@ __all__ = [
     "EVERY_FIELD",
     "MP3_BYTES",
     "PDF_BYTES",
+    "PDF_PART",
     "PNG_1X1",
     "SCENARIOS",
     "WAV_BYTES",
+    "WAV_PART",
     "PayloadScenario",
     "Person",
     "get_weather",
@@ -63,6 +65,19 @@ PDF_BYTES = (
     b"2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n"
     b"trailer <</Root 1 0 R>>\n%%EOF\n"
 )
+WAV_PART: dict[str, Any] = {
+    "type": "input_audio",
+    "input_audio": {"data": base64.b64encode(WAV_BYTES).decode(), "format": "wav"},
+}
+"""``WAV_BYTES`` as a wire content part."""
+PDF_PART: dict[str, Any] = {
+    "type": "file",
+    "file": {
+        "file_data": "data:application/pdf;base64," + base64.b64encode(PDF_BYTES).decode(),
+        "filename": "notes.pdf",
+    },
+}
+"""``PDF_BYTES`` as a wire content part (named ``notes.pdf``)."""
 
 EVERY_FIELD: dict[str, Any] = {
     "model": "gpt-4o-mini",
@@ -216,18 +231,8 @@ WIRE_HISTORY = tuple(
                         "detail": "high",
                     },
                 },
-                {
-                    "type": "input_audio",
-                    "input_audio": {"data": base64.b64encode(WAV_BYTES).decode(), "format": "wav"},
-                },
-                {
-                    "type": "file",
-                    "file": {
-                        "file_data": "data:application/pdf;base64,"
-                        + base64.b64encode(PDF_BYTES).decode(),
-                        "filename": "notes.pdf",
-                    },
-                },
+                WAV_PART,
+                PDF_PART,
                 {"type": "file", "file": {"file_id": "file-abc123"}},
             ],
         },

@@ -1,7 +1,7 @@
 """Replaying recorded exchanges: a loopback HTTP server and the call that reproduces a request.
 
 The recordings live in ``../shared/conformance/`` (read at run time, never copied). Each one
-is served by :class:`LoopbackServer`, a real uvicorn server on ``127.0.0.1``, and
+is served by :class:`ReplayServer`, the loopback server of ``loopback.py`` on ``127.0.0.1``, and
 :func:`plan_call` works out which public ``ChatAgent`` calls make the recorded request:
 the history is seeded with ``ChatMessage`` objects, the recorded tools are registered as
 hand-made ``Tool`` definitions, and a recorded conversation that ends in tool results is
@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from openai_chatapi import (
     AudioPart,
@@ -37,10 +33,12 @@ from openai_chatapi import (
 )
 from openai_chatapi._config import SAMPLING_FIELDS
 
+from .loopback import Connection, LoopbackServer, Request, response_bytes
+
 __all__ = [
     "Exchange",
-    "LoopbackServer",
     "ReplayPlan",
+    "ReplayServer",
     "Round",
     "as_sent",
     "load_exchanges",
@@ -127,132 +125,60 @@ class Canned:
     piece: int = 0  # > 0: send the body in pieces of this many bytes (chunked encoding)
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
-class LoopbackServer:
-    """A real HTTP server on 127.0.0.1 (uvicorn in a thread) answering from a queue.
+class ReplayServer(LoopbackServer):
+    """The loopback server (``loopback.py``, in a background thread) answering from a queue.
 
     Every request is recorded; an unexpected request (empty queue) gets a 599 so the test
     fails with a clear message rather than hanging.
     """
 
     def __init__(self) -> None:
+        super().__init__(self._answer)
         self._lock = threading.Lock()
-        self._queue: deque[Canned | Callable[[Received], Canned]] = deque()
-        self.received: list[Received] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self.port = 0
+        self._replies: deque[Canned | Callable[[Request], Canned]] = deque()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return self.url
 
-    # -- queue
+    @property
+    def received(self) -> list[Request]:
+        return self.requests
+
     def reset(self) -> None:
         with self._lock:
-            self._queue.clear()
-            self.received.clear()
+            self._replies.clear()
+            self.requests.clear()
 
-    def queue(self, reply: Canned | Callable[[Received], Canned]) -> None:
+    def queue(self, reply: Canned | Callable[[Request], Canned]) -> None:
         with self._lock:
-            self._queue.append(reply)
+            self._replies.append(reply)
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._queue)
+            return len(self._replies)
 
-    # -- ASGI app
-    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        request = Received(
-            method=scope["method"],
-            path=scope["path"],
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-            body=b"".join(chunks),
-        )
+    def _answer(self, conn: Connection, request: Request) -> bytes | Awaitable[bool]:
         with self._lock:
-            self.received.append(request)
-            reply = self._queue.popleft() if self._queue else None
+            reply = self._replies.popleft() if self._replies else None
         if callable(reply):
             reply = reply(request)
         if reply is None:
             reply = Canned(599, "text/plain", b"loopback server: no reply queued")
-        headers = [(b"content-type", reply.content_type.encode("latin-1"))]
         if reply.piece <= 0:
-            headers.append((b"content-length", str(len(reply.body)).encode()))
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        if reply.piece <= 0:
-            await send({"type": "http.response.body", "body": reply.body})
-            return
-        body = reply.body
-        for start in range(0, len(body), reply.piece):
-            piece = body[start : start + reply.piece]
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+            return response_bytes(reply.status, reply.body, content_type=reply.content_type)
+        return _in_pieces(conn, reply)
 
-    # -- lifecycle
-    def start(self, ready_timeout: float = 20.0) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ws="none",
-            proxy_headers=False,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="replay-loopback", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + ready_timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the loopback replay server did not start")
-            time.sleep(0.01)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
-
-    def __enter__(self) -> LoopbackServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+async def _in_pieces(conn: Connection, reply: Canned) -> bool:
+    """The body in pieces of ``reply.piece`` bytes, one HTTP chunk each."""
+    await conn.head(reply.status, content_type=reply.content_type)
+    body = reply.body
+    for start in range(0, len(body), reply.piece):
+        await conn.chunk(body[start : start + reply.piece])
+    await conn.end_chunks()
+    return True
 
 
 def recorded_reply(exchange: Exchange) -> Canned:

@@ -24,6 +24,8 @@ from openai_chatapi.media._body import (
     redacted_preview,
 )
 
+from ..support.loopback import Connection, LoopbackServer, Request
+
 
 def dump(payload: Any) -> bytes:
     """The reference encoding: the fully materialised payload, dumped in one go."""
@@ -161,48 +163,20 @@ def test_sentinel_in_user_text_stays_text() -> None:
 # ---------------------------------------------------------------- over real HTTP
 
 
-class Received:
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.headers: list[dict[str, str]] = []
-
-
-async def _handle(received: Received, reader: asyncio.StreamReader, writer: Any) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")[1:]
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, v in (line.split(":", 1) for line in lines if ":" in line)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            received.headers.append(headers)
-            received.bodies.append(body)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+def _ok(conn: Connection, request: Request) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 @pytest.fixture
-async def loopback() -> AsyncIterator[tuple[str, Received]]:
-    received = Received()
-    server = await asyncio.start_server(
-        lambda r, w: _handle(received, r, w), host="127.0.0.1", port=0
-    )
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}/v1/chat/completions", received
-        server.close()
+async def loopback() -> AsyncIterator[tuple[str, LoopbackServer]]:
+    async with LoopbackServer(_ok) as server:
+        yield f"{server.url}/chat/completions", server
 
 
 async def test_httpx_sends_the_exact_body_with_content_length(
-    tmp_path: Path, loopback: tuple[str, Received]
+    tmp_path: Path, loopback: tuple[str, LoopbackServer]
 ) -> None:
-    url, received = loopback
+    url, server = loopback
     path = tmp_path / "clip.mp4"
     path.write_bytes(os.urandom(3 * CHUNK_INPUT_BYTES + 5))
     sources = MediaSources()
@@ -218,13 +192,13 @@ async def test_httpx_sends_the_exact_body_with_content_length(
         assert response.status_code == 200
 
     expected = dump(sources.materialize(payload))
-    assert received.bodies == [expected, expected, expected]
-    assert all(h["content-length"] == str(len(expected)) for h in received.headers)
-    assert all("transfer-encoding" not in h for h in received.headers)
+    assert [r.body for r in server.requests] == [expected, expected, expected]
+    assert all(r.headers["content-length"] == str(len(expected)) for r in server.requests)
+    assert all("transfer-encoding" not in r.headers for r in server.requests)
 
 
 async def test_media_errors_surface_through_httpx(
-    tmp_path: Path, loopback: tuple[str, Received]
+    tmp_path: Path, loopback: tuple[str, LoopbackServer]
 ) -> None:
     url, _ = loopback
     path = tmp_path / "clip.mp4"

@@ -63,15 +63,24 @@ def _sent_texts(request: httpx.Request) -> list[str]:
     return [str(m["content"]) for m in json.loads(request.content)["messages"]]
 
 
+async def _second_behind_first(
+    agent: ChatAgent, server: FakeServer, first: str, second: str
+) -> tuple[GatedServer, asyncio.Task[Any], asyncio.Task[Any]]:
+    """``chat(first)`` held at the server, then ``chat(second)`` started and given every
+    chance to overtake it; the gate and both tasks."""
+    gated = GatedServer(server, first)
+    first_task = asyncio.create_task(agent.chat(first))
+    await asyncio.wait_for(gated.arrived[first].wait(), SAFETY)
+    second_task = asyncio.create_task(agent.chat(second))
+    await _spin(lambda: len(server.requests) > 1)
+    return gated, first_task, second_task
+
+
 async def test_concurrent_chats_run_in_call_order_and_see_each_other(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    gated = GatedServer(server, "1st, slow")
-    first = asyncio.create_task(agent.chat("1st, slow"))
-    await asyncio.wait_for(gated.arrived["1st, slow"].wait(), SAFETY)
-    second = asyncio.create_task(agent.chat("2nd"))
     # Give the second call every chance to overtake the first (it must not).
-    await _spin(lambda: len(server.requests) > 1)
+    gated, first, second = await _second_behind_first(agent, server, "1st, slow", "2nd")
     assert len(server.requests) == 1
     gated.release("1st, slow")
     replies = await asyncio.wait_for(asyncio.gather(first, second), SAFETY)
@@ -170,11 +179,7 @@ async def test_a_turn_started_before_the_conversation_was_replaced_is_not_commit
 async def test_a_turn_waiting_its_turn_joins_the_replacing_conversation(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    gated = GatedServer(server, "first")
-    first = asyncio.create_task(agent.chat("first"))
-    await asyncio.wait_for(gated.arrived["first"].wait(), SAFETY)
-    waiting = asyncio.create_task(agent.chat("second"))
-    await _spin(lambda: len(server.requests) > 1)
+    gated, first, waiting = await _second_behind_first(agent, server, "first", "second")
     agent.clear_history()  # the second call has not started its turn yet
     gated.release("first")
     await asyncio.wait_for(asyncio.gather(first, waiting), SAFETY)

@@ -24,6 +24,8 @@ from openai_chatapi.tools import (
     tool,
 )
 
+from ..support.waits import rendezvous, thread_meeting, until_cancelled
+
 SAFETY = 10  # seconds; only stops a broken test from hanging, never asserted on
 
 
@@ -253,19 +255,7 @@ async def test_results_are_serialised_in_call_order() -> None:
 
 
 async def test_calls_run_concurrently() -> None:
-    first_started, second_started = asyncio.Event(), asyncio.Event()
-
-    @tool
-    async def first() -> str:
-        first_started.set()
-        await second_started.wait()  # only returns if the other call runs at the same time
-        return "first"
-
-    @tool
-    async def second() -> str:
-        second_started.set()
-        await first_started.wait()
-        return "second"
+    first, second = rendezvous("first", "second")  # each returns only while the other runs
 
     registry = ToolRegistry([first, second])
     results = await asyncio.wait_for(
@@ -275,13 +265,8 @@ async def test_calls_run_concurrently() -> None:
 
 
 async def test_sync_handlers_run_in_worker_threads_concurrently() -> None:
-    barrier = threading.Barrier(2, timeout=SAFETY)  # breaks unless both threads arrive together
+    where = thread_meeting(SAFETY)  # breaks unless both calls run in threads together
     loop_thread = threading.get_ident()
-
-    @tool
-    def where(label: str) -> int:
-        barrier.wait()
-        return threading.get_ident()
 
     registry = ToolRegistry([where])
     results = await registry.execute(
@@ -466,12 +451,7 @@ async def test_raise_mode_cancels_the_other_calls() -> None:
 
     @tool
     async def waits() -> str:
-        other_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            other_cancelled.set()
-            raise
+        await until_cancelled(other_started.set, other_cancelled.set)
         return "never"
 
     @tool
@@ -497,12 +477,7 @@ async def test_cancelling_the_caller_cancels_every_handler(count: int) -> None:
 
     @tool
     async def hang(index: int) -> str:
-        started[index].set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(index)
-            raise
+        await until_cancelled(started[index].set, lambda: cancelled.append(index))
         return "never"
 
     registry = ToolRegistry([hang])
