@@ -12,35 +12,35 @@ from openai_chatapi import ModelConfig
 from openai_chatapi.local import LocalModelServer
 
 
+def _configured(temperature: float, max_tokens: int) -> ModelConfig | None:
+    """The endpoint named by ``OPENAI_BASE_URL`` (and ``OPENAI_MODEL``), if one is set."""
+    base_url = os.environ.get("OPENAI_BASE_URL")
+    if not base_url:
+        print("[example] no OPENAI_BASE_URL set: starting the local model", file=sys.stderr)
+        return None
+    model = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+    return ModelConfig(
+        api_base_url=base_url, model=model, temperature=temperature, max_tokens=max_tokens
+    )
+
+
 @asynccontextmanager
 async def endpoint(*, temperature: float = 0.2, max_tokens: int = 64) -> AsyncIterator[ModelConfig]:
     """A ready ``ModelConfig``: from the environment, else from a local model server."""
-    base_url = os.environ.get("OPENAI_BASE_URL")
-    if base_url:
-        yield ModelConfig(
-            api_base_url=base_url,
-            model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
-            temperature=temperature,
-            max_tokens=max_tokens,
-        )
+    config = _configured(temperature, max_tokens)
+    if config is not None:
+        yield config
         return
-    print("[example] no OPENAI_BASE_URL set: starting the local model", file=sys.stderr)
-    async with LocalModelServer() as config:
-        yield dataclasses.replace(config, temperature=temperature, max_tokens=max_tokens)
+    async with LocalModelServer() as local:
+        yield dataclasses.replace(local, temperature=temperature, max_tokens=max_tokens)
 
 
 @contextmanager
 def endpoint_sync(*, temperature: float = 0.2, max_tokens: int = 64) -> Iterator[ModelConfig]:
     """``endpoint`` for sync code: the configured endpoint, else a local model server."""
-    base_url = os.environ.get("OPENAI_BASE_URL")
-    if base_url:
-        yield ModelConfig(
-            api_base_url=base_url,
-            model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
-            temperature=temperature,
-            max_tokens=max_tokens,
-        )
+    config = _configured(temperature, max_tokens)
+    if config is not None:
+        yield config
         return
-    print("[example] no OPENAI_BASE_URL set: starting the local model", file=sys.stderr)
-    with LocalModelServer() as config:
-        yield dataclasses.replace(config, temperature=temperature, max_tokens=max_tokens)
+    with LocalModelServer() as local:
+        yield dataclasses.replace(local, temperature=temperature, max_tokens=max_tokens)
