@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ConfigurationError
+from ._streaming import ContentDeltaEvent
 
-__all__ = ["ChatStream", "OpenStreams"]
+if TYPE_CHECKING:
+    from ._config import RuntimeConfig
+    from ._streaming import StreamEvent
+
+__all__ = ["ChatStream", "ClosesOnExit", "OpenStreams", "reply_text"]
 
 T = TypeVar("T")
 _C = TypeVar("_C", bound="ClosesOnExit")
@@ -135,3 +141,27 @@ class OpenStreams:
                 self._streams.discard(stream)
                 stream._superseded = True
                 await stream.aclose()
+
+
+async def reply_text(
+    events: AsyncGenerator[StreamEvent, None], runtime: RuntimeConfig, display_stream: bool
+) -> AsyncGenerator[str, None]:
+    """The text pieces of the first choice (the one that enters the history), displayed."""
+    from ._display import StreamDisplay
+
+    display = StreamDisplay(
+        to_stdout=display_stream,
+        callback=runtime.stream_chunk_callback,
+        progress=runtime.stream_enable_progress,
+    )
+    completed = False
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if type(event) is ContentDeltaEvent and not event.choice:
+                    if display.active:
+                        display.write(event.text)
+                    yield event.text
+        completed = True
+    finally:
+        display.close(completed)
