@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _generated as gen
 from ._errors import (
@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._messages import ChatMessage, TextPart
 from ._partial import PartialParser
-from ._stream_handle import ClosesOnExit
+from ._stream_handle import StructuredStream
 from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("openai_chatapi")
-
-T = TypeVar("T")
 
 OutputMode = Literal["auto", "native", "json", "tool"]
 OUTPUT_MODES: tuple[str, ...] = ("auto", "native", "json", "tool")
@@ -410,56 +408,3 @@ def _exhausted(
     details = dict(last.details)
     details.update({"type": plan.name, "text": attempts[-1]["text"], "attempts": attempts})
     return APIResponseError(message, details)
-
-
-class StructuredStream(ClosesOnExit, Generic[T]):
-    """Partial objects of a structured answer as it streams, then the validated object.
-
-    Iterate it with ``async for``. Each item is the object received so far (fields not yet
-    received are ``None``; a list holds its items so far, the last one possibly partial); the
-    last item is the fully validated answer, also kept as :attr:`final`. When the answer fails
-    validation and is asked for again, the sequence restarts: the first item of the new attempt
-    comes with :attr:`restarted` true, :attr:`attempt` counts the attempts, and
-    :attr:`failed_attempts` holds each failed one's text and errors. Leaving the loop early
-    (or ``async with`` exiting) ends the call and leaves the history untouched.
-    """
-
-    def __init__(self, updates: AsyncGenerator[Update, None]) -> None:
-        self._updates = updates
-        self.attempt = 0
-        """0 for the first attempt, then 1, 2... after each failed one."""
-        self.restarted = False
-        """True while the item just yielded is the first of a new attempt."""
-        self.done = False
-        """True once the validated answer has been yielded."""
-        self.final: T | None = None
-        """The validated answer, once it has arrived."""
-        self.failed_attempts: list[dict[str, Any]] = []
-        """Each failed attempt: its ``text``, ``message``, ``errors`` and ``mode``."""
-        self._pending_restart = False
-
-    def __aiter__(self) -> StructuredStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            try:
-                update = await self._updates.__anext__()
-            except StopAsyncIteration:
-                raise
-            if update.kind == "restart":
-                self.failed_attempts.append(update.value)
-                self.attempt = update.attempt
-                self._pending_restart = True
-                continue
-            self.restarted = self._pending_restart
-            self._pending_restart = False
-            if update.kind == "final":
-                self.done = True
-                self.final = update.value
-            value: T = update.value
-            return value
-
-    async def aclose(self) -> None:
-        """Stop the call (nothing enters the history unless it had completed)."""
-        await self._updates.aclose()
