@@ -100,25 +100,16 @@ def _wire_format(response_format: Any) -> dict[str, Any] | None:
     return None
 
 
+@dataclasses.dataclass(slots=True)
 class TurnRunner:
     """Runs the turns of one agent over its conversation, model calls and statistics."""
 
-    __slots__ = ("_media", "calls", "runtime", "state", "stats", "streams")
-
-    def __init__(
-        self,
-        runtime: RuntimeConfig,
-        calls: ModelCalls,
-        stats: Stats,
-        state: Conversation,
-        streams: OpenStreams,
-    ) -> None:
-        self.runtime = runtime
-        self.calls = calls
-        self.stats = stats
-        self.state = state
-        self.streams = streams
-        self._media: MediaSettings | None = None  # built on first use: media are optional
+    runtime: RuntimeConfig
+    calls: ModelCalls
+    stats: Stats
+    state: Conversation
+    streams: OpenStreams
+    _media: MediaSettings | None = None  # built on first use: media are optional
 
     # ------------------------------------------------------------------ preparation
     def prepare(

@@ -50,6 +50,12 @@ def _runner(*bodies: dict[str, Any], **runtime: Any) -> tuple[TurnRunner, Script
     return runner, calls
 
 
+def _asks_add(a: int, b: int) -> dict[str, Any]:
+    """A model turn that calls ``add(a, b)``."""
+    calls = [tool_call("c1", "add", {"a": a, "b": b})]
+    return completion(None, finish_reason="tool_calls", tool_calls=calls)
+
+
 def _user(text: str = "hi") -> ChatMessage:
     return ChatMessage(role="user", content=text)
 
@@ -122,9 +128,7 @@ def test_a_structured_call_carries_its_plan_mode_and_retries() -> None:
 
 async def test_a_turn_runs_the_tools_then_commits_the_whole_exchange() -> None:
     runner, calls = _runner(
-        completion(
-            None, finish_reason="tool_calls", tool_calls=[tool_call("c1", "add", {"a": 1, "b": 2})]
-        ),
+        _asks_add(1, 2),
         completion("3"),
     )
     runner.state.tools = None
@@ -147,9 +151,7 @@ async def test_a_turn_runs_the_tools_then_commits_the_whole_exchange() -> None:
 
 async def test_the_loop_yields_tool_results_and_leaves_the_history_alone() -> None:
     runner, _ = _runner(
-        completion(
-            None, finish_reason="tool_calls", tool_calls=[tool_call("c1", "add", {"a": 2, "b": 2})]
-        ),
+        _asks_add(2, 2),
         completion("4"),
     )
     call = runner.prepare(CONFIG, {"tools": [add]}, {}, stream=True)
@@ -162,9 +164,7 @@ async def test_the_loop_yields_tool_results_and_leaves_the_history_alone() -> No
 
 async def test_without_auto_execute_the_turn_stays_pending() -> None:
     runner, _ = _runner(
-        completion(
-            None, finish_reason="tool_calls", tool_calls=[tool_call("c1", "add", {"a": 1, "b": 1})]
-        ),
+        _asks_add(1, 1),
         completion("2"),
     )
     call = runner.prepare(CONFIG, {"tools": [add]}, {}, auto_execute=False)
@@ -193,9 +193,7 @@ async def test_a_turn_of_a_replaced_conversation_is_not_committed() -> None:
 
 
 async def test_too_many_tool_rounds_fail_and_count_the_round() -> None:
-    looping = completion(
-        None, finish_reason="tool_calls", tool_calls=[tool_call("c1", "add", {"a": 1, "b": 1})]
-    )
+    looping = _asks_add(1, 1)
     runner, _ = _runner(looping, looping, max_tool_rounds=1)
     call = runner.prepare(CONFIG, {"tools": [add]}, {})
     with pytest.raises(ToolExecutionError, match="more than 1 rounds"):
