@@ -6,6 +6,11 @@
   into the description).
 * :func:`drop_null_defaults` removes ``null`` values a model sent where the schema has a default
   that rejects ``null`` (so the default applies).
+* :func:`check_name` and :func:`summarize_errors`: the name rule for functions and response
+  formats, and the one-line account of a validation failure that is sent back to a model.
+
+Tool schemas (``tools._function_schema``) and structured output (``_output_schema``) both go
+through these, so a type means the same thing to the model everywhere.
 """
 
 from __future__ import annotations
@@ -13,14 +18,63 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, truncate
 
-__all__ = ["JsonSchema", "Where", "clean_schema", "drop_null_defaults", "strict_schema"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = [
+    "JsonSchema",
+    "Where",
+    "check_name",
+    "clean_schema",
+    "drop_null_defaults",
+    "strict_schema",
+    "summarize_errors",
+]
 
 JsonSchema = dict[str, Any]
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_INPUT_PREVIEW = 40  # characters of a bad value quoted back to the model
+
+
+def check_name(name: object, what: str = "tool") -> str:
+    """Return ``name`` if OpenAI accepts it (1-64 of ``a-zA-Z0-9_-``); else ConfigurationError."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigurationError(
+            f"{what} name {name!r} is invalid: use 1-64 letters, digits, '_' or '-' "
+            "(pass name=... to choose one)",
+            {"name": name},
+        )
+    return name
+
+
+def _preview(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return truncate(text, _INPUT_PREVIEW)
+
+
+def summarize_errors(exc: ValidationError, limit: int = 8) -> str:
+    """One line per problem, naming the field; bad values are quoted only in truncated form."""
+    errors = exc.errors(include_url=False)
+    parts: list[str] = []
+    for err in errors[:limit]:
+        loc = ".".join(str(part) for part in err["loc"]) or "(root)"
+        if err["type"] == "missing":
+            parts.append(f"{loc}: missing required value")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"{loc}: unexpected argument")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {_preview(err.get('input'))})")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
 
 # --------------------------------------------------------------------------- schema cleanup
 
@@ -325,11 +379,15 @@ def _tags_match(value: dict[str, Any], branch: Any) -> bool:
     return True
 
 
-def drop_null_defaults(value: Any, schema: Any, defs: Mapping[str, Any]) -> None:
-    """Remove ``null`` values (in place) where the schema has a default that rejects null."""
+def drop_null_defaults(value: Any, schema: Any, defs: Mapping[str, Any]) -> Any:
+    """``value`` without the ``null`` values where the schema has a default that rejects null.
+
+    ``value`` itself is left as it is: containers are copied only where something is dropped,
+    so a caller can keep the model's arguments as sent.
+    """
     schema = _resolve(schema, defs)
     if not isinstance(schema, dict):
-        return
+        return value
     branches = [
         _resolve(branch, defs)
         for branch in [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
@@ -338,26 +396,44 @@ def drop_null_defaults(value: Any, schema: Any, defs: Mapping[str, Any]) -> None
     if len(branches) > 1 and isinstance(value, dict):
         branches = [b for b in branches if _tags_match(value, b)]
     if len(branches) == 1:  # several candidates: which one applies is unknown, leave the value
-        drop_null_defaults(value, branches[0], defs)
+        value = drop_null_defaults(value, branches[0], defs)
     if isinstance(value, dict):
         props = schema.get("properties")
         if isinstance(props, dict):
-            for key in list(value):
-                sub = _resolve(props.get(key), defs)
-                if not isinstance(sub, dict):
-                    continue
-                if value[key] is None and "default" in sub and not _admits_null(sub):
-                    del value[key]
-                else:
-                    drop_null_defaults(value[key], sub, defs)
-        elif isinstance(schema.get("additionalProperties"), dict):
-            for item in value.values():
-                drop_null_defaults(item, schema["additionalProperties"], defs)
+            return _drop_in_object(value, props, defs)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            return _replaced(
+                value, {k: drop_null_defaults(v, extra, defs) for k, v in value.items()}
+            )
     elif isinstance(value, list):
         items = schema.get("items")
         prefix = schema.get("prefixItems")
-        for i, item in enumerate(value):
-            if isinstance(prefix, list) and i < len(prefix):
-                drop_null_defaults(item, prefix[i], defs)
-            elif isinstance(items, dict):
-                drop_null_defaults(item, items, defs)
+        prefix = prefix if isinstance(prefix, list) else []
+        items = items if isinstance(items, dict) else None
+        new = [
+            drop_null_defaults(item, prefix[i] if i < len(prefix) else items, defs)
+            for i, item in enumerate(value)
+        ]
+        return new if any(a is not b for a, b in zip(new, value, strict=True)) else value
+    return value
+
+
+def _drop_in_object(
+    value: dict[str, Any], props: Mapping[str, Any], defs: Mapping[str, Any]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        sub = _resolve(props.get(key), defs)
+        if not isinstance(sub, dict):
+            out[key] = item
+        elif not (item is None and "default" in sub and not _admits_null(sub)):
+            out[key] = drop_null_defaults(item, sub, defs)
+    return _replaced(value, out)
+
+
+def _replaced(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` when ``new`` holds the very same entries (nothing was dropped), else ``new``."""
+    if len(new) == len(old) and all(new[key] is item for key, item in old.items()):
+        return old
+    return new

@@ -44,8 +44,8 @@ from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
     from ._config import RuntimeConfig
+    from ._output_schema import OutputSchema
     from ._turn import Call, TurnRunner
-    from .function_schema import OutputSchema
 
 __all__ = [
     "OUTPUT_MODES",
@@ -127,7 +127,7 @@ class OutputPlan:
     be), request options, answer extraction, parsing; and the call's mode and retry budget."""
 
     def __init__(self, tp: Any, mode: str = "auto", retries: int = 0) -> None:
-        from .function_schema import output_schema
+        from ._output_schema import output_schema
 
         self.type = tp
         self.mode = mode

@@ -19,16 +19,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import _generated as gen
 from ._call_args import CHAT_KEYS, split_call_args
 from ._conversation import answers_for
 from ._errors import ConfigurationError, ToolExecutionError
-from ._messages import ChatMessage, ContentPart, TextPart, call_to_wire
+from ._messages import ChatMessage, ContentPart, TextPart
 from ._request import RequestOptions, build_body
 from ._streaming import FinishEvent, StreamEvent, ToolResultEvent
 from ._text import check_encodable, repaired
 
 if TYPE_CHECKING:
-    from . import _generated as gen
     from ._call_args import (
         CallOptions,
         ChatArgs,
@@ -384,14 +384,15 @@ class TurnRunner:
     ) -> list[ToolResult]:
         """Run the tool calls of ``assistant`` (round number ``rounds``)."""
         runtime = self.runtime
-        wire_calls = [call_to_wire(c) for c in assistant.tool_calls or ()]
+        made = assistant.tool_calls or []  # completed: each has an id and a function
         if rounds > runtime.max_tool_rounds:
+            first = made[0].function or gen.FunctionCall(name="")
             raise ToolExecutionError(
                 f"the model kept calling tools for more than {runtime.max_tool_rounds} rounds",
                 {
-                    "tool": wire_calls[0]["function"]["name"],
+                    "tool": first.name,
                     "error": "max_tool_rounds exceeded",
-                    "arguments": wire_calls[0]["function"]["arguments"][:500],
+                    "arguments": (first.arguments or "")[:500],
                     "rounds": rounds - 1,
                 },
             )
@@ -403,7 +404,7 @@ class TurnRunner:
         try:
             async with self.state.gate.running_tools():
                 results = await registry.execute(
-                    wire_calls, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                    made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
                 )
         except ToolExecutionError:
             self.stats.record_tool_round(failed=1)

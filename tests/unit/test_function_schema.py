@@ -14,13 +14,13 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from openai_chatapi._errors import APIResponseError, ConfigurationError, ToolExecutionError
-from openai_chatapi.function_schema import (
-    derive_function_schema,
+from openai_chatapi._json_schema import drop_null_defaults
+from openai_chatapi._output_schema import (
     json_schema_for_type,
-    parse_docstring,
     parse_structured,
     response_format_for,
 )
+from openai_chatapi.tools import derive_function_schema, parse_docstring
 
 # --------------------------------------------------------------------------- gallery types
 
@@ -521,6 +521,18 @@ def test_strict_null_means_default() -> None:
     )
     # unit/days reject None, so null means "use the function's default"; note/address accept it.
     assert kwargs == {"city": "Oslo", "note": None, "address": None}
+
+
+def test_null_defaults_are_dropped_from_a_copy() -> None:
+    # The executor reports the arguments as sent, so validation must not edit them.
+    data = {"pet": {"kind": "dog", "good": None}}
+    assert derive_function_schema(adopt, strict=True).check(data) == {"pet": Dog(kind="dog")}
+    assert data == {"pet": {"kind": "dog", "good": None}}
+    loose = json_schema_for_type(Dog)
+    assert drop_null_defaults(data["pet"], loose, {}) == {"kind": "dog"}
+    assert data["pet"] == {"kind": "dog", "good": None}
+    as_sent = {"kind": "dog", "good": False}
+    assert drop_null_defaults(as_sent, loose, {}) is as_sent  # nothing dropped, nothing copied
 
 
 class Cat(BaseModel):

@@ -10,12 +10,12 @@ import threading
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from openai_chatapi._errors import ConfigurationError, ToolExecutionError
 from openai_chatapi._generated import FunctionCall, ToolCall
-from openai_chatapi.function_schema import FunctionSchema
 from openai_chatapi.tools import (
+    FunctionSchema,
     Tool,
     ToolFunction,
     ToolRegistry,
@@ -249,7 +249,7 @@ async def test_results_are_serialised_in_call_order() -> None:
     assert all(r.ok and r.error is None for r in results)
     assert results[0].arguments == {"city": "Oslo"}
     assert results[0].output == Forecast(city="Oslo", temperature=21.5)
-    assert results[4].to_message() == {"role": "tool", "tool_call_id": "c5", "content": "3"}
+    assert (results[4].tool_call_id, results[4].content) == ("c5", "3")
 
 
 async def test_calls_run_concurrently() -> None:
@@ -540,3 +540,43 @@ async def test_dict_shaped_calls_and_invalid_policy() -> None:
     assert await registry.execute([]) == []
     with pytest.raises(ConfigurationError):
         await registry.execute([raw_call], errors="ignore")  # type: ignore[arg-type]
+
+
+async def test_raise_mode_raises_the_validation_failure_itself() -> None:
+    # One error from the check to the caller: pydantic's errors and cause stay attached.
+    with pytest.raises(ToolExecutionError) as info:
+        await failure_registry().execute([call("strict_args", {"count": "many"})], errors="raise")
+    assert info.value.details["errors"][0]["loc"] == ("count",)
+    assert isinstance(info.value.__cause__, ValidationError)
+    assert info.value.message.endswith("(tool call 'call_1')")
+
+
+async def test_results_keep_the_arguments_as_the_model_sent_them() -> None:
+    # Arguments are parsed once; the null that means "use the default" is dropped for the
+    # handler only, not from what the result reports.
+    @tool
+    def greet(name: str, greeting: str = "hello") -> str:
+        return f"{greeting} {name}"
+
+    registry = ToolRegistry([greet])
+    [ok, bad] = await registry.execute(
+        [
+            call("greet", {"name": "Ann", "greeting": None}, "a"),
+            call("greet", {"name": 3, "greeting": None}, "b"),
+        ]
+    )
+    assert ok.content == "hello Ann"
+    assert ok.arguments == {"name": "Ann", "greeting": None}
+    assert bad.error_kind == "invalid_arguments"
+    assert bad.arguments == {"name": 3, "greeting": None}
+
+
+async def test_a_handler_raising_tool_execution_error_is_a_handler_error() -> None:
+    # The handler's own ToolExecutionError is its failure, not the call's verdict.
+    @tool
+    def nested() -> str:
+        raise ToolExecutionError("inner", {"kind": "timeout", "error": "inner"})
+
+    [result] = await ToolRegistry([nested]).execute([call("nested")])
+    assert result.error_kind == "handler_error"
+    assert result.error == "tool 'nested' failed: ToolExecutionError: inner"

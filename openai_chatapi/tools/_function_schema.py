@@ -1,21 +1,22 @@
-"""Python functions and types → JSON schemas and validators.
+"""Python functions → JSON schemas and argument validators, and the one shape of a tool failure.
 
-This is the one place where schemas are derived: ``@tool``, ``ToolRegistry.register`` and
-structured output (``response_format=SomeModel``) all go through it, so a type means the same
-thing to the model everywhere.
+This is the one place where a function becomes a tool's schema: ``@tool`` and
+``ToolRegistry.register`` both go through it. The schema rules themselves (cleanup, strict
+mode, null defaults) live in ``openai_chatapi._json_schema``, which structured output uses
+too, so a type means the same thing to the model everywhere.
 
 * :func:`derive_function_schema` turns a function signature (plus its docstring) into a
   :class:`FunctionSchema`: the JSON schema of its parameters and a validator for the raw
   arguments a model sends.
-* :func:`json_schema_for_type`, :func:`response_format_for` and :func:`parse_structured` do the
-  same for a single type used as structured output.
+* :func:`function_schema_from_json` wraps a hand-written schema with a loose validator.
+* :func:`parse_arguments` reads the model's argument text (once) into a dict, and
+  :func:`tool_error` builds every ``ToolExecutionError`` a tool call can end with.
 
 Schemas are cleaned for models: no pydantic ``title`` noise, ``$defs`` inlined unless a model is
 recursive. ``strict=True`` produces an OpenAI strict-mode schema: every object lists all its
 properties in ``required`` and sets ``additionalProperties: false``; optional values become
 nullable and defaults are removed; constraints strict mode does not accept are moved into the
-description (validation still enforces them). The docstring parser lives in ``_docstrings``,
-the schema cleanup and strict-mode rewriting in ``_json_schema``.
+description (validation still enforces them).
 
 A ``null`` sent for a parameter or field that has a default and does not itself accept ``None``
 means "use the default" (strict-mode schemas make such values nullable, and weaker models send
@@ -28,73 +29,71 @@ import copy
 import dataclasses
 import inspect
 import json
-import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from ._docstrings import Docstring, parse_docstring
-from ._errors import APIResponseError, ConfigurationError, ToolExecutionError, truncate
-from ._json_schema import JsonSchema, Where, clean_schema, drop_null_defaults, strict_schema
+from .._errors import ConfigurationError, ToolExecutionError, truncate
+from .._json_schema import (
+    JsonSchema,
+    Where,
+    check_name,
+    clean_schema,
+    drop_null_defaults,
+    strict_schema,
+    summarize_errors,
+)
+from ._docstrings import parse_docstring
 
 __all__ = [
-    "Docstring",
     "FunctionSchema",
-    "OutputSchema",
-    "check_tool_name",
     "derive_function_schema",
     "function_schema_from_json",
-    "json_schema_for_type",
-    "output_schema",
-    "parse_docstring",
-    "parse_structured",
-    "response_format_for",
+    "parse_arguments",
+    "tool_error",
 ]
 
-T = TypeVar("T")
+_ARGUMENTS_LIMIT = 500  # characters of unparseable arguments kept in error details
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_INPUT_PREVIEW = 40  # characters of a bad value quoted back to the model
-_RAW_PREVIEW = 200  # characters of unparseable arguments kept in error details
-
-# --------------------------------------------------------------------------- validation helpers
+# --------------------------------------------------------------------------- failures and arguments
 
 
-def _preview(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return truncate(text, _INPUT_PREVIEW)
-
-
-def _summarize(exc: ValidationError, limit: int = 8) -> str:
-    """One line per problem, naming the field; bad values are quoted only in truncated form."""
-    errors = exc.errors(include_url=False)
-    parts: list[str] = []
-    for err in errors[:limit]:
-        loc = ".".join(str(part) for part in err["loc"]) or "(root)"
-        if err["type"] == "missing":
-            parts.append(f"{loc}: missing required value")
-        elif err["type"] == "extra_forbidden":
-            parts.append(f"{loc}: unexpected argument")
-        else:
-            parts.append(f"{loc}: {err['msg']} (got {_preview(err.get('input'))})")
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more")
-    return "; ".join(parts)
-
-
-def _arguments_error(
-    tool: str, kind: str, error: str, arguments: Any, errors: list[Any] | None = None
+def tool_error(
+    kind: str,
+    error: str,
+    *,
+    tool: str,
+    arguments: dict[str, Any] | str,
+    call_id: str | None = None,
+    errors: list[Any] | None = None,
 ) -> ToolExecutionError:
-    details: dict[str, Any] = {"tool": tool, "error": error, "arguments": arguments, "kind": kind}
+    """The error a tool call ends with; ``error`` is the text meant for the model.
+
+    ``details`` hold ``tool``, ``error``, ``arguments`` (unparseable text is cut, so a secret
+    cannot spill in full), ``kind`` and, for a call being run, ``tool_call_id`` (the message
+    then names the call); validation failures add pydantic's ``errors``.
+    """
+    shown = truncate(arguments, _ARGUMENTS_LIMIT) if isinstance(arguments, str) else arguments
+    details: dict[str, Any] = {"tool": tool, "error": error, "arguments": shown, "kind": kind}
+    message = error
+    if call_id is not None:
+        details["tool_call_id"] = call_id
+        message += f" (tool call {call_id!r})" if call_id else ""
     if errors is not None:
         details["errors"] = errors
-    return ToolExecutionError(error, details)
+    return ToolExecutionError(message, details)
 
 
-def _load_arguments(tool: str, raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
-    """Parse the model's argument text into a dict (an empty text means no arguments)."""
+def parse_arguments(
+    tool: str, raw: str | bytes | Mapping[str, Any], call_id: str | None = None
+) -> dict[str, Any]:
+    """Parse the model's argument text into a dict (an empty text means no arguments).
+
+    Raises ``ToolExecutionError`` of kind ``invalid_json``, or ``invalid_arguments`` when the
+    JSON is not an object. A mapping is taken as already parsed (and copied).
+    """
     if isinstance(raw, Mapping):
         return copy.deepcopy(dict(raw))
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -104,19 +103,21 @@ def _load_arguments(tool: str, raw: str | bytes | Mapping[str, Any]) -> dict[str
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise _arguments_error(
-            tool,
+        raise tool_error(
             "invalid_json",
             f"the arguments for tool {tool!r} are not valid JSON ({reason}); "
             "send one JSON object with the arguments",
-            truncate(text, _RAW_PREVIEW),
+            tool=tool,
+            arguments=text,
+            call_id=call_id,
         ) from exc
     if not isinstance(data, dict):
-        raise _arguments_error(
-            tool,
+        raise tool_error(
             "invalid_arguments",
             f"the arguments for tool {tool!r} must be a JSON object, not {type(data).__name__}",
-            truncate(text, _RAW_PREVIEW),
+            tool=tool,
+            arguments=text,
+            call_id=call_id,
         )
     return data
 
@@ -137,7 +138,7 @@ class FunctionSchema:
     description: str
     parameters: JsonSchema
     strict: bool
-    _validate: Callable[[dict[str, Any]], dict[str, Any]] = dataclasses.field(repr=False)
+    _check: Callable[[dict[str, Any], str | None], dict[str, Any]] = dataclasses.field(repr=False)
 
     def validate_arguments(self, raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         """Parse and validate arguments (JSON text or a dict) into keyword arguments.
@@ -148,18 +149,14 @@ class FunctionSchema:
         meant for the model), ``arguments`` and ``kind`` (``"invalid_json"`` or
         ``"invalid_arguments"``).
         """
-        return self._validate(_load_arguments(self.name, raw))
+        return self._check(parse_arguments(self.name, raw), None)
 
+    def check(self, data: dict[str, Any], call_id: str | None = None) -> dict[str, Any]:
+        """Validate already parsed arguments (see :meth:`validate_arguments`); ``data`` is kept.
 
-def check_tool_name(name: object, what: str = "tool") -> str:
-    """Return ``name`` if OpenAI accepts it (1-64 of ``a-zA-Z0-9_-``); else ConfigurationError."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ConfigurationError(
-            f"{what} name {name!r} is invalid: use 1-64 letters, digits, '_' or '-' "
-            "(pass name=... to choose one)",
-            {"name": name},
-        )
-    return name
+        ``call_id`` names the call being run in the error (see :func:`tool_error`).
+        """
+        return self._check(data, call_id)
 
 
 def _signature(func: Callable[..., Any], subject: str) -> inspect.Signature:
@@ -241,7 +238,7 @@ def derive_function_schema(
     annotations, ``*args``/``**kwargs``, positional-only parameters, types without a JSON schema,
     and, with ``strict=True``, types OpenAI strict mode cannot express (``Any``, ``dict``).
     """
-    fname = check_tool_name(name if name is not None else getattr(func, "__name__", None), "tool")
+    fname = check_name(name if name is not None else getattr(func, "__name__", None), "tool")
     subject = f"function {fname!r}"
     doc = parse_docstring(inspect.getdoc(func))
     fields: dict[str, Any] = {}
@@ -304,17 +301,17 @@ def derive_function_schema(
         del parameters["required"]
     loose_defs = loose.get("$defs", {})
 
-    def validate(data: dict[str, Any]) -> dict[str, Any]:
-        drop_null_defaults(data, loose, loose_defs)
+    def check(data: dict[str, Any], call_id: str | None) -> dict[str, Any]:
         try:
-            values = model.model_validate(data)
+            values = model.model_validate(drop_null_defaults(data, loose, loose_defs))
         except ValidationError as exc:
-            raise _arguments_error(
-                fname,
+            raise tool_error(
                 "invalid_arguments",
-                f"invalid arguments for tool {fname!r}: {_summarize(exc)}",
-                data,
-                exc.errors(include_url=False, include_input=False),
+                f"invalid arguments for tool {fname!r}: {summarize_errors(exc)}",
+                tool=fname,
+                arguments=data,
+                call_id=call_id,
+                errors=exc.errors(include_url=False, include_input=False),
             ) from exc
         return {field_to_param[f]: getattr(values, f) for f in values.model_fields_set}
 
@@ -323,7 +320,7 @@ def derive_function_schema(
         description=description if description is not None else doc.description,
         parameters=parameters,
         strict=strict,
-        _validate=validate,
+        _check=check,
     )
 
 
@@ -340,157 +337,27 @@ def function_schema_from_json(
     Arguments must be a JSON object containing the schema's ``required`` keys and, when
     ``signature`` is given, must bind to it; values are passed through unconverted.
     """
-    check_tool_name(name, "tool")
+    check_name(name, "tool")
     required = [key for key in parameters.get("required", ()) if isinstance(key, str)]
 
-    def validate(data: dict[str, Any]) -> dict[str, Any]:
+    def check(data: dict[str, Any], call_id: str | None) -> dict[str, Any]:
+        problem, cause = None, None
         missing = [key for key in required if key not in data]
         if missing:
-            raise _arguments_error(
-                name,
-                "invalid_arguments",
-                f"invalid arguments for tool {name!r}: missing required "
-                f"argument(s) {', '.join(missing)}",
-                data,
-            )
-        if signature is not None:
+            problem = f"missing required argument(s) {', '.join(missing)}"
+        elif signature is not None:
             try:
                 signature.bind(**data)
             except TypeError as exc:
-                raise _arguments_error(
-                    name, "invalid_arguments", f"invalid arguments for tool {name!r}: {exc}", data
-                ) from exc
+                problem, cause = str(exc), exc
+        if problem is not None:
+            raise tool_error(
+                "invalid_arguments",
+                f"invalid arguments for tool {name!r}: {problem}",
+                tool=name,
+                arguments=data,
+                call_id=call_id,
+            ) from cause
         return data
 
-    return FunctionSchema(name, description, dict(parameters), strict, validate)
-
-
-# --------------------------------------------------------------------------- structured output
-
-_RESULT_KEY = "result"
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class OutputSchema(Generic[T]):
-    """A type prepared as structured output: its response format and its parser.
-
-    OpenAI requires an object at the root, so other types (``list[Item]``, ``int``, unions) are
-    wrapped as ``{"result": ...}`` on the wire and unwrapped by :meth:`parse`.
-    """
-
-    name: str
-    schema: JsonSchema
-    strict: bool
-    wrapped: bool
-    _adapter: TypeAdapter[T] = dataclasses.field(repr=False)
-    _loose: JsonSchema = dataclasses.field(repr=False)
-
-    def response_format(self) -> dict[str, Any]:
-        """The ``response_format`` request value for this type."""
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": self.name, "schema": self.schema, "strict": self.strict},
-        }
-
-    def parse(self, text: str) -> T:
-        """Validate the model's JSON answer; raises ``APIResponseError`` listing the problems.
-
-        A leading UTF-8 BOM, a leading ``<think>...</think>`` block and a Markdown fence
-        around the JSON are ignored.
-
-        The error's ``details`` hold ``type``, ``errors`` and the whole answer as ``text``.
-        """
-        from ._preamble import split_preamble
-
-        try:
-            data = json.loads(_strip_fences(split_preamble(text)[1]))
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-            raise APIResponseError(
-                f"the model's answer is not valid JSON for {self.name}: {exc}",
-                {"type": self.name, "errors": [], "text": text},
-            ) from exc
-        if self.wrapped and isinstance(data, dict) and set(data) == {_RESULT_KEY}:
-            data = data[_RESULT_KEY]
-        drop_null_defaults(data, self._loose, self._loose.get("$defs", {}))
-        try:
-            return self._adapter.validate_python(data)
-        except ValidationError as exc:
-            raise APIResponseError(
-                f"the model's answer does not match {self.name}: {_summarize(exc)}",
-                {
-                    "type": self.name,
-                    "errors": exc.errors(include_url=False, include_input=False),
-                    "text": text,
-                },
-            ) from exc
-
-
-def _strip_fences(text: str) -> str:
-    """Remove a surrounding Markdown code fence, which some models add despite the format."""
-    stripped = text.strip()
-    if stripped.startswith("```") and stripped.endswith("```") and len(stripped) >= 6:
-        body = stripped[3:-3]
-        return body.split("\n", 1)[1] if "\n" in body else body
-    return text
-
-
-def _type_name(tp: Any) -> str:
-    raw = tp.__name__ if isinstance(tp, type) else ""
-    name = re.sub(r"[^a-zA-Z0-9_-]+", "_", raw).strip("_")[:64]
-    return name or "response"
-
-
-def _type_schema(tp: Any) -> tuple[TypeAdapter[Any], JsonSchema]:
-    subject = f"type {tp!r}"
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(tp)
-        return adapter, clean_schema(adapter.json_schema())
-    except Exception as exc:
-        raise ConfigurationError(f"cannot derive a JSON schema for {subject}: {exc}") from exc
-
-
-def json_schema_for_type(tp: Any, *, strict: bool = False) -> JsonSchema:
-    """The cleaned JSON schema of ``tp`` (strict-mode shaped when ``strict``)."""
-    schema = _type_schema(tp)[1]
-    return strict_schema(schema, Where(f"type {_type_name(tp)!r}")) if strict else schema
-
-
-_OUTPUT_CACHE: dict[tuple[Any, bool, str | None], OutputSchema[Any]] = {}
-
-
-def output_schema(tp: type[T], *, strict: bool = True, name: str | None = None) -> OutputSchema[T]:
-    """Prepare ``tp`` as structured output (cached per type, strictness and name)."""
-    key = (tp, strict, name)
-    try:
-        cached = _OUTPUT_CACHE.get(key)
-    except TypeError:  # unhashable annotations (e.g. Annotated with a Field) are not cached
-        key, cached = None, None  # type: ignore[assignment]
-    if cached is not None:
-        return cached
-    adapter, loose = _type_schema(tp)
-    wrapped = loose.get("type") != "object" or not isinstance(loose.get("properties"), dict)
-    schema = loose
-    if wrapped:
-        defs = loose.get("$defs")
-        inner = {k: v for k, v in loose.items() if k != "$defs"}
-        schema = {"type": "object", "properties": {_RESULT_KEY: inner}, "required": [_RESULT_KEY]}
-        schema["additionalProperties"] = False
-        if defs:
-            schema["$defs"] = defs
-    out_name = check_tool_name(name, "response format") if name is not None else _type_name(tp)
-    if strict:
-        schema = strict_schema(schema, Where(f"type {out_name!r}"))
-    result: OutputSchema[T] = OutputSchema(out_name, schema, strict, wrapped, adapter, loose)
-    if key is not None:
-        _OUTPUT_CACHE[key] = result
-    return result
-
-
-def response_format_for(tp: Any, *, strict: bool = True, name: str | None = None) -> dict[str, Any]:
-    """``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`` for ``tp``."""
-    return output_schema(tp, strict=strict, name=name).response_format()
-
-
-def parse_structured(tp: type[T], text: str) -> T:
-    """Validate a structured-output answer as ``tp``; raises ``APIResponseError`` when invalid."""
-    return output_schema(tp, strict=False).parse(text)
+    return FunctionSchema(name, description, dict(parameters), strict, check)

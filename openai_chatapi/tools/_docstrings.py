@@ -61,38 +61,31 @@ def _block_end(lines: list[str], start: int, indent: int) -> int:
     return len(lines)
 
 
-def _entries(lines: list[str], entry: re.Pattern[str]) -> list[tuple[str, list[str]]]:
-    """Split an indented section into (head, continuation lines) pairs at its base indent."""
+def _section_params(lines: list[str], entry: re.Pattern[str]) -> dict[str, str]:
+    """Parameter descriptions of an indented Google or NumPy section.
+
+    An entry starts at the section's base indent with a line ``entry`` matches: group 1 names
+    one or more parameters (comma-separated), an optional group 2 begins the description
+    (Google style); the entry's further lines continue it, joined with single spaces.
+    """
     body = [line for line in lines if line.strip()]
     if not body:
-        return []
+        return {}
     base = min(_indent(line) for line in body)
-    out: list[tuple[str, list[str]]] = []
+    found: list[tuple[re.Match[str], list[str]]] = []
     for line in body:
         text = line.strip()
-        if _indent(line) == base and entry.match(text):
-            out.append((text, []))
-        elif out:
-            out[-1][1].append(text)
-    return out
-
-
-def _google_params(lines: list[str]) -> dict[str, str]:
+        match = entry.match(text) if _indent(line) == base else None
+        if match is not None:
+            found.append((match, []))
+        elif found:
+            found[-1][1].append(text)
     params: dict[str, str] = {}
-    for head, rest in _entries(lines, _GOOGLE_ENTRY):
-        match = _GOOGLE_ENTRY.match(head)
-        assert match is not None
-        params[match.group(1)] = " ".join([match.group(2), *rest]).strip()
-    return params
-
-
-def _numpy_params(lines: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for head, rest in _entries(lines, _NUMPY_ENTRY):
-        match = _NUMPY_ENTRY.match(head)
-        assert match is not None
+    for match, rest in found:
+        first = match.group(2) if entry.groups > 1 else ""
+        text = " ".join([first, *rest]).strip()
         for name in match.group(1).split(","):
-            params[name.strip().lstrip("*")] = " ".join(rest).strip()
+            params[name.strip().lstrip("*")] = text
     return params
 
 
@@ -123,11 +116,11 @@ def parse_docstring(doc: str | None) -> Docstring:
             ):
                 end += 1
             if text.lower() in _NUMPY_PARAM_SECTIONS:
-                params.update(_numpy_params(lines[i + 2 : end]))
+                params.update(_section_params(lines[i + 2 : end], _NUMPY_ENTRY))
         elif google and google.group(1).strip().lower() in _GOOGLE_SECTIONS:
             end = _block_end(lines, i + 1, indent)
             if google.group(1).strip().lower() in _GOOGLE_PARAM_SECTIONS:
-                params.update(_google_params(lines[i + 1 : end]))
+                params.update(_section_params(lines[i + 1 : end], _GOOGLE_ENTRY))
         elif rest_field and rest_field.group(1).lower() in _REST_FIELDS:
             end = _block_end(lines, i + 1, indent)
             words = rest_field.group(2).split()
