@@ -1,26 +1,21 @@
-"""``ChatAgent``: the conversation, its statistics and the tool loop.
+"""``ChatAgent``: the public facade over one conversation, its tools and its statistics.
 
-Data flows one way: the agent asks the request builder for a body, the transport sends it,
-the parser or stream reader turns the answer into models, and the agent commits the turn to
-the history only when the whole call succeeded. A failed or cancelled call leaves the history
-exactly as it was.
+The agent validates what it is given and hands each call to its turn runner (``_turn.py``):
+the runner prepares the call once, runs the model <-> tool loop and commits the turn to the
+conversation only when the whole call succeeded. A failed or cancelled call leaves the
+history exactly as it was.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
-import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import aclosing
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _generated as gen
 from ._call_args import (
-    CHAT_KEYS,
     STREAM_STRUCTURED_KEYS,
     STRUCTURED_CHAT_KEYS,
     CallOptions,
@@ -28,38 +23,23 @@ from ._call_args import (
     MediaArg,
     StructuredChatArgs,
     StructuredStreamArgs,
-    ToolChoice,
     ToolSpec,
-    TurnArgs,
     Unpack,
+    WireFormat,
     split_call_args,
 )
 from ._call_checks import check_flags, check_output_options
 from ._config import ModelConfig, RuntimeConfig
-from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
-from ._display import StreamDisplay
-from ._errors import (
-    ChatAPIException,
-    ConfigurationError,
-    ModelNotFoundError,
-    NotFoundError,
-    ToolExecutionError,
-)
-from ._messages import ChatMessage, ContentPart, TextPart
-from ._parsing import parse_completion, parse_model, parse_model_list
-from ._redact import redact_url, scrub_exception
-from ._request import RequestOptions, build_body
-from ._stats import Stats, StreamTiming
-from ._stream_handle import ChatStream, OpenStreams
-from ._streaming import (
-    ContentDeltaEvent,
-    FinishEvent,
-    StreamAccumulator,
-    StreamEvent,
-    ToolResultEvent,
-    read_stream,
-)
-from ._text import check_encodable, repaired
+from ._conversation import Conversation
+from ._errors import ConfigurationError
+from ._messages import ChatMessage
+from ._model_call import ModelCalls
+from ._redact import redact_url
+from ._stats import Stats
+from ._stream_handle import ChatStream, ClosesOnExit, OpenStreams, reply_text
+from ._streaming import StreamEvent
+from ._text import check_encodable
+from ._turn import TurnRunner
 
 if TYPE_CHECKING:
     import httpx
@@ -67,8 +47,7 @@ if TYPE_CHECKING:
 
     from ._model_list import ModelList
     from ._output_modes import StructuredStream
-    from ._transport import Body, Sleep
-    from .media import MediaSettings
+    from ._transport import Sleep
     from .tools import ToolRegistry, ToolResult
 
 __all__ = ["ChatAgent", "MediaArg", "ToolSpec"]
@@ -91,50 +70,14 @@ def _configure_logging(runtime: RuntimeConfig) -> None:
         logger.addHandler(handler)
 
 
-def _wire_tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
-    """``tool_choice`` in wire form: a mode, or a named function from a name/Tool/@tool."""
-    if choice is None or isinstance(choice, dict):
-        return choice
-    from .tools import Tool, ToolFunction
-
-    if isinstance(choice, str):
-        if choice in ("none", "auto", "required"):
-            return choice
-        name = choice
-    elif isinstance(choice, (Tool, ToolFunction)):
-        name = choice.name
-    else:
+def _check_type(name: str, value: Any, kind: type) -> None:
+    if value is not None and not isinstance(value, kind):
         raise ConfigurationError(
-            "tool_choice must be 'none', 'auto', 'required', a tool name, a Tool or a @tool",
-            {"field": "tool_choice", "value": repr(choice)},
+            f"{name} must be a {kind.__name__}", {"field": name, "value": type(value).__name__}
         )
-    return {"type": "function", "function": {"name": name}}
 
 
-class _Call:
-    """Everything one ``chat``/``chat_stream`` call needs, resolved once."""
-
-    __slots__ = ("auto_execute", "config", "options", "registry", "stream", "structured", "ticket")
-
-    def __init__(
-        self,
-        config: ModelConfig,
-        options: RequestOptions,
-        registry: ToolRegistry | None,
-        auto_execute: bool,
-        stream: bool,
-        structured: Any,
-    ) -> None:
-        self.config = config
-        self.options = options
-        self.registry = registry
-        self.auto_execute = auto_execute
-        self.stream = stream
-        self.structured = structured
-        self.ticket: Ticket | None = None  # set once the turn passed the agent's gate
-
-
-class ChatAgent:
+class ChatAgent(ClosesOnExit):
     """A conversation with an OpenAI-compatible chat API.
 
     Use it as an async context manager: ``async with ChatAgent(cfg, rt) as agent:``. It owns
@@ -149,56 +92,32 @@ class ChatAgent:
         http_transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
     ) -> None:
-        if model_config is not None and not isinstance(model_config, ModelConfig):
-            raise ConfigurationError(
-                "model_config must be a ModelConfig",
-                {"field": "model_config", "value": type(model_config).__name__},
-            )
-        if runtime_config is not None and not isinstance(runtime_config, RuntimeConfig):
-            raise ConfigurationError(
-                "runtime_config must be a RuntimeConfig",
-                {"field": "runtime_config", "value": type(runtime_config).__name__},
-            )
+        _check_type("model_config", model_config, ModelConfig)
+        _check_type("runtime_config", runtime_config, RuntimeConfig)
         self.model_config = model_config if model_config is not None else ModelConfig()
         self.runtime_config = runtime = runtime_config or RuntimeConfig()
         _configure_logging(runtime)
-        self._stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
-        self._sleep: Sleep = sleep or asyncio.sleep
-        # The network stack (httpx) loads with the first agent, not with the package.
-        from ._transport import Transport
-
-        self._transport = Transport(
-            self.model_config,
-            runtime,
-            http_transport=http_transport,
-            sleep=self._sleep,
-            on_retry=self._stats.record_retry,
-        )
-        self._media: MediaSettings | None = None  # built on first use: media are optional
-        self._history: list[ChatMessage] = []
-        self._tools: ToolRegistry | None = None  # built on first use: tools are optional
-        self._pending: list[ChatMessage] | None = None
-        # Structured output: (model, requested mode) -> the way of asking that worked.
-        self._output_modes: dict[tuple[str, str], str] = {}
-        self._turns = TurnGate()  # one history-changing turn at a time; the epoch
+        self._stats = stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
+        self._calls = ModelCalls(self.model_config, runtime, stats, http_transport, sleep)
+        self._transport = self._calls.transport
+        self._state = Conversation()
         self._streams = OpenStreams()  # streams that may still hold a connection
-        self._stale_media: set[str] = set()  # earlier turns' files already warned about
-        self.last_response: gen.ChatCompletion | None = None
+        self._runner = TurnRunner(runtime, self._calls, stats, self._state, self._streams)
+
+    @property
+    def last_response(self) -> gen.ChatCompletion | None:
         """The full typed response of the last successful model call (also of a structured
         answer that failed validation, so that it is never lost)."""
+        return self._state.last_response
+
+    @last_response.setter
+    def last_response(self, value: gen.ChatCompletion | None) -> None:
+        self._state.last_response = value
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> ChatAgent:
         await self._transport.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool (``async with`` does this for you)."""
@@ -208,19 +127,19 @@ class ChatAgent:
         cfg = self.model_config
         return (
             f"ChatAgent(model={cfg.model!r}, api_base_url={redact_url(cfg.api_base_url)!r}, "
-            f"messages={len(self._history)}, tools={len(self._tools or ())})"
+            f"messages={len(self._state.history)}, tools={len(self._state.tools or ())})"
         )
 
     # ------------------------------------------------------------------ history
     @property
     def history(self) -> tuple[ChatMessage, ...]:
         """A read-only view of the conversation."""
-        return tuple(self._history)
+        return tuple(self._state.history)
 
     @property
     def system_prompt(self) -> str | None:
-        first = self._history[0] if self._history else None
-        return first.text if first is not None and first.role == "system" else None
+        system = self._state.system_message()
+        return system.text if system is not None else None
 
     def set_system_prompt(self, prompt: str) -> None:
         """Set (or replace) the system prompt at the start of the conversation."""
@@ -229,11 +148,7 @@ class ChatAgent:
                 "the system prompt must be a string", {"field": "prompt", "value": prompt}
             )
         check_encodable(prompt, "prompt")
-        message = ChatMessage(role="system", content=prompt)
-        if self._history and self._history[0].role == "system":
-            self._history[0] = message
-        else:
-            self._history.insert(0, message)
+        self._state.set_system_message(ChatMessage(role="system", content=prompt))
 
     def add_message(self, message: ChatMessage | Mapping[str, Any] | BaseModel) -> None:
         """Append a message to the history as it is.
@@ -244,14 +159,12 @@ class ChatAgent:
         """
         coerced = ChatMessage.coerce(message)
         check_encodable(coerced.text, "message.content")
-        self._history.append(coerced)
+        self._state.history.append(coerced)
 
     def clear_history(self, keep_system: bool = True) -> None:
         """Forget the conversation (keeping the system prompt unless told otherwise)."""
-        system = self._history[0] if self._history and self._history[0].role == "system" else None
-        self._history = [system] if keep_system and system is not None else []
-        self._pending = None
-        self._turns.new_epoch()
+        system = self._state.system_message() if keep_system else None
+        self._state.replace([system] if system is not None else [])
 
     def replace_history(
         self, messages: Sequence[ChatMessage | Mapping[str, Any] | BaseModel]
@@ -260,16 +173,14 @@ class ChatAgent:
         ``add_message`` takes, and changes nothing when one message is invalid."""
         if isinstance(messages, (str, bytes, Mapping)):
             raise ConfigurationError("replace_history takes a list of messages", {})
-        self._history = [ChatMessage.coerce(m) for m in messages]
-        self._pending = None
-        self._turns.new_epoch()
+        self._state.replace([ChatMessage.coerce(m) for m in messages])
 
     def save_history(self, path: str | os.PathLike[str]) -> None:
         """Write the conversation to a JSON file (media kept as references); its directory
         must exist."""
         from ._history import save_history
 
-        save_history(self._history, path)
+        save_history(self._state.history, path)
 
     def load_history(self, path: str | os.PathLike[str]) -> None:
         """Replace the conversation with one saved by ``save_history``.
@@ -285,43 +196,31 @@ class ChatAgent:
         """Register a tool: a ``@tool`` function, or a hand-made ``Tool`` with its handler."""
         from .tools import Tool
 
-        if isinstance(tool, Tool):
-            if handler is None:
-                raise ConfigurationError(
-                    f"tool {tool.name!r} needs a handler: register_tool(tool, handler)",
-                    {"tool": tool.name},
-                )
-            self.tools.register(tool, handler)
-        else:
-            self.tools.register(tool, handler)
+        if isinstance(tool, Tool) and handler is None:
+            raise ConfigurationError(
+                f"tool {tool.name!r} needs a handler: register_tool(tool, handler)",
+                {"tool": tool.name},
+            )
+        self.tools.register(tool, handler)
 
     def clear_tools(self) -> None:
         """Forget every registered tool."""
-        if self._tools is not None:
-            self._tools.clear()
+        if self._state.tools is not None:
+            self._state.tools.clear()
 
     @property
     def tools(self) -> ToolRegistry:
         """The registered tools."""
-        if self._tools is None:
+        if self._state.tools is None:
             from .tools import ToolRegistry
 
-            self._tools = ToolRegistry()
-        return self._tools
-
-    def _media_settings(self) -> MediaSettings:
-        if self._media is None:
-            from .media import MediaSettings
-
-            self._media = MediaSettings.from_config(self.runtime_config)
-        return self._media
+            self._state.tools = ToolRegistry()
+        return self._state.tools
 
     @property
     def pending_tool_calls(self) -> list[gen.ToolCall]:
         """Tool calls the model asked for in a ``chat(..., auto_execute_tools=False)`` call."""
-        if not self._pending:
-            return []
-        return list(self._pending[-1].tool_calls or [])
+        return self._state.pending_calls
 
     # ------------------------------------------------------------------ stats
     def get_stats(self) -> dict[str, Any]:
@@ -336,27 +235,14 @@ class ChatAgent:
     async def list_models(self) -> ModelList:
         """The models the server offers (iterate it, or read ``.data``)."""
         await self._streams.close_abandoned()
-        try:
-            raw = await self._transport.request("GET", "models")
-            return parse_model_list(raw, strict=self.runtime_config.strict_parsing)
-        except ChatAPIException as exc:
-            scrub_exception(exc, self._transport.secrets)
-            raise
+        return await self._calls.list_models()
 
     async def retrieve_model(self, model_id: str) -> gen.Model:
         """One model by id; a missing model raises ``ModelNotFoundError``."""
         if not isinstance(model_id, str) or not model_id:
             raise ConfigurationError("model_id must be a non-empty string", {"field": "model_id"})
-        strict = self.runtime_config.strict_parsing
         await self._streams.close_abandoned()
-        try:
-            raw = await self._transport.request("GET", f"models/{model_id}")
-            return parse_model(gen.Model, raw, strict=strict, what="model")
-        except ChatAPIException as exc:
-            scrub_exception(exc, self._transport.secrets)
-            if isinstance(exc, NotFoundError) and not isinstance(exc, ModelNotFoundError):
-                raise ModelNotFoundError(f"model not found: {model_id}", exc.details) from None
-            raise
+        return await self._calls.retrieve_model(model_id)
 
     # ------------------------------------------------------------------ chat
     @overload
@@ -368,7 +254,7 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        response_format: None = None,
+        response_format: WireFormat | None = None,
         **kwargs: Unpack[StructuredChatArgs],
     ) -> str: ...
 
@@ -385,7 +271,6 @@ class ChatAgent:
         **kwargs: Unpack[StructuredChatArgs],
     ) -> T: ...
 
-    @overload
     async def chat(
         self,
         text: str,
@@ -394,19 +279,7 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        response_format: dict[str, Any] | Literal["text", "json_object"],
-        **kwargs: Unpack[StructuredChatArgs],
-    ) -> str: ...
-
-    async def chat(
-        self,
-        text: str,
-        image_paths: MediaArg = None,
-        video_paths: MediaArg = None,
-        add_to_history: bool = True,
-        auto_execute_tools: bool = True,
-        *,
-        response_format: type[Any] | dict[str, Any] | Literal["text", "json_object"] | None = None,
+        response_format: type[Any] | WireFormat | None = None,
         **kwargs: Unpack[StructuredChatArgs],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
@@ -423,24 +296,17 @@ class ChatAgent:
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
         args, overrides = split_call_args(kwargs, STRUCTURED_CHAT_KEYS)
-        output_mode = args.get("output_mode")
-        max_output_retries = args.get("max_output_retries")
-        check_output_options(output_mode, max_output_retries)
-        call = self._prepare_call(
-            args, overrides, response_format, auto_execute=auto_execute_tools, stream=None
+        check_output_options(args.get("output_mode"), args.get("max_output_retries"))
+        call = self._runner.prepare(
+            self.model_config,
+            args,
+            overrides,
+            response_format,
+            auto_execute=auto_execute_tools,
+            keep=add_to_history,
         )
-        if call.structured is not None:
-            from ._output_modes import complete_structured, resolve
-
-            mode, retries = resolve(self, output_mode, max_output_retries)
-        user = await self._user_message(text, image_paths, video_paths, args)
-        await self._streams.close_abandoned()  # before waiting for the turn it holds
-        async with self._turns.turn(exclusive=add_to_history) as call.ticket:
-            if self._pending:
-                raise pending_calls_error(len(self.pending_tool_calls))
-            if call.structured is not None:
-                return await complete_structured(self, [user], call, add_to_history, mode, retries)
-            return await self._complete_turn([user], call, add_to_history)
+        user = await self._runner.user_message(call, text, image_paths, video_paths, args)
+        return await self._runner.reply(call, user)
 
     async def submit_tool_results(
         self,
@@ -458,353 +324,10 @@ class ChatAgent:
         ``ConfigurationError``; ``clear_history()`` drops them.
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
-        call = self._prepare_call({}, overrides, None, auto_execute=auto_execute_tools, stream=None)
-        await self._streams.close_abandoned()  # before waiting for the turn it holds
-        async with self._turns.turn(exclusive=True) as call.ticket:
-            if not self._pending:
-                raise ConfigurationError("there are no pending tool calls to answer", {})
-            answers = answers_for(self.pending_tool_calls, results)
-            turn = [
-                *self._pending,
-                *(
-                    ChatMessage(
-                        role="tool", tool_call_id=a.tool_call_id, content=repaired(a.content)
-                    )
-                    for a in answers
-                ),
-            ]
-            text = await self._complete_turn(turn, call, add_to_history)
-        return str(text)
-
-    async def _complete_turn(
-        self,
-        turn: list[ChatMessage],
-        call: _Call,
-        add_to_history: bool,
-    ) -> Any:
-        final: gen.ChatCompletion | None = None
-        async with aclosing(self._run(turn, call)) as batches:
-            async for batch in batches:
-                last = batch[-1]
-                if type(last) is FinishEvent:
-                    final = last.response
-        assert final is not None
-        return self._finish(turn, call, final, add_to_history)
-
-    def _finish(
-        self,
-        turn: list[ChatMessage],
-        call: _Call,
-        final: gen.ChatCompletion,
-        add_to_history: bool,
-    ) -> Any:
-        """Commit a completed turn; return the reply text."""
-        message = final.choices[0].message
-        text = (message.content if message is not None else None) or ""
-        if not self._turns.may_commit(call.ticket):
-            # Started before clear_history()/load_history(), or taken over: not this
-            # conversation's turn any more.
-            logger.debug("a turn of a replaced conversation ended; it is not committed")
-        elif turn[-1].role == "assistant" and turn[-1].tool_calls and not call.auto_execute:
-            self._pending = turn
-        else:
-            self._pending = None
-            if add_to_history:
-                self._history.extend(turn)
-        self.last_response = final
-        return text
-
-    async def _user_message(
-        self,
-        text: str,
-        images: MediaArg,
-        videos: MediaArg,
-        args: TurnArgs,
-    ) -> ChatMessage:
-        if not isinstance(text, str):
-            raise ConfigurationError(
-                "text must be a string", {"field": "text", "value": type(text).__name__}
-            )
-        check_encodable(text, "text")
-        audio = args.get("audio_paths")
-        files = args.get("file_paths")
-        if images is None and videos is None and audio is None and files is None:
-            return ChatMessage(role="user", content=text)
-        from .media._history import attach_media
-
-        # Validation reads files, probes videos and (frames mode) decodes them: not on the loop.
-        media = await asyncio.to_thread(
-            attach_media,
-            images,
-            videos,
-            self._media_settings(),
-            base_url=self.model_config.api_base_url,
-            audio_paths=audio,
-            file_paths=files,
-            keep_bytes=self.runtime_config.keep_media_bytes,
+        call = self._runner.prepare(
+            self.model_config, {}, overrides, auto_execute=auto_execute_tools, keep=add_to_history
         )
-        if not media:
-            return ChatMessage(role="user", content=text)
-        parts: list[ContentPart] = [TextPart(text=text), *media]
-        return ChatMessage(role="user", content=parts)
-
-    def _prepare_call(
-        self,
-        args: StructuredChatArgs,
-        overrides: CallOptions,
-        response_format: type[Any] | dict[str, Any] | str | None,
-        *,
-        auto_execute: bool,
-        stream: bool | None,
-    ) -> _Call:
-        config = (
-            self.model_config.with_overrides(dict(overrides)) if overrides else self.model_config
-        )
-        registry = self._tools
-        tools = args.get("tools")
-        if tools:
-            from .tools import Tool
-
-            registry = self.tools.copy()
-            for extra in tools:
-                if isinstance(extra, Tool):
-                    raise ConfigurationError(
-                        f"per-call tools must be functions; register Tool {extra.name!r} "
-                        "with its handler via register_tool",
-                        {"tool": extra.name},
-                    )
-                registry.register(extra)
-        structured: Any = None
-        wire_format: dict[str, Any] | None
-        if response_format is None:
-            wire_format = None
-        elif isinstance(response_format, dict):
-            wire_format = response_format
-        elif isinstance(response_format, str):
-            if response_format not in ("text", "json_object"):
-                raise ConfigurationError(
-                    "response_format must be a type, a dict, 'text' or 'json_object'",
-                    {"field": "response_format", "value": response_format},
-                )
-            wire_format = {"type": response_format}
-        else:
-            from ._output_modes import OutputPlan
-
-            structured = OutputPlan(response_format)  # its mode sets the wire format
-            wire_format = None
-        options = RequestOptions(
-            stream=config.stream if stream is None else stream,
-            include_usage=self.runtime_config.stream_include_usage,
-            tools=(registry.definitions() or None) if registry is not None else None,
-            tool_choice=_wire_tool_choice(args.get("tool_choice")),
-            parallel_tool_calls=args.get("parallel_tool_calls"),
-            response_format=wire_format,
-        )
-        return _Call(config, options, registry, auto_execute, options.stream, structured)
-
-    def _request_history(self, turn: list[ChatMessage], *, later_round: bool) -> list[ChatMessage]:
-        history = self._history
-        if not self.runtime_config.keep_media_in_history:
-            history = [m.without_media() for m in history]
-        if later_round:  # the turn's files were checked when it was first sent: now as history
-            history = [*history, *turn]
-            turn = []
-        if any(m.has_media for m in history):
-            from .media._history import without_stale_media
-
-            # An earlier turn's file that is gone or changed never fails this turn.
-            history = without_stale_media(history, self._stale_media)
-        return [*history, *turn]
-
-    # ------------------------------------------------------------------ the loop
-    async def _run(
-        self, turn: list[ChatMessage], call: _Call
-    ) -> AsyncGenerator[list[StreamEvent], None]:
-        """Model turns and tool rounds until a reply without (auto-executed) tool calls.
-
-        Yields batches of events (one per network read when streaming; the last batch of
-        each model turn ends with its ``FinishEvent``). Messages produced along the way are
-        appended to ``turn``; nothing touches the history here.
-        """
-        await self._streams.close_abandoned()  # a stream this task left frees its connection
-        runtime = self.runtime_config
-        rounds = 0
-        failures = 0
-        while True:
-            history = self._request_history(turn, later_round=rounds > 0)
-            if any(message.has_media for message in history):
-                # Encoding re-checks files, may convert images or sample frames: off the loop.
-                body = await asyncio.to_thread(
-                    build_body,
-                    call.config,
-                    history,
-                    call.options,
-                    media_settings=self._media_settings,
-                )
-            else:
-                body = build_body(
-                    call.config, history, call.options, media_settings=self._media_settings
-                )
-            completion: gen.ChatCompletion | None = None
-            if call.stream:
-                async with aclosing(self._stream_once(body, call.config.n)) as batches:
-                    async for batch in batches:
-                        last = batch[-1]
-                        if type(last) is FinishEvent:
-                            completion = last.response
-                        yield batch
-            else:
-                completion = await self._complete_once(body)
-                yield [FinishEvent(completion.choices[0].finish_reason, completion)]
-            assert completion is not None
-            message = completion.choices[0].message
-            content = message.content if message is not None else None
-            calls = message.tool_calls if message is not None else None
-            if not calls:
-                turn.append(
-                    ChatMessage(
-                        role="assistant",
-                        content=content or "",
-                        reasoning_content=(
-                            (message.reasoning_content or message.reasoning)
-                            if message is not None
-                            else None
-                        ),
-                    )
-                )
-                return
-            self._stats.tool_calls += len(calls)
-            assistant = ChatMessage.assistant_tool_calls(content, calls)
-            turn.append(assistant)
-            made = assistant.tool_calls or []  # completed: each has an id and a function
-            if not call.auto_execute:
-                return
-            rounds += 1
-            if rounds > runtime.max_tool_rounds:
-                first = made[0].function or gen.FunctionCall(name="")
-                raise ToolExecutionError(
-                    f"the model kept calling tools for more than {runtime.max_tool_rounds} rounds",
-                    {
-                        "tool": first.name,
-                        "error": "max_tool_rounds exceeded",
-                        "arguments": (first.arguments or "")[:500],
-                        "rounds": rounds - 1,
-                    },
-                )
-            registry = call.registry if call.registry is not None else self.tools
-            self._stats.tool_rounds += 1
-            try:
-                async with self._turns.running_tools():
-                    results = await registry.execute(
-                        made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
-                    )
-            except ToolExecutionError:
-                self._stats.tool_failures += 1
-                raise
-            succeeded = sum(1 for r in results if r.ok)
-            self._stats.tool_successes += succeeded
-            self._stats.tool_failures += len(results) - succeeded
-            if call.options.tool_choice not in (None, "auto", "none"):
-                # A forced tool ("required" or named) would be called again forever.
-                call.options.tool_choice = None
-            yield [
-                ToolResultEvent(r.tool_call_id, r.name, r.content, r.ok, r.error) for r in results
-            ]
-            for result in results:
-                turn.append(
-                    ChatMessage(
-                        role="tool",
-                        tool_call_id=result.tool_call_id,
-                        content=repaired(result.content),  # a handler's text may hold surrogates
-                    )
-                )
-                if not result.ok:
-                    failures += 1
-                    if failures > runtime.max_tool_failures:
-                        raise ToolExecutionError(
-                            f"tool {result.name!r} failed too often: {result.error}",
-                            {
-                                "tool": result.name,
-                                "error": result.error,
-                                "arguments": result.arguments,
-                                "failures": failures,
-                            },
-                        )
-
-    async def _complete_once(self, body: Body) -> gen.ChatCompletion:
-        started = time.perf_counter()
-        try:
-            raw = await self._transport.request("POST", "chat/completions", body)
-            completion = parse_completion(
-                raw, strict=self.runtime_config.strict_parsing, scrub=self._transport.secrets
-            )
-        except ChatAPIException as exc:
-            scrub_exception(exc, self._transport.secrets)
-            self._stats.record_failure()
-            raise
-        except BaseException:  # cancelled: the request was sent all the same
-            self._stats.record_cancelled()
-            raise
-        self._stats.record_success(time.perf_counter() - started, completion.usage)
-        return completion
-
-    async def _stream_once(
-        self, body: Body, choices: int = 1
-    ) -> AsyncGenerator[list[StreamEvent], None]:
-        """One streamed model turn in batches; failures before the first event are retried."""
-        runtime = self.runtime_config
-        retries = self._transport.retries()  # one budget for every retry of this model call
-        while True:
-            accumulator = StreamAccumulator()
-            started = time.perf_counter()
-            first: float | None = None
-            connected = False
-            try:
-                async with (
-                    self._transport.stream("chat/completions", body, retries) as chunks,
-                    aclosing(
-                        read_stream(
-                            chunks,
-                            accumulator,
-                            strict=runtime.strict_parsing,
-                            content_type=chunks.content_type,
-                            choices=choices,
-                            usage=runtime.stream_include_usage,
-                            timeout=float(runtime.timeout),
-                            sent_at=chunks.sent_at,
-                        )
-                    ) as batches,
-                ):
-                    connected = True
-                    async for batch in batches:
-                        if first is None:
-                            first = time.perf_counter() - started
-                        yield batch
-                # Inside the try: a merged reply that does not validate is a failure like any.
-                completion = accumulator.result()
-            except ChatAPIException as exc:
-                # Failures before the headers were already retried by the transport.
-                retry = connected and first is None and not retries.exhausted
-                if retry and retries.policy.retryable_error(exc):
-                    try:
-                        await retries.backoff(type(exc).__name__)
-                    except BaseException:
-                        self._stats.record_cancelled()
-                        raise
-                    continue
-                scrub_exception(exc, self._transport.secrets)
-                self._stats.record_failure()
-                raise
-            except BaseException:  # cancelled, or abandoned (closed at a yield)
-                self._stats.record_cancelled()
-                raise
-            break
-        duration = time.perf_counter() - started
-        self._stats.record_success(duration, completion.usage)
-        usage = completion.usage
-        tokens = (usage.completion_tokens if usage is not None else None) or accumulator.chunks
-        self._stats.record_stream(StreamTiming(first, duration, accumulator.chunks, tokens))
-        yield [FinishEvent(accumulator.finish_reason, completion)]
+        return await self._runner.answer(call, results)
 
     # ------------------------------------------------------------------ streaming
     def chat_stream_events(
@@ -827,39 +350,16 @@ class ChatAgent:
         when the task that left its loop early starts another call on this agent.
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
-        events = self._events(
-            text, image_paths, video_paths, add_to_history, auto_execute_tools, kwargs
+        events = self._runner.events(
+            self.model_config,
+            text,
+            image_paths,
+            video_paths,
+            kwargs,
+            add_to_history,
+            auto_execute_tools,
         )
         return ChatStream(events, self._streams)
-
-    async def _events(
-        self,
-        text: str,
-        image_paths: MediaArg,
-        video_paths: MediaArg,
-        add_to_history: bool,
-        auto_execute_tools: bool,
-        kwargs: ChatArgs,
-    ) -> AsyncGenerator[StreamEvent, None]:
-        args, overrides = split_call_args(kwargs, CHAT_KEYS)
-        call = self._prepare_call(
-            args, overrides, None, auto_execute=auto_execute_tools, stream=True
-        )
-        turn = [await self._user_message(text, image_paths, video_paths, args)]
-        final: gen.ChatCompletion | None = None
-        await self._streams.close_abandoned()  # before waiting for the turn it holds
-        async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
-            if self._pending:
-                raise pending_calls_error(len(self.pending_tool_calls))
-            async with aclosing(self._run(turn, call)) as batches:
-                async for batch in batches:
-                    last = batch[-1]
-                    if type(last) is FinishEvent:
-                        final = last.response
-                    for event in batch:
-                        yield event
-            assert final is not None
-            self._finish(turn, call, final, add_to_history)
 
     def chat_stream(
         self,
@@ -880,37 +380,18 @@ class ChatAgent:
         (its loop ends, ``async with ... as stream:`` exits, ``aclose()``, or the task that
         left its loop starts another call on this agent).
         """
-        check_flags(
-            add_to_history=add_to_history,
-            display_stream=display_stream,
-            auto_execute_tools=auto_execute_tools,
+        check_flags(add_to_history=add_to_history, display_stream=display_stream)
+        check_flags(auto_execute_tools=auto_execute_tools)
+        events = self._runner.events(
+            self.model_config,
+            text,
+            image_paths,
+            video_paths,
+            kwargs,
+            add_to_history,
+            auto_execute_tools,
         )
-        events = self._events(
-            text, image_paths, video_paths, add_to_history, auto_execute_tools, kwargs
-        )
-        return ChatStream(self._text(events, display_stream), self._streams)
-
-    async def _text(
-        self, events: AsyncGenerator[StreamEvent, None], display_stream: bool
-    ) -> AsyncGenerator[str, None]:
-        runtime = self.runtime_config
-        display = StreamDisplay(
-            to_stdout=display_stream,
-            callback=runtime.stream_chunk_callback,
-            progress=runtime.stream_enable_progress,
-        )
-        completed = False
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    # The text of the first choice, the one that enters the history.
-                    if type(event) is ContentDeltaEvent and not event.choice:
-                        if display.active:
-                            display.write(event.text)
-                        yield event.text
-            completed = True
-        finally:
-            display.close(completed)
+        return ChatStream(reply_text(events, self.runtime_config, display_stream), self._streams)
 
     def chat_stream_structured(
         self,
@@ -930,7 +411,7 @@ class ChatAgent:
         sequence (see ``StructuredStream.restarted``). The turn enters the history when the
         validated object has been yielded.
         """
-        from ._output_modes import OutputPlan, StructuredStream, resolve, run_structured
+        from ._output_modes import StructuredStream
 
         check_flags(add_to_history=add_to_history)
         if response_format is None or isinstance(response_format, (str, dict)):
@@ -939,21 +420,8 @@ class ChatAgent:
                 {"field": "response_format", "value": repr(response_format)},
             )
         args, overrides = split_call_args(kwargs, STREAM_STRUCTURED_KEYS)
-        call = self._prepare_call(args, overrides, response_format, auto_execute=True, stream=True)
-        assert isinstance(call.structured, OutputPlan)
-        mode, retries = resolve(self, args.get("output_mode"), args.get("max_output_retries"))
-
-        async def updates() -> AsyncGenerator[Any, None]:
-            user = await self._user_message(text, image_paths, video_paths, args)
-            await self._streams.close_abandoned()  # before waiting for the turn it holds
-            async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
-                if self._pending:
-                    raise pending_calls_error(len(self.pending_tool_calls))
-                steps = run_structured(
-                    self, [user], call, add_to_history, mode=mode, retries=retries, partials=True
-                )
-                async with aclosing(steps):
-                    async for step in steps:
-                        yield step
-
-        return StructuredStream(updates())
+        call = self._runner.prepare(
+            self.model_config, args, overrides, response_format, stream=True, keep=add_to_history
+        )
+        updates = self._runner.structured(call, text, image_paths, video_paths, args)
+        return StructuredStream(updates)

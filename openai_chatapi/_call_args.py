@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from ._config import CallOptions
 
@@ -41,6 +41,7 @@ __all__ = [
     "ToolSpec",
     "TurnArgs",
     "Unpack",
+    "WireFormat",
     "split_call_args",
 ]
 
@@ -52,6 +53,8 @@ ToolChoice: TypeAlias = "str | Tool | ToolFunction[..., Any] | dict[str, Any]"
 ``@tool`` or the wire dict."""
 MediaArg: TypeAlias = "MediaInput | Sequence[MediaInput] | None"
 """Media of one kind: one item or a list (paths, bytes or ``data:`` URLs)."""
+WireFormat: TypeAlias = 'dict[str, Any] | Literal["text", "json_object"]'
+"""A ``response_format`` sent as it is (a type asks for a structured answer instead)."""
 
 
 class TurnArgs(CallOptions, total=False):

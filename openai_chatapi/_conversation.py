@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._generated import ToolCall
-    from .tools import ToolResult
+    from ._generated import ChatCompletion, ToolCall
+    from ._messages import ChatMessage
+    from .tools import ToolRegistry, ToolResult
 
-__all__ = ["Ticket", "TurnGate", "answers_for", "pending_calls_error"]
+__all__ = ["Conversation", "Ticket", "TurnGate", "answers_for", "pending_calls_error"]
 
 logger = logging.getLogger("openai_chatapi")
 
@@ -44,6 +45,72 @@ def pending_calls_error(count: int) -> ConfigurationError:
         "submit_tool_results(...) (or call clear_history() to drop them) before a new turn",
         {"field": "pending_tool_calls", "pending": count},
     )
+
+
+class Conversation:
+    """One agent's conversation state, shared by the facade and its turn runner.
+
+    The facade edits it (history methods, tools); the turn runner reads it to build a
+    request and writes it only in :meth:`commit`, at the end of a successful turn.
+    """
+
+    __slots__ = ("gate", "history", "last_response", "output_modes", "pending", "stale", "tools")
+
+    def __init__(self) -> None:
+        self.history: list[ChatMessage] = []
+        self.pending: list[ChatMessage] | None = None  # a turn ended on unanswered tool calls
+        self.last_response: ChatCompletion | None = None
+        self.gate = TurnGate()  # one history-changing turn at a time; the epoch
+        self.tools: ToolRegistry | None = None  # built on first use: tools are optional
+        # Structured output: (model, requested mode) -> the way of asking that worked.
+        self.output_modes: dict[tuple[str, str], str] = {}
+        self.stale: set[str] = set()  # earlier turns' media files already warned about
+
+    def system_message(self) -> ChatMessage | None:
+        history = self.history
+        return history[0] if history and history[0].role == "system" else None
+
+    def set_system_message(self, message: ChatMessage) -> None:
+        if self.system_message() is not None:
+            self.history[0] = message
+        else:
+            self.history.insert(0, message)
+
+    def replace(self, messages: list[ChatMessage]) -> None:
+        """A new conversation: pending calls are dropped, turns under way will not commit."""
+        self.history = messages
+        self.pending = None
+        self.gate.new_epoch()
+
+    @property
+    def pending_calls(self) -> list[ToolCall]:
+        return list(self.pending[-1].tool_calls or []) if self.pending else []
+
+    def check_no_pending(self) -> None:
+        if self.pending:
+            raise pending_calls_error(len(self.pending_calls))
+
+    def commit(
+        self,
+        turn: list[ChatMessage],
+        ticket: Ticket | None,
+        final: ChatCompletion,
+        *,
+        keep: bool,
+        auto_execute: bool,
+    ) -> None:
+        """Add a completed turn (or keep it pending on its tool calls); note its response."""
+        if not self.gate.may_commit(ticket):
+            # Started before clear_history()/load_history(), or taken over: not this
+            # conversation's turn any more.
+            logger.debug("a turn of a replaced conversation ended; it is not committed")
+        elif turn[-1].role == "assistant" and turn[-1].tool_calls and not auto_execute:
+            self.pending = turn
+        else:
+            self.pending = None
+            if keep:
+                self.history.extend(turn)
+        self.last_response = final
 
 
 class Ticket:

@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _generated as gen
 from ._errors import (
@@ -39,12 +39,13 @@ from ._errors import (
 )
 from ._messages import ChatMessage, TextPart
 from ._partial import PartialParser
-from ._stream_handle import ClosesOnExit
+from ._stream_handle import StructuredStream
 from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
-    from ._agent import ChatAgent, _Call
+    from ._config import RuntimeConfig
     from ._output_schema import OutputSchema
+    from ._turn import Call, TurnRunner
 
 __all__ = [
     "OUTPUT_MODES",
@@ -53,14 +54,12 @@ __all__ = [
     "StructuredStream",
     "check_output_mode",
     "check_output_retries",
-    "complete_structured",
+    "final_value",
     "resolve",
     "run_structured",
 ]
 
 logger = logging.getLogger("openai_chatapi")
-
-T = TypeVar("T")
 
 OutputMode = Literal["auto", "native", "json", "tool"]
 OUTPUT_MODES: tuple[str, ...] = ("auto", "native", "json", "tool")
@@ -124,12 +123,15 @@ def _error_lines(err: APIResponseError) -> str:
 
 
 class OutputPlan:
-    """One output type, prepared for every mode: request options, answer extraction, parsing."""
+    """One call's output type, prepared once for every mode: its schema (strict where it can
+    be), request options, answer extraction, parsing; and the call's mode and retry budget."""
 
-    def __init__(self, tp: Any) -> None:
+    def __init__(self, tp: Any, mode: str = "auto", retries: int = 0) -> None:
         from ._output_schema import output_schema
 
         self.type = tp
+        self.mode = mode
+        self.retries = retries
         schema: OutputSchema[Any]
         try:
             schema = output_schema(tp, strict=True)
@@ -159,13 +161,9 @@ class OutputPlan:
             f"(no Markdown fence, no text before or after):\n{schema}"
         )
 
-    def call_for(self, variant: str, call: _Call) -> _Call:
+    def call_for(self, variant: str, call: Call) -> Call:
         """The call of ``call`` asking for this type the ``variant`` way."""
-        from ._agent import _Call
-
         options = dataclasses.replace(call.options)
-        auto_execute = call.auto_execute
-        registry = call.registry
         if variant == "native":
             options.response_format = self.schema.response_format()
         elif variant == "json":
@@ -178,9 +176,8 @@ class OutputPlan:
             options.tools = [self.tool_definition()]
             options.tool_choice = {"type": "function", "function": {"name": self.tool_name}}
             options.parallel_tool_calls = None
-            auto_execute = False
-            registry = None
-        return _Call(call.config, options, registry, auto_execute, call.stream, self)
+            return dataclasses.replace(call, options=options, registry=None, auto_execute=False)
+        return dataclasses.replace(call, options=options)
 
     def user_message(self, variant: str, message: ChatMessage) -> ChatMessage:
         """The user's message as sent: json variants append the schema instruction."""
@@ -274,24 +271,19 @@ class Update:
 
 
 async def run_structured(
-    agent: ChatAgent,
-    turn: list[ChatMessage],
-    call: _Call,
-    add_to_history: bool,
-    *,
-    mode: str,
-    retries: int,
-    partials: bool,
+    runner: TurnRunner, turn: list[ChatMessage], call: Call, *, partials: bool
 ) -> AsyncGenerator[Update, None]:
-    """Ask for ``call.structured`` until a valid answer; commit it; yield progress and the value.
+    """Ask for ``call.plan`` until a valid answer; commit it; yield progress and the value.
 
     ``turn`` starts with the user's message; it holds the messages sent in this call (failed
     attempts and their feedback included); only the final exchange is committed.
     """
-    plan: OutputPlan = call.structured
-    key = (call.config.model, mode)
-    memory: dict[tuple[str, str], str] = agent._output_modes
-    variants = _VARIANTS[mode]
+    plan = call.plan
+    assert plan is not None
+    state = runner.state
+    key = (call.config.model, plan.mode)
+    memory = state.output_modes
+    variants = _VARIANTS[plan.mode]
     remembered = memory.get(key)
     index = variants.index(remembered) if remembered in variants else 0
     start = len(turn)
@@ -306,7 +298,7 @@ async def run_structured(
         parser = PartialParser(plan.type, wrapped=plan.schema.wrapped) if partials else None
         final: gen.ChatCompletion | None = None
         try:
-            async with aclosing(agent._run(turn, vcall)) as batches:
+            async with aclosing(runner.run(turn, vcall)) as batches:
                 async for batch in batches:
                     for event in batch:
                         if isinstance(event, FinishEvent):
@@ -331,7 +323,7 @@ async def run_structured(
                 index += 1
                 del turn[start:]
                 scaffold.clear()
-                if agent.runtime_config.enable_logging:
+                if runner.runtime.enable_logging:
                     logger.debug(
                         "structured output: the server rejected %s mode (HTTP %s); trying %s",
                         _MODE_OF[variant],
@@ -344,7 +336,7 @@ async def run_structured(
         text = plan.answer_text(variant, final)
         refusal = _refusal(final, text)
         if refusal is not None:
-            agent.last_response = final
+            state.last_response = final
             raise APIResponseError(
                 f"the model refused to answer: {truncate(refusal, 200)}",
                 {"refusal": refusal, "errors": [], "type": plan.name, "mode": _MODE_OF[variant]},
@@ -360,10 +352,10 @@ async def run_structured(
                     "mode": _MODE_OF[variant],
                 }
             )
-            agent.last_response = final
-            if len(attempts) > retries:
+            state.last_response = final
+            if len(attempts) > plan.retries:
                 raise _exhausted(plan, attempts, error) from error
-            agent._stats.output_retries += 1
+            runner.stats.record_output_retry()
             # _run appended the failed answer; the feedback follows it. Neither is kept.
             scaffold.add(len(turn) - 1)
             for message in plan.feedback(variant, final, error):
@@ -376,7 +368,7 @@ async def run_structured(
         break
     if memory.get(key) != variant:
         memory[key] = variant
-        if agent.runtime_config.enable_logging:
+        if runner.runtime.enable_logging:
             logger.info(
                 "structured output for model %r: %s mode", call.config.model, _MODE_OF[variant]
             )
@@ -387,31 +379,20 @@ async def run_structured(
         committed[-1] = ChatMessage(role="assistant", content=text)
     elif variant != "tool":
         committed[-1] = _think_as_reasoning(committed[-1], text)
-    agent._finish(committed, call, final, add_to_history)
+    runner.finish(committed, call, final)
     yield Update("final", value, attempt)
 
 
-def resolve(agent: ChatAgent, mode: Any, retries: Any) -> tuple[str, int]:
+def resolve(runtime: RuntimeConfig, mode: Any, retries: Any) -> tuple[str, int]:
     """The output mode and retry budget of one call (per-call values, else the runtime's)."""
-    runtime = agent.runtime_config
     mode = check_output_mode(runtime.output_mode if mode is None else mode)
     retries = check_output_retries(runtime.max_output_retries if retries is None else retries)
     return mode, retries
 
 
-async def complete_structured(
-    agent: ChatAgent,
-    turn: list[ChatMessage],
-    call: _Call,
-    add_to_history: bool,
-    mode: str,
-    retries: int,
-) -> Any:
+async def final_value(updates: AsyncGenerator[Update, None]) -> Any:
     """Run a structured call to its validated value (not streamed, or streamed unseen)."""
     value: Any = None
-    updates = run_structured(
-        agent, turn, call, add_to_history, mode=mode, retries=retries, partials=False
-    )
     async with aclosing(updates):
         async for update in updates:
             if update.kind == "final":
@@ -427,56 +408,3 @@ def _exhausted(
     details = dict(last.details)
     details.update({"type": plan.name, "text": attempts[-1]["text"], "attempts": attempts})
     return APIResponseError(message, details)
-
-
-class StructuredStream(ClosesOnExit, Generic[T]):
-    """Partial objects of a structured answer as it streams, then the validated object.
-
-    Iterate it with ``async for``. Each item is the object received so far (fields not yet
-    received are ``None``; a list holds its items so far, the last one possibly partial); the
-    last item is the fully validated answer, also kept as :attr:`final`. When the answer fails
-    validation and is asked for again, the sequence restarts: the first item of the new attempt
-    comes with :attr:`restarted` true, :attr:`attempt` counts the attempts, and
-    :attr:`failed_attempts` holds each failed one's text and errors. Leaving the loop early
-    (or ``async with`` exiting) ends the call and leaves the history untouched.
-    """
-
-    def __init__(self, updates: AsyncGenerator[Update, None]) -> None:
-        self._updates = updates
-        self.attempt = 0
-        """0 for the first attempt, then 1, 2... after each failed one."""
-        self.restarted = False
-        """True while the item just yielded is the first of a new attempt."""
-        self.done = False
-        """True once the validated answer has been yielded."""
-        self.final: T | None = None
-        """The validated answer, once it has arrived."""
-        self.failed_attempts: list[dict[str, Any]] = []
-        """Each failed attempt: its ``text``, ``message``, ``errors`` and ``mode``."""
-        self._pending_restart = False
-
-    def __aiter__(self) -> StructuredStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            try:
-                update = await self._updates.__anext__()
-            except StopAsyncIteration:
-                raise
-            if update.kind == "restart":
-                self.failed_attempts.append(update.value)
-                self.attempt = update.attempt
-                self._pending_restart = True
-                continue
-            self.restarted = self._pending_restart
-            self._pending_restart = False
-            if update.kind == "final":
-                self.done = True
-                self.final = update.value
-            value: T = update.value
-            return value
-
-    async def aclose(self) -> None:
-        """Stop the call (nothing enters the history unless it had completed)."""
-        await self._updates.aclose()

@@ -92,6 +92,20 @@ class Stats:
             if prompt_details is not None:
                 self.cached_tokens += getattr(prompt_details, "cached_tokens", None) or 0
 
+    def record_tool_calls(self, count: int) -> None:
+        """The model asked for ``count`` tool calls."""
+        self.tool_calls += count
+
+    def record_tool_round(self, *, succeeded: int = 0, failed: int = 0) -> None:
+        """One round of tool calls ran: so many succeeded, so many failed."""
+        self.tool_rounds += 1
+        self.tool_successes += succeeded
+        self.tool_failures += failed
+
+    def record_output_retry(self) -> None:
+        """A structured answer failed validation and is asked for again."""
+        self.output_retries += 1
+
     def record_stream(self, timing: StreamTiming) -> None:
         self.streams += 1
         self.stream_chunks += timing.chunks

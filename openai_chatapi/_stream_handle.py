@@ -9,19 +9,29 @@ tasks inherit): a loop left with ``break`` while a reference to the stream is ke
 otherwise hold the connection until the garbage collector finds the stream (with
 ``max_connections=1``, forever). Reading a stream the agent closed that way raises
 ``ConfigurationError`` (a stream closed by ``aclose()`` or ``async with`` just ends).
+
+Also here: ``reply_text`` (the text pieces ``chat_stream`` yields, displayed as they come)
+and ``StructuredStream`` (what ``chat_stream_structured`` returns).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import ConfigurationError
+from ._streaming import ContentDeltaEvent
 
-__all__ = ["ChatStream", "OpenStreams"]
+if TYPE_CHECKING:
+    from ._config import RuntimeConfig
+    from ._output_modes import Update
+    from ._streaming import StreamEvent
+
+__all__ = ["ChatStream", "ClosesOnExit", "OpenStreams", "StructuredStream", "reply_text"]
 
 T = TypeVar("T")
 _C = TypeVar("_C", bound="ClosesOnExit")
@@ -135,3 +145,80 @@ class OpenStreams:
                 self._streams.discard(stream)
                 stream._superseded = True
                 await stream.aclose()
+
+
+async def reply_text(
+    events: AsyncGenerator[StreamEvent, None], runtime: RuntimeConfig, display_stream: bool
+) -> AsyncGenerator[str, None]:
+    """The text pieces of the first choice (the one that enters the history), displayed."""
+    from ._display import StreamDisplay
+
+    display = StreamDisplay(
+        to_stdout=display_stream,
+        callback=runtime.stream_chunk_callback,
+        progress=runtime.stream_enable_progress,
+    )
+    completed = False
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if type(event) is ContentDeltaEvent and not event.choice:
+                    if display.active:
+                        display.write(event.text)
+                    yield event.text
+        completed = True
+    finally:
+        display.close(completed)
+
+
+class StructuredStream(ClosesOnExit, Generic[T]):
+    """Partial objects of a structured answer as it streams, then the validated object.
+
+    Iterate it with ``async for``. Each item is the object received so far (fields not yet
+    received are ``None``; a list holds its items so far, the last one possibly partial); the
+    last item is the fully validated answer, also kept as :attr:`final`. When the answer fails
+    validation and is asked for again, the sequence restarts: the first item of the new attempt
+    comes with :attr:`restarted` true, :attr:`attempt` counts the attempts, and
+    :attr:`failed_attempts` holds each failed one's text and errors. Leaving the loop early
+    (or ``async with`` exiting) ends the call and leaves the history untouched.
+    """
+
+    def __init__(self, updates: AsyncGenerator[Update, None]) -> None:
+        self._updates = updates
+        self.attempt = 0
+        """0 for the first attempt, then 1, 2... after each failed one."""
+        self.restarted = False
+        """True while the item just yielded is the first of a new attempt."""
+        self.done = False
+        """True once the validated answer has been yielded."""
+        self.final: T | None = None
+        """The validated answer, once it has arrived."""
+        self.failed_attempts: list[dict[str, Any]] = []
+        """Each failed attempt: its ``text``, ``message``, ``errors`` and ``mode``."""
+        self._pending_restart = False
+
+    def __aiter__(self) -> StructuredStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            try:
+                update = await self._updates.__anext__()
+            except StopAsyncIteration:
+                raise
+            if update.kind == "restart":
+                self.failed_attempts.append(update.value)
+                self.attempt = update.attempt
+                self._pending_restart = True
+                continue
+            self.restarted = self._pending_restart
+            self._pending_restart = False
+            if update.kind == "final":
+                self.done = True
+                self.final = update.value
+            value: T = update.value
+            return value
+
+    async def aclose(self) -> None:
+        """Stop the call (nothing enters the history unless it had completed)."""
+        await self._updates.aclose()
