@@ -70,19 +70,6 @@ ToolSpec: TypeAlias = "Tool | ToolFunction[..., Any] | Callable[..., Any]"
 MediaArg: TypeAlias = "MediaInput | Sequence[MediaInput] | None"
 
 
-def _configure_logging(runtime: RuntimeConfig) -> None:
-    if not runtime.enable_logging:
-        return
-    logger.setLevel(logging.DEBUG if runtime.enable_debug else runtime.log_level)
-    root = logging.getLogger()
-    if not root.handlers and not any(
-        not isinstance(h, logging.NullHandler) for h in logger.handlers
-    ):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-
-
 def _wire_tool_choice(
     choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
 ) -> str | dict[str, Any] | None:
@@ -155,7 +142,6 @@ class ChatAgent:
             )
         self.model_config = model_config if model_config is not None else ModelConfig()
         self.runtime_config = runtime = runtime_config or RuntimeConfig()
-        _configure_logging(runtime)
         self._stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
         self._sleep: Sleep = sleep or asyncio.sleep
         # The network stack (httpx) loads with the first agent, not with the package.

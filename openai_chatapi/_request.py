@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from ._generated import ChatCompletionRequest
 from ._config import SAMPLING_FIELDS, ModelConfig
 from ._errors import ConfigurationError
+from ._generated import ChatCompletionRequest
 from ._messages import ChatMessage, RefusalPart, TextPart, call_to_wire
 
 if TYPE_CHECKING:
+    from ._transport import Body
     from .body import MediaSources, RequestBody
     from .media import MediaSettings
-    from ._transport import Body
 
 __all__ = [
     "MediaBody",

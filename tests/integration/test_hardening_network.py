@@ -1,8 +1,8 @@
 """Network-side hardening (issue 14): retries, streams, timeouts, endpoints, secrets, config.
 
 Each test reproduces a defect through the public API against the real loopback fault server
-(``tests/support/fault_server.py``) or the mock transport (``tests/support/fakes.py``). ``tests/support/FAULTS.md``
-lists the cases.
+(``tests/support/fault_server.py``) or the mock transport (``tests/support/fakes.py``).
+``tests/support/FAULTS.md`` lists the cases.
 """
 
 from __future__ import annotations
@@ -389,9 +389,9 @@ async def test_the_caller_never_waits_for_the_end_of_the_body(
 ) -> None:
     """[DONE], then the server holds the body open: the caller's loop still ends at once (the
     reading for connection reuse happens in the background, bounded)."""
-    from openai_chatapi import transport
+    from openai_chatapi import _exchange
 
-    monkeypatch.setattr(transport, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
+    monkeypatch.setattr(_exchange, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
     fault_server.script(stall_after_done)
     async with make_agent(fault_server, timeout=SAFETY * 2) as agent:
         before = agent.history

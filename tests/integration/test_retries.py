@@ -27,7 +27,7 @@ from openai_chatapi import (
     RuntimeConfig,
 )
 from openai_chatapi import _retry as retry_module
-from openai_chatapi import transport as transport_module
+from openai_chatapi import _transport as transport_module
 
 from ..conftest import AgentFactory
 from ..support.fakes import BASE_URL, FakeServer, Reply, SleepRecorder, completion, text_chunks
