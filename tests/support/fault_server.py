@@ -976,7 +976,5 @@ def healthy_reply(mode: Mode) -> str:
     return REPLY if mode == "chat" else STREAM_TEXT
 
 
-if (
-    __name__ == "__main__"
-):  # python -m tests.support.fault_server  → the table for tests/support/FAULTS.md
+if __name__ == "__main__":  # python -m tests.support.fault_server  → the table for tests/support/FAULTS.md
     print(render_table())
