@@ -298,7 +298,7 @@ class RuntimeConfig:
         if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
             raise _fail("log_level", level, f"must be one of {sorted(_LOG_LEVELS)}")
         self.log_level = level.upper()
-        _check_positive("timeout", self.timeout)
+        _check_positive_number("timeout", self.timeout)
         _check_int("max_retries", self.max_retries, minimum=0)
         _check_non_negative("retry_delay", self.retry_delay)
         _check_non_negative("max_retry_delay", self.max_retry_delay)
@@ -309,7 +309,7 @@ class RuntimeConfig:
         _check_int("max_error_length", self.max_error_length, minimum=1)
         _check_int("max_tool_rounds", self.max_tool_rounds, minimum=1)
         if self.tool_timeout is not None:
-            _check_positive("tool_timeout", self.tool_timeout)
+            _check_positive_number("tool_timeout", self.tool_timeout)
         if self.tool_errors not in ("feedback", "raise"):
             raise _fail("tool_errors", self.tool_errors, "must be 'feedback' or 'raise'")
         _check_int("max_tool_failures", self.max_tool_failures, minimum=0)
@@ -327,7 +327,7 @@ class RuntimeConfig:
             raise _fail("video_mode", self.video_mode, "must be 'auto', 'native' or 'frames'")
         _check_int("video_frames", self.video_frames, minimum=1)
         if self.video_fps is not None:
-            _check_positive("video_fps", self.video_fps)
+            _check_positive_number("video_fps", self.video_fps)
         _check_int("video_max_frames", self.video_max_frames, minimum=1)
         _check_int("video_frame_max_side", self.video_frame_max_side, minimum=16, optional=True)
         hosts = self.images_only_hosts
@@ -360,7 +360,7 @@ def _check_url(url: Any) -> None:
         raise _fail("api_base_url", shown, "must not have a #fragment")
 
 
-def _check_positive(name: str, value: Any) -> None:
+def _check_positive_number(name: str, value: Any) -> None:
     if not _is_number(value) or math.isnan(value) or value <= 0:
         raise _fail(name, value, "must be a positive number")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from ._redact import known_secrets, redact_text
 
@@ -52,8 +52,32 @@ __all__ = [
     "truncate",
 ]
 
+T = TypeVar("T")
 BODY_LIMIT = 2000
 """How much of a server's body an exception keeps (``details["body"]``)."""
+
+
+class _Detail(Generic[T]):
+    """A typed, read-only view of one ``details`` entry: None when absent or of another type."""
+
+    __slots__ = ("_key", "_kind")
+
+    def __init__(self, key: str, kind: type[T]) -> None:
+        self._key = key
+        self._kind = kind
+
+    @overload
+    def __get__(self, owner: None, kind: type[Any]) -> _Detail[T]: ...
+    @overload
+    def __get__(self, owner: ChatAPIException, kind: type[Any]) -> T | None: ...
+    def __get__(self, owner: ChatAPIException | None, kind: type[Any]) -> T | _Detail[T] | None:
+        if owner is None:
+            return self
+        value = owner.details.get(self._key)
+        return value if isinstance(value, self._kind) and not isinstance(value, bool) else None
+
+    def __set__(self, owner: ChatAPIException, value: object) -> None:
+        raise AttributeError(f"read-only: a view of details[{self._key!r}]")
 
 
 class ChatAPIException(Exception):
@@ -70,34 +94,16 @@ class ChatAPIException(Exception):
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
 
-    def _detail(self, key: str, kind: type[Any]) -> Any:
-        value = self.details.get(key)
-        return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-    @property
-    def status_code(self) -> int | None:
-        """The HTTP status of the server's answer (``details["status_code"]``)."""
-        return self._detail("status_code", int)  # type: ignore[no-any-return]
-
-    @property
-    def request_id(self) -> str | None:
-        """The server's ``x-request-id`` for the failed request."""
-        return self._detail("request_id", str)  # type: ignore[no-any-return]
-
-    @property
-    def body(self) -> str | None:
-        """The start of the server's body (at most ``BODY_LIMIT`` characters)."""
-        return self._detail("body", str)  # type: ignore[no-any-return]
-
-    @property
-    def error_type(self) -> str | None:
-        """The error object's ``type`` (``invalid_request_error``, ...)."""
-        return self._detail("error_type", str)  # type: ignore[no-any-return]
-
-    @property
-    def code(self) -> str | None:
-        """The error object's ``code`` (``details["error_code"]``)."""
-        return self._detail("error_code", str)  # type: ignore[no-any-return]
+    status_code = _Detail("status_code", int)
+    """The HTTP status of the server's answer (``details["status_code"]``)."""
+    request_id = _Detail("request_id", str)
+    """The server's ``x-request-id`` for the failed request (``details["request_id"]``)."""
+    body = _Detail("body", str)
+    """The start of the server's body, ``BODY_LIMIT`` characters at most (``details["body"]``)."""
+    error_type = _Detail("error_type", str)
+    """The error object's ``type``: ``invalid_request_error``, ... (``details["error_type"]``)."""
+    code = _Detail("error_code", str)
+    """The error object's ``code``, such as ``model_not_found`` (``details["error_code"]``)."""
 
     def __str__(self) -> str:
         return self.message

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
@@ -41,30 +42,19 @@ if TYPE_CHECKING:
     Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
+@dataclass(slots=True, kw_only=True)
 class RetryPolicy:
     """How an agent retries: the budget, the backoff and what is retryable.
 
     Each decision is one small method that logs it (at DEBUG; a retry itself at WARNING).
     """
 
-    __slots__ = ("_on_retry", "_sleep", "log", "max_delay", "max_retries", "retry_delay")
-
-    def __init__(
-        self,
-        *,
-        max_retries: int,
-        retry_delay: float,
-        max_delay: float,
-        sleep: Sleep,
-        log: Log,
-        on_retry: Callable[[], None] | None = None,
-    ) -> None:
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._on_retry = on_retry
-        self.log = log
+    max_retries: int
+    retry_delay: float
+    max_delay: float
+    sleep: Sleep
+    log: Log
+    on_retry: Callable[[], None] | None = None
 
     def start(self) -> Retries:
         """A fresh budget for one call."""
@@ -156,8 +146,8 @@ class Retries:
             return False
         self._free_used = True
         policy = self._policy
-        if policy._on_retry is not None:
-            policy._on_retry()
+        if policy.on_retry is not None:
+            policy.on_retry()
         policy.log.info("resending at once: the reused connection was closed by the server")
         return True
 
@@ -167,6 +157,6 @@ class Retries:
         delay = policy.retry_timeout(self.used, headers)
         self.used += 1
         policy.log.warning("retrying after %s in %.2fs (retry %d)", why, delay, self.used)
-        if policy._on_retry is not None:
-            policy._on_retry()
-        await policy._sleep(delay)
+        if policy.on_retry is not None:
+            policy.on_retry()
+        await policy.sleep(delay)
