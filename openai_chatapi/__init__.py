@@ -11,18 +11,6 @@ Quick use::
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._generated import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    Choice,
-    Model,
-    ResponseMessage,
-    ToolCall,
-    Usage,
-)
-from ._model_list import ModelList
-from ._stream_handle import ChatStream
-from ._version import __version__
 from ._agent import ChatAgent
 from ._config import CallOptions, ChatConfig, ModelConfig, RuntimeConfig
 from ._errors import (
@@ -43,8 +31,19 @@ from ._errors import (
     TokenLimitError,
     ToolExecutionError,
 )
+from ._generated import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    Model,
+    ResponseMessage,
+    ToolCall,
+    Usage,
+)
 from ._messages import ChatMessage, RefusalPart, TextPart
+from ._model_list import ModelList
 from ._parts import AudioPart, FilePart, ImagePart, VideoPart
+from ._stream_handle import ChatStream
 from ._streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -54,10 +53,11 @@ from ._streaming import (
     ToolResultEvent,
     UsageEvent,
 )
+from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._output_modes import StructuredStream
     from ._history import load_history, save_history
+    from ._output_modes import StructuredStream
     from .local import LocalServerExitedError
     from .media import MediaSettings
     from .sync import SyncChatAgent

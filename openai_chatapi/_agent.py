@@ -11,19 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _generated as gen
+from ._call_args import (
+    CHAT_KEYS,
+    STREAM_STRUCTURED_KEYS,
+    STRUCTURED_CHAT_KEYS,
+    CallOptions,
+    ChatArgs,
+    MediaArg,
+    StructuredChatArgs,
+    StructuredStreamArgs,
+    ToolChoice,
+    ToolSpec,
+    TurnArgs,
+    Unpack,
+    split_call_args,
+)
 from ._call_checks import check_flags, check_output_options
+from ._config import ModelConfig, RuntimeConfig
 from ._conversation import Ticket, TurnGate, answers_for, pending_calls_error
-from ._stream_handle import ChatStream, OpenStreams
-from ._text import check_encodable, repaired
-from ._config import CallOptions, ModelConfig, RuntimeConfig
 from ._display import StreamDisplay
 from ._errors import (
     ChatAPIException,
@@ -37,6 +49,7 @@ from ._parsing import parse_completion, parse_model, parse_model_list
 from ._redact import redact_url, scrub_exception
 from ._request import RequestOptions, build_body
 from ._stats import Stats, StreamTiming
+from ._stream_handle import ChatStream, OpenStreams
 from ._streaming import (
     ContentDeltaEvent,
     FinishEvent,
@@ -45,34 +58,26 @@ from ._streaming import (
     ToolResultEvent,
     read_stream,
 )
+from ._text import check_encodable, repaired
 
 if TYPE_CHECKING:
     import httpx
     from pydantic import BaseModel
 
     from ._model_list import ModelList
-    from ._output_modes import OutputMode, StructuredStream
-    from .media import MediaInput, MediaSettings
-    from .tools import Tool, ToolFunction, ToolRegistry, ToolResult
+    from ._output_modes import StructuredStream
     from ._transport import Body, Sleep
+    from .media import MediaSettings
+    from .tools import ToolRegistry, ToolResult
 
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # pragma: no cover
-    from typing_extensions import Unpack
-
-__all__ = ["ChatAgent"]
+__all__ = ["ChatAgent", "MediaArg", "ToolSpec"]
 
 logger = logging.getLogger("openai_chatapi")
 
 T = TypeVar("T")
-ToolSpec: TypeAlias = "Tool | ToolFunction[..., Any] | Callable[..., Any]"
-MediaArg: TypeAlias = "MediaInput | Sequence[MediaInput] | None"
 
 
-def _wire_tool_choice(
-    choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
-) -> str | dict[str, Any] | None:
+def _wire_tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
     """``tool_choice`` in wire form: a mode, or a named function from a name/Tool/@tool."""
     if choice is None or isinstance(choice, dict):
         return choice
@@ -348,15 +353,8 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
         response_format: None = None,
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredChatArgs],
     ) -> str: ...
 
     @overload
@@ -368,15 +366,8 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
         response_format: type[T],
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredChatArgs],
     ) -> T: ...
 
     @overload
@@ -388,15 +379,8 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
         response_format: dict[str, Any] | Literal["text", "json_object"],
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredChatArgs],
     ) -> str: ...
 
     async def chat(
@@ -407,15 +391,8 @@ class ChatAgent:
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
         response_format: type[Any] | dict[str, Any] | Literal["text", "json_object"] | None = None,
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredChatArgs],
     ) -> Any:
         """One turn: send ``text`` (and media), run requested tools, return the reply text.
 
@@ -430,21 +407,18 @@ class ChatAgent:
         ``add_to_history`` is true).
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
+        args, overrides = split_call_args(kwargs, STRUCTURED_CHAT_KEYS)
+        output_mode = args.get("output_mode")
+        max_output_retries = args.get("max_output_retries")
         check_output_options(output_mode, max_output_retries)
         call = self._prepare_call(
-            overrides,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            auto_execute=auto_execute_tools,
-            stream=None,
+            args, overrides, response_format, auto_execute=auto_execute_tools, stream=None
         )
         if call.structured is not None:
             from ._output_modes import complete_structured, resolve
 
             mode, retries = resolve(self, output_mode, max_output_retries)
-        user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
+        user = await self._user_message(text, image_paths, video_paths, args)
         await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=add_to_history) as call.ticket:
             if self._pending:
@@ -469,15 +443,7 @@ class ChatAgent:
         ``ConfigurationError``; ``clear_history()`` drops them.
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
-        call = self._prepare_call(
-            overrides,
-            tools=None,
-            tool_choice=None,
-            parallel_tool_calls=None,
-            response_format=None,
-            auto_execute=auto_execute_tools,
-            stream=None,
-        )
+        call = self._prepare_call({}, overrides, None, auto_execute=auto_execute_tools, stream=None)
         await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=True) as call.ticket:
             if not self._pending:
@@ -538,14 +504,15 @@ class ChatAgent:
         text: str,
         images: MediaArg,
         videos: MediaArg,
-        audio: MediaArg = None,
-        files: MediaArg = None,
+        args: TurnArgs,
     ) -> ChatMessage:
         if not isinstance(text, str):
             raise ConfigurationError(
                 "text must be a string", {"field": "text", "value": type(text).__name__}
             )
         check_encodable(text, "text")
+        audio = args.get("audio_paths")
+        files = args.get("file_paths")
         if images is None and videos is None and audio is None and files is None:
             return ChatMessage(role="user", content=text)
         from ._media_history import attach_media
@@ -568,12 +535,10 @@ class ChatAgent:
 
     def _prepare_call(
         self,
-        overrides: Mapping[str, Any],
-        *,
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
-        parallel_tool_calls: bool | None,
+        args: StructuredChatArgs,
+        overrides: CallOptions,
         response_format: type[Any] | dict[str, Any] | str | None,
+        *,
         auto_execute: bool,
         stream: bool | None,
     ) -> _Call:
@@ -581,6 +546,7 @@ class ChatAgent:
             self.model_config.with_overrides(dict(overrides)) if overrides else self.model_config
         )
         registry = self._tools
+        tools = args.get("tools")
         if tools:
             from .tools import Tool
 
@@ -615,8 +581,8 @@ class ChatAgent:
             stream=config.stream if stream is None else stream,
             include_usage=self.runtime_config.stream_include_usage,
             tools=(registry.definitions() or None) if registry is not None else None,
-            tool_choice=_wire_tool_choice(tool_choice),
-            parallel_tool_calls=parallel_tool_calls,
+            tool_choice=_wire_tool_choice(args.get("tool_choice")),
+            parallel_tool_calls=args.get("parallel_tool_calls"),
             response_format=wire_format,
         )
         return _Call(config, options, registry, auto_execute, options.stream, structured)
@@ -832,13 +798,7 @@ class ChatAgent:
         video_paths: MediaArg = None,
         add_to_history: bool = True,
         auto_execute_tools: bool = True,
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[ChatArgs],
     ) -> ChatStream[StreamEvent]:
         """Stream one turn as typed events (content, reasoning, tool calls, usage, finish).
 
@@ -852,17 +812,7 @@ class ChatAgent:
         """
         check_flags(add_to_history=add_to_history, auto_execute_tools=auto_execute_tools)
         events = self._events(
-            text,
-            image_paths,
-            video_paths,
-            add_to_history,
-            auto_execute_tools,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            audio_paths=audio_paths,
-            file_paths=file_paths,
-            **overrides,
+            text, image_paths, video_paths, add_to_history, auto_execute_tools, kwargs
         )
         return ChatStream(events, self._streams)
 
@@ -873,24 +823,13 @@ class ChatAgent:
         video_paths: MediaArg,
         add_to_history: bool,
         auto_execute_tools: bool,
-        *,
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
-        parallel_tool_calls: bool | None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        **overrides: Unpack[CallOptions],
+        kwargs: ChatArgs,
     ) -> AsyncGenerator[StreamEvent, None]:
+        args, overrides = split_call_args(kwargs, CHAT_KEYS)
         call = self._prepare_call(
-            overrides,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=None,
-            auto_execute=auto_execute_tools,
-            stream=True,
+            args, overrides, None, auto_execute=auto_execute_tools, stream=True
         )
-        turn = [await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)]
+        turn = [await self._user_message(text, image_paths, video_paths, args)]
         final: gen.ChatCompletion | None = None
         await self._streams.close_abandoned()  # before waiting for the turn it holds
         async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
@@ -913,14 +852,9 @@ class ChatAgent:
         video_paths: MediaArg = None,
         add_to_history: bool = True,
         display_stream: bool = True,
-        auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        **overrides: Unpack[CallOptions],
+        auto_execute_tools: bool = True,
+        **kwargs: Unpack[ChatArgs],
     ) -> ChatStream[str]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
 
@@ -935,56 +869,19 @@ class ChatAgent:
             display_stream=display_stream,
             auto_execute_tools=auto_execute_tools,
         )
-        pieces = self._text(
-            text,
-            image_paths,
-            video_paths,
-            add_to_history,
-            display_stream,
-            auto_execute_tools,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            audio_paths=audio_paths,
-            file_paths=file_paths,
-            **overrides,
+        events = self._events(
+            text, image_paths, video_paths, add_to_history, auto_execute_tools, kwargs
         )
-        return ChatStream(pieces, self._streams)
+        return ChatStream(self._text(events, display_stream), self._streams)
 
     async def _text(
-        self,
-        text: str,
-        image_paths: MediaArg,
-        video_paths: MediaArg,
-        add_to_history: bool,
-        display_stream: bool,
-        auto_execute_tools: bool,
-        *,
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None,
-        parallel_tool_calls: bool | None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        **overrides: Unpack[CallOptions],
+        self, events: AsyncGenerator[StreamEvent, None], display_stream: bool
     ) -> AsyncGenerator[str, None]:
         runtime = self.runtime_config
         display = StreamDisplay(
             to_stdout=display_stream,
             callback=runtime.stream_chunk_callback,
             progress=runtime.stream_enable_progress,
-        )
-        events = self._events(
-            text,
-            image_paths,
-            video_paths,
-            add_to_history,
-            auto_execute_tools,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            audio_paths=audio_paths,
-            file_paths=file_paths,
-            **overrides,
         )
         completed = False
         try:
@@ -1007,13 +904,7 @@ class ChatAgent:
         add_to_history: bool = True,
         *,
         response_format: type[T],
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredStreamArgs],
     ) -> StructuredStream[T]:
         """Stream a structured answer: partial ``response_format`` objects, then the valid one.
 
@@ -1031,20 +922,13 @@ class ChatAgent:
                 "chat_stream_structured needs a type as response_format",
                 {"field": "response_format", "value": repr(response_format)},
             )
-        call = self._prepare_call(
-            overrides,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=None,
-            response_format=response_format,
-            auto_execute=True,
-            stream=True,
-        )
+        args, overrides = split_call_args(kwargs, STREAM_STRUCTURED_KEYS)
+        call = self._prepare_call(args, overrides, response_format, auto_execute=True, stream=True)
         assert isinstance(call.structured, OutputPlan)
-        mode, retries = resolve(self, output_mode, max_output_retries)
+        mode, retries = resolve(self, args.get("output_mode"), args.get("max_output_retries"))
 
         async def updates() -> AsyncGenerator[Any, None]:
-            user = await self._user_message(text, image_paths, video_paths, audio_paths, file_paths)
+            user = await self._user_message(text, image_paths, video_paths, args)
             await self._streams.close_abandoned()  # before waiting for the turn it holds
             async with self._turns.turn(exclusive=add_to_history, streamed=True) as call.ticket:
                 if self._pending:

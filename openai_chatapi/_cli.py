@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ._version import __version__
 from ._agent import ChatAgent
 from ._config import ModelConfig, RuntimeConfig
 from ._errors import ChatAPIException, ConfigurationError, NotFoundError
 from ._redact import redact_url
+from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 

@@ -30,8 +30,6 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from . import _generated as gen
-from ._partial import PartialParser
-from ._stream_handle import ClosesOnExit
 from ._errors import (
     APIResponseError,
     APIStatusError,
@@ -40,6 +38,8 @@ from ._errors import (
     truncate,
 )
 from ._messages import ChatMessage, TextPart
+from ._partial import PartialParser
+from ._stream_handle import ClosesOnExit
 from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _generated as gen
-from ._text import flush, join_delta, repaired
 from ._errors import APIConnectionError, APIResponseError, APITimeoutError, error_from_payload
 from ._parsing import validate_repaired, validation_error
 from ._sse import DONE, ServerSentEvent, SSEDecoder
+from ._text import flush, join_delta, repaired
 
 __all__ = [
     "ContentDeltaEvent",

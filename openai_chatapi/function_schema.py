@@ -36,8 +36,8 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_mod
 from pydantic.fields import FieldInfo
 
 from ._docstrings import Docstring, parse_docstring
-from ._json_schema import JsonSchema, Where, clean_schema, drop_null_defaults, strict_schema
 from ._errors import APIResponseError, ConfigurationError, ToolExecutionError, truncate
+from ._json_schema import JsonSchema, Where, clean_schema, drop_null_defaults, strict_schema
 
 __all__ = [
     "Docstring",

@@ -45,9 +45,9 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypedDict
 import httpx
 
 from . import _local_launch, _local_watch
-from ._local_launch import REPACK_CHOICES, REPACK_ENV
 from ._config import ModelConfig
 from ._errors import APIConnectionError, APITimeoutError, ChatAPIException, ConfigurationError
+from ._local_launch import REPACK_CHOICES, REPACK_ENV
 from ._redact import redact_text
 
 if TYPE_CHECKING:

@@ -36,10 +36,10 @@ from types import ModuleType
 from typing import Any, Literal, TypeAlias
 
 from . import video as _video
-from .body import MediaSources, os_error_reason
 from ._errors import ConfigurationError, MediaProcessingError
 from ._parts import URL_SCHEME as _URL_SCHEME
 from ._parts import AudioPart, FilePart, ImageDetail, ImagePart, VideoPart
+from .body import MediaSources, os_error_reason
 
 __all__ = [
     "AUDIO_MIME_TYPES",

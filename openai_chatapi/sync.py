@@ -24,7 +24,6 @@ import contextlib
 import functools
 import inspect
 import queue
-import sys
 import threading
 import weakref
 from collections.abc import (
@@ -34,14 +33,14 @@ from collections.abc import (
     Coroutine,
     Generator,
     Iterator,
-    Sequence,
 )
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
+from ._agent import ChatAgent
+from ._call_args import ChatArgs, MediaArg, StructuredStreamArgs, Unpack
 from ._call_checks import check_flags
-from ._agent import ChatAgent, MediaArg, ToolSpec
-from ._config import CallOptions, ModelConfig, RuntimeConfig
+from ._config import ModelConfig, RuntimeConfig
 from ._display import StreamDisplay
 from ._errors import APIConnectionError, ConfigurationError
 from ._messages import ChatMessage
@@ -51,14 +50,9 @@ if TYPE_CHECKING:
     import httpx
 
     from . import _generated as gen
-    from ._output_modes import OutputMode, StructuredStream
-    from .tools import Tool, ToolFunction, ToolRegistry
+    from ._output_modes import StructuredStream
     from ._transport import Sleep
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # pragma: no cover
-    from typing_extensions import Unpack
+    from .tools import ToolRegistry
 
 __all__ = ["SyncChatAgent", "SyncStream", "SyncStructuredStream"]
 
@@ -709,14 +703,9 @@ class SyncChatAgent:
         video_paths: MediaArg = None,
         add_to_history: bool = True,
         display_stream: bool = True,
-        auto_execute_tools: bool = True,
         *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        **overrides: Unpack[CallOptions],
+        auto_execute_tools: bool = True,
+        **kwargs: Unpack[ChatArgs],
     ) -> SyncStream[str]:
         """Stream one turn, yielding the reply's text pieces as they arrive.
 
@@ -728,17 +717,7 @@ class SyncChatAgent:
         self._streams.close_left()
         self._loop._check("chat_stream")
         source = self._agent.chat_stream_events(
-            text,
-            image_paths,
-            video_paths,
-            add_to_history,
-            auto_execute_tools,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            audio_paths=audio_paths,
-            file_paths=file_paths,
-            **overrides,
+            text, image_paths, video_paths, add_to_history, auto_execute_tools, **kwargs
         )
         events = SyncStream(self._pull(source, _is_turn_end))  # closed with the text stream
         text_stream = _reply_text(events, self._agent.runtime_config, display_stream)
@@ -752,13 +731,7 @@ class SyncChatAgent:
         add_to_history: bool = True,
         *,
         response_format: type[T],
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: str | Tool | ToolFunction[..., Any] | dict[str, Any] | None = None,
-        audio_paths: MediaArg = None,
-        file_paths: MediaArg = None,
-        output_mode: OutputMode | None = None,
-        max_output_retries: int | None = None,
-        **overrides: Unpack[CallOptions],
+        **kwargs: Unpack[StructuredStreamArgs],
     ) -> SyncStructuredStream[T]:
         """Stream a structured answer: partial ``response_format`` objects, then the valid one.
 
@@ -777,12 +750,6 @@ class SyncChatAgent:
             video_paths,
             add_to_history,
             response_format=response_format,
-            tools=tools,
-            tool_choice=tool_choice,
-            audio_paths=audio_paths,
-            file_paths=file_paths,
-            output_mode=output_mode,
-            max_output_retries=max_output_retries,
-            **overrides,
+            **kwargs,
         )
         return self._track(SyncStructuredStream(self._pull(_with_state(stream), _never_ahead)))

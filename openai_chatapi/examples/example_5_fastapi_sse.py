@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from openai_chatapi import ChatAgent, ChatAPIException, ModelConfig, RuntimeConfig
-from openai_chatapi.examples._endpoint import endpoint
 from openai_chatapi._sse import SSEDecoder
+from openai_chatapi.examples._endpoint import endpoint
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

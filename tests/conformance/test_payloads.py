@@ -25,7 +25,14 @@ from openai_chatapi import (
 
 from ..conftest import AgentFactory
 from ..support.fakes import API_KEY, BASE_URL, FakeServer, completion, text_chunks, tool_call
-from ..support.payload_scenarios import EVERY_FIELD, SCENARIOS, Person, get_weather, model_config, send
+from ..support.payload_scenarios import (
+    EVERY_FIELD,
+    SCENARIOS,
+    Person,
+    get_weather,
+    model_config,
+    send,
+)
 
 
 @pytest.fixture

@@ -39,7 +39,13 @@ from openai_chatapi._errors import APIResponseError, APIStatusError
 
 from ..support.fakes import SleepRecorder
 from ..support.payload_scenarios import SCENARIOS, PayloadScenario, model_config, send
-from ..support.prism_support import PrismError, PrismServer, RecordingTransport, find_prism, write_spec
+from ..support.prism_support import (
+    PrismError,
+    PrismServer,
+    RecordingTransport,
+    find_prism,
+    write_spec,
+)
 
 pytestmark = pytest.mark.spec
 

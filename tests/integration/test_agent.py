@@ -32,6 +32,7 @@ from openai_chatapi import (
     TokenLimitError,
     ToolCall,
     Usage,
+    _call_args,
     tool,
 )
 from openai_chatapi._config import REQUEST_FIELDS
@@ -290,9 +291,14 @@ def test_overrides_are_typed() -> None:
     assert set(hints) == model_fields
     assert CallOptions.__total__ is False
     for method in (ChatAgent.chat, ChatAgent.chat_stream, ChatAgent.submit_tool_results):
-        parameter = inspect.signature(method).parameters["overrides"]
+        parameter = list(inspect.signature(method).parameters.values())[-1]
         assert parameter.kind is inspect.Parameter.VAR_KEYWORD
-        assert "Unpack[CallOptions]" in str(parameter.annotation)
+        # Unpack[CallOptions], or of a TypedDict of call arguments that extends it.
+        annotation = str(parameter.annotation)
+        assert annotation.startswith("Unpack[") and annotation.endswith("]")
+        keywords = getattr(_call_args, annotation[len("Unpack[") : -1])
+        assert issubclass(keywords, dict)
+        assert set(CallOptions.__optional_keys__) <= keywords.__optional_keys__
 
 
 # ------------------------------------------------------------------ responses

@@ -44,8 +44,8 @@ from openai_chatapi import (
     VideoPart,
 )
 from openai_chatapi import media as media_module
-from openai_chatapi.media import clear_media_caches
 from openai_chatapi._transport import logger as package_logger
+from openai_chatapi.media import clear_media_caches
 
 from ..conftest import AgentFactory
 from ..support.fakes import API_KEY, FakeServer, SleepRecorder, completion, text_chunks

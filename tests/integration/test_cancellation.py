@@ -125,7 +125,8 @@ async def test_cancel_mid_stream(fault_server: FaultServer) -> None:
 
 # After [DONE] the call no longer waits for the end of the body (it is read in the background
 # for connection reuse), so there is no "text delivered, call not returned" stage left to
-# cancel: tests/integration/test_hardening_network.py::test_the_caller_never_waits_for_the_end_of_the_body.
+# cancel: tests/integration/test_hardening_network.py::
+# test_the_caller_never_waits_for_the_end_of_the_body.
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,6 +1,7 @@
 """Fault injection over real sockets: every fault kind, in ``chat`` and ``chat_stream``.
 
-For each kind (``tests/support/fault_server.py``'s ``FAULTS``; the table is ``tests/support/FAULTS.md``) the
+For each kind (``tests/support/fault_server.py``'s ``FAULTS``; the table is
+``tests/support/FAULTS.md``) the
 call ends with the documented outcome within a bound (a hang fails), the history is exactly
 as before a failed call, every connection is released to the pool (or closed), and the agent
 answers the next call. Retryable kinds also succeed after N faults with ``max_retries=N``.

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 import openai_chatapi
-from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig, cli
+from openai_chatapi import APIConnectionError, ChatAgent, ChatAPIException, RuntimeConfig
+from openai_chatapi import _cli as cli
 from openai_chatapi import local as local_module
 from openai_chatapi.local import LocalModelServer, LocalServerExitedError
 

@@ -1,6 +1,7 @@
 """The API key never leaks, under every fault, with every logging and debug option on.
 
-Every fault scenario of ``tests/integration/test_faults.py`` (both modes, with a retry where the fault is
+Every fault scenario of ``tests/integration/test_faults.py`` (both modes, with a retry where
+the fault is
 retried), the cancellation stages and a small concurrent load run against the loopback fault
 server with ``echo_auth`` on: the server quotes the ``Authorization`` header it received in
 every error payload, HTML page, broken body and mid-stream error, as some proxies do. Then

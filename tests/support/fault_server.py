@@ -13,7 +13,8 @@ released every connection and stayed within its pool limits. ``echo_auth`` makes
 payloads quote the ``Authorization`` header back, as some proxies do (secret-hygiene tests).
 
 ``FAULTS`` lists the fault kinds with the outcome each must have in ``chat`` and
-``chat_stream``; ``tests/integration/test_faults.py`` checks them and ``tests/support/FAULTS.md`` shows them.
+``chat_stream``; ``tests/integration/test_faults.py`` checks them and
+``tests/support/FAULTS.md`` shows them.
 """
 
 from __future__ import annotations
@@ -976,5 +977,6 @@ def healthy_reply(mode: Mode) -> str:
     return REPLY if mode == "chat" else STREAM_TEXT
 
 
-if __name__ == "__main__":  # python -m tests.support.fault_server  → the table for tests/support/FAULTS.md
+# python -m tests.support.fault_server  → the table for tests/support/FAULTS.md
+if __name__ == "__main__":
     print(render_table())

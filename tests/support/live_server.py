@@ -21,8 +21,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from openai_chatapi._local_launch import REPACK_ENV, cpu_reports_amx, extra_buffer_types
 from openai_chatapi._config import ModelConfig
+from openai_chatapi._local_launch import REPACK_ENV, cpu_reports_amx, extra_buffer_types
 from openai_chatapi.local import LOCAL_EXTRA_HINT, LocalModelServer, local_extra_available
 
 __all__ = ["live_local_server", "live_model_config", "local_model_path"]

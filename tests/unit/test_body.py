@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from openai_chatapi._errors import MediaProcessingError
 from openai_chatapi.body import (
     CHUNK_INPUT_BYTES,
     MediaSources,
@@ -20,7 +21,6 @@ from openai_chatapi.body import (
     encode_json_body,
     redacted_preview,
 )
-from openai_chatapi._errors import MediaProcessingError
 
 
 def dump(payload: Any) -> bytes:

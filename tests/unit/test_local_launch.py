@@ -31,8 +31,8 @@ from openai_chatapi._local_launch import (
 )
 from openai_chatapi.local import LOCAL_EXTRA_HINT, LocalModelServer, local_extra_available
 
-from ..support.live_server import live_local_server  # noqa: F401  (one shared server per session)
 from ..integration.test_local import assert_stopped
+from ..support.live_server import live_local_server  # noqa: F401  (one shared server per session)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO_ROOT / "tests" / "support"

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from openai_chatapi import media
-from openai_chatapi.body import MediaSources, encode_json_body, redacted_preview
 from openai_chatapi._errors import ConfigurationError, MediaProcessingError
+from openai_chatapi.body import MediaSources, encode_json_body, redacted_preview
 from openai_chatapi.media import (
     ImagePart,
     MediaSettings,

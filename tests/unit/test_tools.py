@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from openai_chatapi._generated import FunctionCall, ToolCall
 from openai_chatapi._errors import ConfigurationError, ToolExecutionError
+from openai_chatapi._generated import FunctionCall, ToolCall
 from openai_chatapi.function_schema import FunctionSchema
 from openai_chatapi.tools import (
     Tool,

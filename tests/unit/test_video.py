@@ -23,7 +23,13 @@ from openai_chatapi.video import (
     sample_frames,
 )
 
-from ..support.media_factory import VIDEO_FORMATS, audio_only_mp4, frame_index, video_bytes, write_video
+from ..support.media_factory import (
+    VIDEO_FORMATS,
+    audio_only_mp4,
+    frame_index,
+    video_bytes,
+    write_video,
+)
 
 
 @pytest.fixture(autouse=True)
