@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
+from openai_chatapi import (
+    BadRequestError,
+    ChatAgent,
+    InternalServerError,
+    ModelConfig,
+    RuntimeConfig,
+)
 from openai_chatapi._transport import logger as package_logger
 
 from ..support.fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder, completion, text_chunks
@@ -286,3 +292,21 @@ async def test_logs_reach_stderr_when_logging_is_not_configured(
         pass
     streams = [h for h in package_logger.handlers if type(h) is logging.StreamHandler]
     assert len(streams) == 1
+
+
+async def test_retry_decisions_are_logged_at_debug(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add_json({"error": {"message": "x"}}, status=503)
+    server.add_json({"error": {"message": "x"}}, status=503)
+    async with _agent(server, log_level="DEBUG", max_retries=1) as agent:
+        with pytest.raises(InternalServerError):
+            await agent.chat("hi")
+    server.add_json({"error": {"message": "no"}}, status=400)
+    async with _agent(server, log_level="DEBUG", max_retries=1) as agent:
+        with pytest.raises(BadRequestError):
+            await agent.chat("hi")
+    debug = [r.getMessage() for r in _ours(caplog) if r.levelno == logging.DEBUG]
+    assert "not retrying after HTTP 503: all 1 retries used" in debug
+    assert "HTTP 400 is not retryable" in debug
