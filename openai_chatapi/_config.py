@@ -310,10 +310,10 @@ class RuntimeConfig:
         _check_int("max_tool_rounds", self.max_tool_rounds, minimum=1)
         if self.tool_timeout is not None:
             _check_positive_number("tool_timeout", self.tool_timeout)
-        if self.tool_errors not in ("feedback", "raise"):
+        if self.tool_errors not in get_args(ToolErrorMode):
             raise _fail("tool_errors", self.tool_errors, "must be 'feedback' or 'raise'")
         _check_int("max_tool_failures", self.max_tool_failures, minimum=0)
-        if self.output_mode not in ("auto", "native", "json", "tool"):
+        if self.output_mode not in get_args(OutputMode):
             raise _fail(
                 "output_mode", self.output_mode, "must be 'auto', 'native', 'json' or 'tool'"
             )
