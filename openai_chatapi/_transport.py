@@ -321,8 +321,7 @@ class Transport:
             status = response.status_code
             if status < 300:
                 return response
-            error = await self._status_error(response, body)
-            invalid = is_request_validation_error(error)  # deterministic (llama.cpp's 500)
+            error, invalid = await self._status_error(response, body)
             retryable = not invalid and retries.policy.should_retry_status(status)
             if not retries.should_retry(f"HTTP {status}", retryable=retryable):
                 raise error
@@ -333,13 +332,17 @@ class Transport:
         only each read: a server trickling bytes cannot hold a call open."""
         return await within(self._timeout, exchange(self._require_client(), request, stream))
 
-    async def _status_error(self, response: httpx.Response, sent: Body | None) -> ChatAPIException:
-        """The exception for an error status (its body read, capped, then closed)."""
+    async def _status_error(
+        self, response: httpx.Response, sent: Body | None
+    ) -> tuple[ChatAPIException, bool]:
+        """The exception for an error status (its body read, capped, then closed), and
+        whether it is a request-validation answer (deterministic, so never retried: llama.cpp
+        sends it as a 500)."""
         try:
             body = await read_capped(response, _ERROR_BODY_CAP)
         except RETRYABLE_EXCEPTIONS as exc:
             request = response.request
-            return _connection_error(exc, request.method, str(request.url))
+            return _connection_error(exc, request.method, str(request.url)), False
         finally:
             await response.aclose()
         if self._http_log.responses:
@@ -354,9 +357,10 @@ class Transport:
         if 300 <= response.status_code < 400:
             error = self._redirect_error(response, error)
         error = endpoint_hint(error, self.base_url, self._secrets)
-        if is_request_validation_error(error):
+        invalid = is_request_validation_error(error)
+        if invalid:
             error = content_hint(error, sent, self._secrets)
-        return error
+        return error, invalid
 
     def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
         """A 3xx names where it points and the likely mistake in ``api_base_url``."""
