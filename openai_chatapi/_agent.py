@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -57,19 +56,6 @@ logger = logging.getLogger("openai_chatapi")
 T = TypeVar("T")
 
 
-def _configure_logging(runtime: RuntimeConfig) -> None:
-    if not runtime.enable_logging:
-        return
-    logger.setLevel(logging.DEBUG if runtime.enable_debug else runtime.log_level)
-    root = logging.getLogger()
-    if not root.handlers and not any(
-        not isinstance(h, logging.NullHandler) for h in logger.handlers
-    ):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-
-
 def _check_type(name: str, value: Any, kind: type) -> None:
     if value is not None and not isinstance(value, kind):
         raise ConfigurationError(
@@ -96,7 +82,6 @@ class ChatAgent(ClosesOnExit):
         _check_type("runtime_config", runtime_config, RuntimeConfig)
         self.model_config = model_config if model_config is not None else ModelConfig()
         self.runtime_config = runtime = runtime_config or RuntimeConfig()
-        _configure_logging(runtime)
         self._stats = stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
         self._calls = ModelCalls(self.model_config, runtime, stats, http_transport, sleep)
         self._transport = self._calls.transport

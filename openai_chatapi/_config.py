@@ -301,7 +301,7 @@ class RuntimeConfig:
         if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
             raise _fail("log_level", level, f"must be one of {sorted(_LOG_LEVELS)}")
         self.log_level = level.upper()
-        _check_positive("timeout", self.timeout)
+        _check_positive_number("timeout", self.timeout)
         _check_int("max_retries", self.max_retries, minimum=0)
         _check_non_negative("retry_delay", self.retry_delay)
         _check_non_negative("max_retry_delay", self.max_retry_delay)
@@ -312,11 +312,11 @@ class RuntimeConfig:
         _check_int("max_error_length", self.max_error_length, minimum=1)
         _check_int("max_tool_rounds", self.max_tool_rounds, minimum=1)
         if self.tool_timeout is not None:
-            _check_positive("tool_timeout", self.tool_timeout)
-        if self.tool_errors not in ("feedback", "raise"):
+            _check_positive_number("tool_timeout", self.tool_timeout)
+        if self.tool_errors not in get_args(ToolErrorMode):
             raise _fail("tool_errors", self.tool_errors, "must be 'feedback' or 'raise'")
         _check_int("max_tool_failures", self.max_tool_failures, minimum=0)
-        if self.output_mode not in ("auto", "native", "json", "tool"):
+        if self.output_mode not in get_args(OutputMode):
             raise _fail(
                 "output_mode", self.output_mode, "must be 'auto', 'native', 'json' or 'tool'"
             )
@@ -338,7 +338,7 @@ def check_media_fields(settings: Any) -> tuple[str, ...]:
         raise _fail("video_mode", settings.video_mode, "must be 'auto', 'native' or 'frames'")
     _check_int("video_frames", settings.video_frames, minimum=1)
     if settings.video_fps is not None:
-        _check_positive("video_fps", settings.video_fps)
+        _check_positive_number("video_fps", settings.video_fps)
     _check_int("video_max_frames", settings.video_max_frames, minimum=1)
     _check_int("video_frame_max_side", settings.video_frame_max_side, minimum=16, optional=True)
     hosts = settings.images_only_hosts
@@ -372,7 +372,7 @@ def _check_url(url: Any) -> None:
         raise _fail("api_base_url", shown, "must not have a #fragment")
 
 
-def _check_positive(name: str, value: Any) -> None:
+def _check_positive_number(name: str, value: Any) -> None:
     if not _is_number(value) or math.isnan(value) or value <= 0:
         raise _fail(name, value, "must be a positive number")
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
-from ._redact import redact_text
+from ._redact import known_secrets, redact_text
 
 __all__ = [
+    "BODY_LIMIT",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",
@@ -45,24 +46,64 @@ __all__ = [
     "RateLimitError",
     "TokenLimitError",
     "ToolExecutionError",
+    "body_excerpt",
     "error_from_payload",
     "error_from_response",
+    "truncate",
 ]
 
-_BODY_LIMIT = 2000
+T = TypeVar("T")
+BODY_LIMIT = 2000
+"""How much of a server's body an exception keeps (``details["body"]``)."""
+
+
+class _Detail(Generic[T]):
+    """A typed, read-only view of one ``details`` entry: None when absent or of another type."""
+
+    __slots__ = ("_key", "_kind")
+
+    def __init__(self, key: str, kind: type[T]) -> None:
+        self._key = key
+        self._kind = kind
+
+    @overload
+    def __get__(self, owner: None, kind: type[Any]) -> _Detail[T]: ...
+    @overload
+    def __get__(self, owner: ChatAPIException, kind: type[Any]) -> T | None: ...
+    def __get__(self, owner: ChatAPIException | None, kind: type[Any]) -> T | _Detail[T] | None:
+        if owner is None:
+            return self
+        value = owner.details.get(self._key)
+        return value if isinstance(value, self._kind) and not isinstance(value, bool) else None
+
+    def __set__(self, owner: ChatAPIException, value: object) -> None:
+        raise AttributeError(f"read-only: a view of details[{self._key!r}]")
 
 
 class ChatAPIException(Exception):
     """Base of every exception raised by ``openai_chatapi``.
 
     ``message`` is a one-line human description; ``details`` is a dict of facts
-    (status code, request id, field names, ...) for programs to inspect.
+    (status code, request id, field names, ...) for programs to inspect. The typed
+    attributes ``status_code``, ``request_id``, ``body``, ``error_type`` and ``code`` are
+    views of ``details`` (None when absent), so they are scrubbed of secrets with it.
     """
 
     def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+
+    status_code = _Detail("status_code", int)
+    """The HTTP status of the server's answer (``details["status_code"]``)."""
+    request_id = _Detail("request_id", str)
+    """The server's ``x-request-id`` for the failed request (``details["request_id"]``)."""
+    body = _Detail("body", str)
+    """The start of the server's body, ``BODY_LIMIT`` characters at most (``details["body"]``)."""
+    error_type = _Detail("error_type", str)
+    """The error object's ``type``: ``invalid_request_error``, ... (``details["error_type"]``)."""
+    code = _Detail("error_code", str)
+    """The error object's ``code``, such as ``model_not_found`` (``details["error_code"]``)."""
 
     def __str__(self) -> str:
         return self.message
@@ -89,11 +130,6 @@ class APIResponseError(ChatAPIException):
 
 class APIStatusError(APIResponseError):
     """The API answered with an HTTP error status; ``status_code`` holds it."""
-
-    @property
-    def status_code(self) -> int | None:
-        value = self.details.get("status_code")
-        return value if isinstance(value, int) else None
 
 
 class BadRequestError(APIStatusError):
@@ -159,10 +195,17 @@ _MODEL_NOT_FOUND_CODES = frozenset({"model_not_found", "model_not_available", "i
 
 
 def truncate(text: str, limit: int | None) -> str:
-    """Cut ``text`` to ``limit`` characters, marking the cut."""
+    """Cut ``text`` to ``limit`` characters, marking the cut (the one truncation helper)."""
     if limit is None or limit <= 0 or len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def body_excerpt(raw: bytes | str) -> str:
+    """The start of a server's body as exceptions keep it (``BODY_LIMIT`` characters)."""
+    if isinstance(raw, bytes):
+        return raw[:BODY_LIMIT].decode("utf-8", errors="replace")
+    return raw[:BODY_LIMIT]
 
 
 def _as_text(value: Any) -> str | None:
@@ -232,10 +275,13 @@ def error_from_payload(
     message, err_type, code, param = _error_fields(payload)
     if not message:
         message = (body or "").strip() or "no error message"
-    if scrub:
-        message = redact_text(message, scrub)
-        if body is not None:
-            body = redact_text(body, scrub)
+    secrets = known_secrets().union(scrub)
+    message = redact_text(message, secrets)
+    err_type, code, param = (
+        None if value is None else redact_text(value, secrets) for value in (err_type, code, param)
+    )
+    if body is not None:
+        body = redact_text(body, secrets)
     # In-stream errors carry no HTTP status; llama.cpp and vLLM put one in ``code``.
     effective = status
     if effective is None and code is not None and code.isdigit() and 400 <= int(code) < 600:
@@ -248,7 +294,7 @@ def error_from_payload(
         "error_type": err_type,
         "error_code": code,
         "error_param": param,
-        "body": truncate(body, _BODY_LIMIT) if body is not None else None,
+        "body": truncate(body, BODY_LIMIT) if body is not None else None,
     }
     return cls(truncate(prefix + message, max_length), details)
 
@@ -263,9 +309,9 @@ def error_from_response(
 ) -> APIResponseError:
     """Map an HTTP error response (status and raw body) to the matching exception."""
     # Decode only a bounded prefix: a proxy may send megabytes of HTML.
-    text = body[: _BODY_LIMIT * 4].decode("utf-8", errors="replace")
+    text = body[: BODY_LIMIT * 4].decode("utf-8", errors="replace")
     payload: Any = None
-    if len(body) <= _BODY_LIMIT * 4:
+    if len(body) <= BODY_LIMIT * 4:
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply

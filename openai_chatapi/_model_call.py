@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import ChatAPIException, ModelNotFoundError, NotFoundError
 from ._parsing import parse_completion, parse_model, parse_model_list
-from ._redact import scrub_exception
 from ._stats import Stats, StreamTiming
 from ._streaming import FinishEvent, StreamAccumulator, StreamEvent, read_stream
 
@@ -58,21 +57,9 @@ class ModelCalls:
             on_retry=stats.record_retry,
         )
 
-    def failed(self, exc: ChatAPIException) -> None:
-        """The one place the agent side scrubs a failure of the registered secrets.
-
-        TODO(issue 13): the transport's boundary maps and scrubs every failure (H-wire);
-        drop this call once that is merged and the secret-hygiene tests pass without it.
-        """
-        scrub_exception(exc, self.transport.secrets)
-
     async def list_models(self) -> ModelList:
-        try:
-            raw = await self.transport.request("GET", "models")
-            return parse_model_list(raw, strict=self._runtime.strict_parsing)
-        except ChatAPIException as exc:
-            self.failed(exc)
-            raise
+        raw = await self.transport.request("GET", "models")
+        return parse_model_list(raw, strict=self._runtime.strict_parsing)
 
     async def retrieve_model(self, model_id: str) -> gen.Model:
         """One model by id; a missing model raises ``ModelNotFoundError``."""
@@ -81,9 +68,8 @@ class ModelCalls:
         try:
             raw = await self.transport.request("GET", f"models/{model_id}")
             return parse_model(gen.Model, raw, strict=self._runtime.strict_parsing, what="model")
-        except ChatAPIException as exc:
-            self.failed(exc)
-            if isinstance(exc, NotFoundError) and not isinstance(exc, ModelNotFoundError):
+        except NotFoundError as exc:
+            if not isinstance(exc, ModelNotFoundError):
                 raise ModelNotFoundError(f"model not found: {model_id}", exc.details) from None
             raise
 
@@ -95,8 +81,7 @@ class ModelCalls:
             completion = parse_completion(
                 raw, strict=self._runtime.strict_parsing, scrub=self.transport.secrets
             )
-        except ChatAPIException as exc:
-            self.failed(exc)
+        except ChatAPIException:
             self._stats.record_failure()
             raise
         except BaseException:  # cancelled: the request was sent all the same
@@ -150,7 +135,6 @@ class ModelCalls:
                         self._stats.record_cancelled()
                         raise
                     continue
-                self.failed(exc)
                 self._stats.record_failure()
                 raise
             except BaseException:  # cancelled, or abandoned (closed at a yield)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import _generated as gen
-from ._errors import APIResponseError, error_from_payload
+from ._errors import APIResponseError, body_excerpt, error_from_payload
+from ._redact import known_secrets, scrub_exception
 from ._text import repaired_strings
 
 __all__ = [
@@ -35,9 +36,14 @@ _STRICT_TWINS: dict[type[BaseModel], type[BaseModel]] = {
 }
 
 
-# Fields OpenAI's spec marks required that OpenAI's own API leaves out: recorded replies of
-# gpt-5, o1/o3, gpt-4.5, gpt-audio and the search models have no ``choices[].logprobs``.
-# Strict parsing accepts a reply whose only problem is one of these being absent.
+def _body_error(message: str, details: dict[str, Any]) -> APIResponseError:
+    """An error about a server's body; secrets any agent registered are scrubbed from it
+    (the body, and so a field name or message, may echo a key)."""
+    error = APIResponseError(message, details)
+    scrub_exception(error, known_secrets())
+    return error
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
 
@@ -47,8 +53,7 @@ def validation_error(what: str, exc: ValidationError, raw: bytes | str) -> APIRe
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0] if errors else {"loc": (), "msg": str(exc)}
     field = _location(tuple(first.get("loc", ())))
-    text = raw if isinstance(raw, str) else raw[:2000].decode("utf-8", errors="replace")
-    return APIResponseError(
+    return _body_error(
         f"invalid {what}: field '{field}': {first.get('msg')}",
         {
             "field": field,
@@ -56,7 +61,7 @@ def validation_error(what: str, exc: ValidationError, raw: bytes | str) -> APIRe
                 {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg")}
                 for e in errors[:20]
             ],
-            "body": text[:2000],
+            "body": body_excerpt(raw),
         },
     )
 
@@ -76,7 +81,7 @@ def _error_in_body(raw: bytes | str, scrub: tuple[str, ...]) -> APIResponseError
         and "choices" not in payload
         and "data" not in payload
     ):
-        return error_from_payload(payload, body=str(payload)[:2000], scrub=scrub)
+        return error_from_payload(payload, body=body_excerpt(str(payload)), scrub=scrub)
     return None
 
 
@@ -165,9 +170,9 @@ def parse_completion(
         gen.ChatCompletion, raw, strict=strict, what="chat completion", scrub=scrub
     )
     if not completion.choices:
-        raise APIResponseError(
+        raise _body_error(
             "invalid chat completion: the response has no choices",
-            {"field": "choices", "body": raw[:2000].decode("utf-8", errors="replace")},
+            {"field": "choices", "body": body_excerpt(raw)},
         )
     for choice in completion.choices:
         message = choice.message
@@ -187,8 +192,8 @@ def parse_model_list(raw: bytes, *, strict: bool) -> ModelList:
     if "data" not in listing.model_fields_set:  # {} or another endpoint's answer
         keys = sorted(listing.model_dump(exclude_unset=True))
         got = f"an object with {', '.join(keys[:8])}" if keys else "an empty object"
-        raise APIResponseError(
+        raise _body_error(
             f"invalid model list: the response has no 'data' list (it is {got})",
-            {"field": "data", "body": raw[:2000].decode("utf-8", errors="replace")},
+            {"field": "data", "body": body_excerpt(raw)},
         )
     return listing

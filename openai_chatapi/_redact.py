@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -14,10 +14,12 @@ from urllib.parse import quote, quote_plus, unquote_plus
 __all__ = [
     "REDACTED",
     "elide_base64",
-    "guard_library_logs",
+    "known_secrets",
+    "map_strings",
     "redact_headers",
     "redact_text",
     "redact_url",
+    "register_secrets",
     "scrub_exception",
     "url_secrets",
 ]
@@ -134,15 +136,17 @@ def elide_base64(text: str) -> str:
     return _LONG_BASE64.sub(lambda m: f"<base64, {len(m.group(0)) * 3 // 4} bytes elided>", text)
 
 
-def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON, exception args or details) with ``change`` applied to every
+    string inside dicts, lists and tuples (rebuilt; other values are kept as they are)."""
     if isinstance(value, str):
-        return redact_text(value, secrets)
+        return change(value)
     if isinstance(value, dict):
-        return {key: _scrub(item, secrets) for key, item in value.items()}
+        return {key: map_strings(item, change) for key, item in value.items()}
     if isinstance(value, list):
-        return [_scrub(item, secrets) for item in value]
+        return [map_strings(item, change) for item in value]
     if isinstance(value, tuple):
-        return tuple(_scrub(item, secrets) for item in value)
+        return tuple(map_strings(item, change) for item in value)
     return value
 
 
@@ -154,10 +158,14 @@ def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
     found = tuple(secret for secret in secrets if secret)
     if not found:
         return
-    exc.args = _scrub(exc.args, found)
+
+    def scrub(text: str) -> str:
+        return redact_text(text, found)
+
+    exc.args = map_strings(exc.args, scrub)
     for name in ("message", "details"):
         if hasattr(exc, name):
-            setattr(exc, name, _scrub(getattr(exc, name), found))
+            setattr(exc, name, map_strings(getattr(exc, name), scrub))
 
 
 # httpx and httpcore log request URLs (credentials and query secrets included) on their own
@@ -202,8 +210,12 @@ _LIBRARY_FILTER = _LibraryLogFilter()
 _installed = False
 
 
-def guard_library_logs(secrets: Iterable[str]) -> None:
-    """Scrub ``secrets`` from httpx's and httpcore's own log records (installed once)."""
+def register_secrets(secrets: Iterable[str]) -> None:
+    """Record the secrets an agent holds (its API key, its URL's credentials).
+
+    From then on they are scrubbed from httpx's and httpcore's own log records (a filter
+    installed once) and from every error built from server text (:func:`known_secrets`).
+    """
     global _installed
     wanted = tuple(s for s in secrets if s)
     if not wanted:
@@ -213,3 +225,8 @@ def guard_library_logs(secrets: Iterable[str]) -> None:
         _installed = True
         for name in _LIBRARY_LOGGERS:
             logging.getLogger(name).addFilter(_LIBRARY_FILTER)
+
+
+def known_secrets() -> frozenset[str]:
+    """Every secret registered so far (by any agent of this process)."""
+    return _LIBRARY_FILTER.secrets

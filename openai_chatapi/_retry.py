@@ -15,14 +15,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._errors import APIConnectionError, ChatAPIException
 
 __all__ = ["RETRYABLE_EXCEPTIONS", "RETRY_STATUSES", "Retries", "RetryPolicy"]
-
-logger = logging.getLogger("openai_chatapi")
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
@@ -38,80 +38,73 @@ _DEAD_CONNECTION: tuple[type[Exception], ...] = (
 )
 
 Sleep = Callable[[float], Awaitable[None]]
+if TYPE_CHECKING:
+    Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
+@dataclass(slots=True, kw_only=True)
 class RetryPolicy:
-    """How an agent retries: the budget, the backoff and what is retryable."""
+    """How an agent retries: the budget, the backoff and what is retryable.
 
-    __slots__ = ("_log", "_on_retry", "_sleep", "max_delay", "max_retries", "retry_delay")
+    Each decision is one small method that logs it (at DEBUG; a retry itself at WARNING).
+    """
 
-    def __init__(
-        self,
-        *,
-        max_retries: int,
-        retry_delay: float,
-        max_delay: float,
-        sleep: Sleep,
-        on_retry: Callable[[], None] | None = None,
-        log: bool = True,
-    ) -> None:
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._on_retry = on_retry
-        self._log = log
+    max_retries: int
+    retry_delay: float
+    max_delay: float
+    sleep: Sleep
+    log: Log
+    on_retry: Callable[[], None] | None = None
 
     def start(self) -> Retries:
         """A fresh budget for one call."""
         return Retries(self)
 
-    @staticmethod
-    def retryable_status(status: int) -> bool:
-        return status in RETRY_STATUSES
-
-    @staticmethod
-    def retryable_exception(exc: BaseException) -> bool:
-        """Whether an httpx failure (before the response was complete) is retryable."""
-        return isinstance(exc, RETRYABLE_EXCEPTIONS)
+    def should_retry_status(self, status: int) -> bool:
+        """Whether an HTTP error status is worth another attempt."""
+        retry = status in RETRY_STATUSES
+        if not retry:
+            self.log.debug("HTTP %d is not retryable", status)
+        return retry
 
     @staticmethod
     def retryable_error(exc: ChatAPIException) -> bool:
         """Whether one of our exceptions is of a retryable kind."""
         if getattr(exc, "retryable", True) is False:  # e.g. the local server process has exited
             return False
-        return isinstance(exc, APIConnectionError) or (
-            exc.details.get("status_code") in RETRY_STATUSES
-        )
+        return isinstance(exc, APIConnectionError) or exc.status_code in RETRY_STATUSES
 
-    def delay(self, retry: int, headers: Mapping[str, str] | None) -> float:
+    @staticmethod
+    def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+        """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``
+        (seconds or an HTTP date); None when it asked nothing readable."""
+        value = headers.get("retry-after-ms")
+        if value:
+            try:
+                return max(0.0, float(value) / 1000.0)
+            except ValueError:
+                pass
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+    def retry_timeout(self, retry: int, headers: Mapping[str, str] | None) -> float:
         """The wait before retry number ``retry`` (0-based): the server's ``Retry-After``
         when it sent one, else exponential backoff with jitter; capped by ``max_delay``."""
         if headers is not None:
-            asked = retry_after(headers)
+            asked = self.parse_retry_after(headers)
             if asked is not None:
+                if asked > self.max_delay:
+                    self.log.debug("Retry-After %.2fs capped to %.2fs", asked, self.max_delay)
                 return min(asked, self.max_delay)
         base = self.retry_delay * (2**retry)
         # Full jitter in [0.5, 1.0] of the backoff keeps concurrent clients apart.
@@ -136,25 +129,34 @@ class Retries:
     def exhausted(self) -> bool:
         return self.used >= self._policy.max_retries
 
+    def should_retry(self, why: str, *, retryable: bool = True) -> bool:
+        """Whether to retry after ``why`` failed: it is ``retryable`` and budget is left."""
+        if not retryable:
+            return False
+        if self.exhausted:
+            if self._policy.max_retries:
+                self._policy.log.debug("not retrying after %s: all %d retries used", why, self.used)
+            return False
+        return True
+
     def free_resend(self, exc: BaseException, *, reused: bool) -> bool:
         """Whether ``exc`` (raised before any response) earns the one free resend of a call:
         only a keep-alive connection taken from the pool that turned out to be dead."""
         if self._free_used or not reused or not isinstance(exc, _DEAD_CONNECTION):
             return False
         self._free_used = True
-        if self._policy._on_retry is not None:
-            self._policy._on_retry()
-        if self._policy._log:
-            logger.info("resending at once: the reused connection was closed by the server")
+        policy = self._policy
+        if policy.on_retry is not None:
+            policy.on_retry()
+        policy.log.info("resending at once: the reused connection was closed by the server")
         return True
 
     async def backoff(self, why: str, headers: Mapping[str, str] | None = None) -> None:
         """Use one retry of the budget: count it, log it, and sleep the backoff."""
         policy = self._policy
-        delay = policy.delay(self.used, headers)
+        delay = policy.retry_timeout(self.used, headers)
         self.used += 1
-        if policy._log:
-            logger.warning("retrying after %s in %.2fs (retry %d)", why, delay, self.used)
-        if policy._on_retry is not None:
-            policy._on_retry()
-        await policy._sleep(delay)
+        policy.log.warning("retrying after %s in %.2fs (retry %d)", why, delay, self.used)
+        if policy.on_retry is not None:
+            policy.on_retry()
+        await policy.sleep(delay)

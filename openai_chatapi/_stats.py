@@ -31,27 +31,33 @@ class Stats:
 
     capture_token_usage: bool = True
     capture_latency: bool = True
+    # calls and requests
     requests: int = 0
     successes: int = 0
     failures: int = 0
     cancelled: int = 0
     retries: int = 0
+    # tokens
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     reasoning_tokens: int = 0
     cached_tokens: int = 0
+    # tools and structured output
     tool_calls: int = 0
     tool_rounds: int = 0
     tool_successes: int = 0
     tool_failures: int = 0
     output_retries: int = 0
+    # latency
     total_latency: float = 0.0
     last_latency: float | None = None
+    # streams
     streams: int = 0
     stream_chunks: int = 0
     stream_duration: float = 0.0
     stream_completion_tokens: int = 0
+    # time to first token
     last_time_to_first_token: float | None = None
     _ttft_total: float = field(default=0.0, repr=False)
     _ttft_count: int = field(default=0, repr=False)

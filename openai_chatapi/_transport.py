@@ -4,6 +4,13 @@
 retries with backoff (honouring ``Retry-After``), logging with redaction, and the mapping of
 HTTP failures to the exception tree. Tests swap the httpx transport, never this module.
 
+A request goes down one layer per concern: :meth:`Transport.request` /
+:meth:`Transport.stream` (the network boundary: :meth:`Transport._boundary` maps every
+failure to our exceptions and scrubs secrets from whatever leaves) → :meth:`Transport._send`
+(the retry loop, deciding with the call's ``Retries``) → :meth:`Transport._attempt` (one
+exchange, bounded as a whole) and :meth:`Transport._status_error` (an error status as an
+exception). A stream's body is read inside the same boundary.
+
 One other place sends HTTP, and it is not an agent's: the embedded local server's supervisor
 (``local/_supervisor.py``) polls ``GET /v1/models`` of the loopback server it has just started
 until that lists the model. It runs before any agent or ``ModelConfig`` exists, also from
@@ -13,19 +20,11 @@ blocking code, and a failed poll there means "not up yet", not a failure to retr
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterator,
-)
-from contextlib import aclosing, asynccontextmanager, contextmanager, suppress
-from typing import Protocol, TypeVar, cast
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Protocol
 
 import httpx
 
@@ -41,29 +40,27 @@ from ._errors import (
     error_from_response,
     truncate,
 )
-from ._redact import (
-    elide_base64,
-    guard_library_logs,
-    redact_headers,
-    redact_text,
-    redact_url,
-    scrub_exception,
-    url_secrets,
+from ._exchange import (
+    AttemptTimeout,
+    ConnectionTracer,
+    StreamBody,
+    body_chunks,
+    drain_and_close,
+    exchange,
+    read_capped,
+    within,
 )
+from ._logging import PACKAGE_LOGGER, HttpLog, agent_log
+from ._redact import redact_text, redact_url, register_secrets, scrub_exception, url_secrets
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
 
-__all__ = ["SentBody", "Transport", "logger"]
+__all__ = ["SentBody", "StreamBody", "Transport", "logger"]
 
-logger = logging.getLogger("openai_chatapi")
-logger.addHandler(logging.NullHandler())
+logger = PACKAGE_LOGGER  # the package logger (every agent's records go to its handlers)
 
 USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
 _ERROR_BODY_CAP = 64 * 1024
-# After [DONE], the end of a streamed body is read for this long at most (then the
-# connection is closed instead of reused).
-_DRAIN_SECONDS = 0.5
-_DRAIN_BYTES = 64 * 1024
 
 
 def _local_server_transport(base_url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
@@ -86,7 +83,6 @@ class SentBody(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
-T = TypeVar("T")
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -111,11 +107,19 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectionError:
+def _connection_error(
+    exc: BaseException, method: str, url: str, *, reading: bool = False
+) -> APIConnectionError:
+    """The exception for a network failure ``exc`` (``reading``: of a stream's body)."""
+    exc = _leaf(exc)
     kind = type(exc).__name__
     url = redact_url(url)
+    if reading:
+        cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+        what = "timed out" if cls is APITimeoutError else "interrupted"
+        return cls(f"stream {what} ({kind}): {url}", {"error": kind})
     details = {"method": method, "url": url, "error": kind}
-    if isinstance(exc, _AttemptTimeout):
+    if isinstance(exc, AttemptTimeout):
         details["phase"] = "attempt"
         return APITimeoutError(
             f"request timed out: no complete response within timeout={exc.seconds:g}s "
@@ -143,33 +147,31 @@ class Transport:
         self._model_config = model_config
         self._runtime = runtime
         self._http_transport = http_transport
+        self.log = agent_log(runtime)
+        """This agent's logger (its level, the package logger's handlers)."""
+        self._http_log = HttpLog(self.log, runtime)
         self.retry_policy = RetryPolicy(
             max_retries=runtime.max_retries,
             retry_delay=runtime.retry_delay,
             max_delay=runtime.max_retry_delay,
             sleep=sleep,
             on_retry=on_retry,
-            log=runtime.enable_logging,
+            log=self.log,
         )
         self._client: httpx.AsyncClient | None = None
         self._closed = False  # aclose() was called: no lazy reopening (``async with`` may)
         self._drains: set[asyncio.Task[None]] = set()  # stream ends read for reuse
         self._urls: dict[str, httpx.URL] = {}
         self._base_query = ""
-        key = model_config.api_key
-        self._secrets: tuple[str, ...] = (
-            *((key,) if key else ()),
-            *url_secrets(model_config.api_base_url),
-        )
-        guard_library_logs(self._secrets)
-        self._log_requests = runtime.enable_logging and (
-            runtime.log_http_requests or runtime.enable_debug
-        )
-        self._log_responses = runtime.enable_logging and (
-            runtime.log_http_responses or runtime.enable_debug
-        )
+        self._secrets: tuple[str, ...] = ()
+        self._register_secrets()
         self._max_error_length = runtime.max_error_length if runtime.truncate_long_errors else None
         self._timeout = float(runtime.timeout)
+
+    def _register_secrets(self) -> None:
+        key = self._model_config.api_key
+        self._secrets = (*((key,) if key else ()), *url_secrets(self._model_config.api_base_url))
+        register_secrets(self._secrets)
 
     @property
     def base_url(self) -> str:
@@ -194,15 +196,10 @@ class Transport:
             return
         # Fields changed after construction were not checked: check them before connecting.
         self._model_config.validate()
-        key = self._model_config.api_key
-        self._secrets = (
-            *((key,) if key else ()),
-            *url_secrets(self._model_config.api_base_url),
-        )
-        guard_library_logs(self._secrets)
+        self._register_secrets()
         runtime = self._runtime
-        if not runtime.verify_ssl and runtime.enable_logging:
-            logger.warning(
+        if not runtime.verify_ssl:
+            self.log.warning(
                 "TLS certificate verification is disabled (verify_ssl=False) for %s",
                 redact_url(self.base_url),
             )
@@ -258,11 +255,9 @@ class Transport:
         content: bytes | AsyncIterable[bytes] | None = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            if isinstance(body, bytes):
-                content = body
-            else:
+            if not isinstance(body, bytes):
                 headers["Content-Length"] = str(body.content_length)
-                content = body
+            content = body
         if stream:
             headers["Accept"] = "text/event-stream"
         return client.build_request(method, self._url(path), content=content, headers=headers)
@@ -282,34 +277,92 @@ class Transport:
                 self._urls[path] = url
         return url
 
-    def _log_request(self, request: httpx.Request, body: Body | None, attempt: int) -> None:
-        if not self._log_requests:
-            return
-        logger.info(
-            "HTTP request %s %s attempt=%d headers=%s body=%s",
-            request.method,
-            redact_url(str(request.url)),
-            attempt + 1,
-            redact_headers(request.headers, self._secrets),
-            _body_preview(body, self._secrets),
-        )
+    def _shown_url(self, path: str) -> str:
+        """The URL of ``path`` as error messages show it (never raises)."""
+        root, query = _split_query(self.base_url)
+        url = _with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
+        try:
+            return str(httpx.URL(url))
+        except Exception:  # the URL itself may be what failed
+            return url
 
-    def _log_response(self, response: httpx.Response, body: bytes | None, elapsed: float) -> None:
-        if not self._log_responses:
-            return
-        text = "<stream>" if body is None else _response_preview(body, self._secrets)
-        logger.info(
-            "HTTP response %d %s in %.3fs headers=%s body=%s",
-            response.status_code,
-            redact_url(str(response.request.url)),
-            elapsed,
-            redact_headers(response.headers, self._secrets),
-            text,
-        )
+    # ------------------------------------------------------------------ the send chain
+    @contextmanager
+    def _boundary(
+        self, method: str, path: str, *, reading: bool = False, caller: bool = False
+    ) -> Iterator[None]:
+        """The network boundary: every failure leaves it as one of our exceptions, scrubbed.
 
-    async def _error_for(self, response: httpx.Response) -> APIResponseError:
-        body = await _read_capped(response, _ERROR_BODY_CAP)
-        self._log_response(response, body, 0.0)
+        Our exceptions pass with secrets scrubbed from their message, args and details. Any
+        other failure becomes ``APIConnectionError`` / ``APITimeoutError`` (a protocol error,
+        an invalid URL or header, an OS error, an exception group from the network stack;
+        ``reading``: a stream's body failing as it arrives). Inside ``caller`` code other
+        than ours runs too (the block of a stream), so there only httpx's failures are mapped.
+        """
+        try:
+            yield
+        except ChatAPIException as exc:
+            scrub_exception(exc, self._secrets)
+            raise
+        except Exception as exc:
+            if caller and not isinstance(exc, httpx.HTTPError):
+                raise
+            error = _connection_error(exc, method, self._shown_url(path), reading=reading)
+            scrub_exception(error, self._secrets)
+            raise error from None
+
+    async def _send(
+        self, method: str, path: str, body: Body | None, stream: bool, retries: Retries
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
+        attempt = 0
+        while True:
+            request = self._build(method, path, body, stream)
+            tracer = ConnectionTracer()
+            request.extensions["trace"] = tracer
+            if self._http_log.requests:
+                self._http_log.request(request, body, attempt, self._secrets)
+            attempt += 1
+            try:
+                response = await self._attempt(request, stream)
+            except RETRYABLE_EXCEPTIONS as exc:  # mapped by the boundary when not retried
+                if not tracer.answered and retries.free_resend(exc, reused=tracer.reused):
+                    # The keep-alive race: a pooled connection the server had closed answered
+                    # nothing. The request was not answered; send it again at once.
+                    continue
+                if not retries.should_retry(type(exc).__name__):
+                    raise
+                await retries.backoff(type(exc).__name__)
+                continue
+            status = response.status_code
+            if status < 300:
+                return response
+            error, invalid = await self._status_error(response, body)
+            retryable = not invalid and retries.policy.should_retry_status(status)
+            if not retries.should_retry(f"HTTP {status}", retryable=retryable):
+                raise error
+            await retries.backoff(f"HTTP {status}", response.headers)
+
+    async def _attempt(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        """One exchange. ``timeout`` bounds it as a whole (a stream: until its headers), not
+        only each read: a server trickling bytes cannot hold a call open."""
+        return await within(self._timeout, exchange(self._require_client(), request, stream))
+
+    async def _status_error(
+        self, response: httpx.Response, sent: Body | None
+    ) -> tuple[ChatAPIException, bool]:
+        """The exception for an error status (its body read, capped, then closed), and
+        whether it is a request-validation answer (deterministic, so never retried: llama.cpp
+        sends it as a 500)."""
+        try:
+            body = await read_capped(response, _ERROR_BODY_CAP)
+        except RETRYABLE_EXCEPTIONS as exc:
+            request = response.request
+            return _connection_error(exc, request.method, str(request.url)), False
+        finally:
+            await response.aclose()
+        if self._http_log.responses:
+            self._http_log.response(response, body, 0.0, self._secrets)
         error = error_from_response(
             response.status_code,
             body,
@@ -319,7 +372,11 @@ class Transport:
         )
         if 300 <= response.status_code < 400:
             error = self._redirect_error(response, error)
-        return endpoint_hint(error, self.base_url, self._secrets)
+        error = endpoint_hint(error, self.base_url, self._secrets)
+        invalid = is_request_validation_error(error)
+        if invalid:
+            error = content_hint(error, sent, self._secrets)
+        return error, invalid
 
     def _redirect_error(self, response: httpx.Response, error: APIResponseError) -> APIStatusError:
         """A 3xx names where it points and the likely mistake in ``api_base_url``."""
@@ -344,70 +401,7 @@ class Transport:
         details = {**error.details, "location": redact_url(location) if location else None}
         return APIStatusError(truncate(message, self._max_error_length), details)
 
-    async def _send(
-        self, method: str, path: str, body: Body | None, stream: bool, retries: Retries | None
-    ) -> httpx.Response:
-        """Send with retries; return a 2xx response (its body already read unless ``stream``)."""
-        client = self._require_client()
-        if retries is None:
-            retries = self.retry_policy.start()
-        policy = retries.policy
-        attempt = 0
-        while True:
-            request = self._build(method, path, body, stream)
-            tracer = _ConnectionTracer()
-            request.extensions["trace"] = tracer
-            self._log_request(request, body, attempt)
-            attempt += 1
-            try:
-                # ``timeout`` bounds the attempt as a whole (a stream: until its headers), not
-                # only each read: a server trickling bytes cannot hold a call open.
-                response = await _within(self._timeout, _exchange(client, request, stream))
-            except RETRYABLE_EXCEPTIONS as exc:
-                if not tracer.answered and retries.free_resend(exc, reused=tracer.reused):
-                    # The keep-alive race: a pooled connection the server had closed answered
-                    # nothing. The request was not answered; send it again at once.
-                    continue
-                if retries.exhausted:
-                    raise _connection_error(exc, method, str(request.url)) from None
-                await retries.backoff(type(exc).__name__)
-                continue
-            if response.status_code < 300:
-                return response
-            error: ChatAPIException
-            try:
-                error = await self._error_for(response)
-            except RETRYABLE_EXCEPTIONS as exc:
-                error = _connection_error(exc, method, str(request.url))
-            finally:
-                await response.aclose()
-            invalid = is_request_validation_error(error)  # deterministic (llama.cpp's 500)
-            if invalid and isinstance(error, APIResponseError):
-                error = content_hint(error, body, self._secrets)
-            if retries.exhausted or invalid or not policy.retryable_status(response.status_code):
-                raise error
-            await retries.backoff(f"HTTP {response.status_code}", response.headers)
-
-    @contextmanager
-    def _network_errors(self, method: str, path: str) -> Iterator[None]:
-        """The network boundary: every failure leaves it as one of our exceptions, scrubbed.
-
-        Retryable httpx failures are mapped where they are retried (``_send``); this maps the
-        rest (a protocol error, an invalid URL or header, an OS error, an exception group
-        from the network stack) and scrubs secrets from whatever passes through.
-        """
-        try:
-            yield
-        except ChatAPIException as exc:
-            scrub_exception(exc, self._secrets)
-            raise
-        except Exception as exc:
-            root, query = _split_query(self.base_url)
-            url = _with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
-            error = _connection_error(_leaf(exc), method, url)
-            scrub_exception(error, self._secrets)
-            raise error from None
-
+    # ------------------------------------------------------------------ the API
     def retries(self) -> Retries:
         """A fresh retry budget for one call (shared by every retry path of that call)."""
         return self.retry_policy.start()
@@ -415,12 +409,13 @@ class Transport:
     async def request(self, method: str, path: str, body: Body | None = None) -> bytes:
         """Send a request (retrying as configured) and return the successful body."""
         started = time.perf_counter()
-        with self._network_errors(method, path):
-            response = await self._send(method, path, body, False, None)
+        with self._boundary(method, path):
+            response = await self._send(method, path, body, False, self.retries())
         data = response.content  # read (and retried) by _send
         await response.aclose()
-        if self._log_responses:
-            self._log_response(response, data, time.perf_counter() - started)
+        if self._http_log.responses:
+            elapsed = time.perf_counter() - started
+            self._http_log.response(response, data, elapsed, self._secrets)
         return data
 
     @asynccontextmanager
@@ -430,26 +425,28 @@ class Transport:
         """POST and yield the body of the open streaming response as it arrives.
 
         The response is closed when the block exits. Failures before the response headers
-        are retried; nothing is retried afterwards. Network failures while reading raise
-        ``APIConnectionError`` / ``APITimeoutError``. When the block exits normally, what the
-        reader left unread (the end of the body after ``[DONE]``) is read briefly by a
-        background task, so that the connection goes back to the pool instead of being
-        closed; the block itself exits at once.
+        are retried; nothing is retried afterwards. The body is read, and the block runs,
+        inside the network boundary: a failure while reading raises ``APIConnectionError`` /
+        ``APITimeoutError``, and whatever the block raises leaves scrubbed. When the block
+        exits normally, what the reader left unread (the end of the body after ``[DONE]``)
+        is read briefly by a background task, so that the connection goes back to the pool
+        instead of being closed; the block itself exits at once.
         """
-        with self._network_errors("POST", path):
-            response = await self._send("POST", path, body, True, retries)
-        chunks = _body_chunks(response)
+        with self._boundary("POST", path):
+            response = await self._send("POST", path, body, True, retries or self.retries())
+        chunks = body_chunks(response, self._boundary("POST", path, reading=True))
         handed_off = False
         try:
-            if self._log_responses:
-                self._log_response(response, None, 0.0)
+            if self._http_log.responses:
+                self._http_log.response(response, None, 0.0, self._secrets)
             content_type = response.headers.get("content-type", "none")
             tracer = response.request.extensions.get("trace")
-            sent_at = tracer.sent_at if isinstance(tracer, _ConnectionTracer) else time.monotonic()
-            yield StreamBody(chunks, content_type, sent_at)
+            sent_at = tracer.sent_at if isinstance(tracer, ConnectionTracer) else time.monotonic()
+            with self._boundary("POST", path, caller=True):
+                yield StreamBody(chunks, content_type, sent_at)
             if not response.is_closed:
                 # Never delays the caller: the reply is complete, the rest is for reuse.
-                task = asyncio.get_running_loop().create_task(_drain_and_close(chunks, response))
+                task = asyncio.get_running_loop().create_task(drain_and_close(chunks, response))
                 self._drains.add(task)
                 task.add_done_callback(self._drains.discard)
                 handed_off = True
@@ -463,197 +460,3 @@ class Transport:
         """Wait until every stream end drained in the background is read or closed."""
         while self._drains:
             await asyncio.wait(set(self._drains))
-
-
-class _AttemptTimeout(httpx.TimeoutException):
-    """One attempt took longer than ``timeout`` as a whole (retried like any timeout)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no complete response within {seconds:g}s")
-        self.seconds = seconds
-
-
-async def _exchange(
-    client: httpx.AsyncClient, request: httpx.Request, stream: bool
-) -> httpx.Response:
-    """Send ``request``; unless streaming, read the whole body of a success."""
-    response = await client.send(request, stream=True)
-    if not stream and response.status_code < 300:
-        # A connection lost mid-body is retried like one lost before the headers.
-        await _read_or_close(response)
-    return response
-
-
-if sys.version_info >= (3, 11):
-
-    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
-        """``await work``, raising ``TimeoutError`` after ``seconds``.
-
-        Not ``asyncio.wait_for``: on Python 3.10/3.11 it returns the result of work that
-        finished just as the caller was cancelled, so a cancelled task keeps running.
-        ``asyncio.timeout`` runs the work in the calling task and never loses a cancellation.
-        """
-        async with asyncio.timeout(seconds):
-            return await work
-
-else:  # pragma: no cover
-
-    async def _bounded(seconds: float, work: Awaitable[T]) -> T:
-        """``await work``, raising ``asyncio.TimeoutError`` after ``seconds`` (see above);
-        a cancellation of the caller always cancels the work and is re-raised."""
-        task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=seconds)
-        except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.wait({task})
-            raise
-        if not done:
-            task.cancel()
-            await asyncio.wait({task})
-            raise asyncio.TimeoutError
-        return task.result()
-
-
-async def _within(seconds: float, work: Awaitable[T]) -> T:
-    try:
-        return await _bounded(seconds, work)
-    except asyncio.TimeoutError:  # the builtin TimeoutError on 3.11+
-        raise _AttemptTimeout(seconds) from None
-
-
-class StreamBody:
-    """The body of an open streaming response, as it arrives, its content type and when
-    its attempt was sent (the stream's first-event deadline counts from there)."""
-
-    __slots__ = ("_chunks", "content_type", "sent_at")
-
-    def __init__(self, chunks: AsyncIterator[bytes], content_type: str, sent_at: float) -> None:
-        self._chunks = chunks
-        self.content_type = content_type
-        self.sent_at = sent_at
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks
-
-
-class _ConnectionTracer:
-    """httpcore's ``trace`` extension for one attempt: was a pooled connection reused?
-
-    A new connection reports ``connection.connect_*`` events before the request is sent; a
-    reused one goes straight to sending (``http11.*`` / ``http2.*``). A transport that reports
-    nothing (a mock) counts as a new connection.
-    """
-
-    __slots__ = ("answered", "connected", "sent", "sent_at")
-
-    def __init__(self) -> None:
-        self.sent_at = time.monotonic()  # when this attempt started
-        self.connected = False
-        self.sent = False
-        self.answered = False  # the response headers arrived
-
-    async def __call__(self, name: str, info: dict[str, object]) -> None:
-        if name.startswith("connection.connect_"):
-            self.connected = True
-        elif name.startswith(("http11.", "http2.")):
-            self.sent = True
-            if name.endswith("receive_response_headers.complete"):
-                self.answered = True
-
-    @property
-    def reused(self) -> bool:
-        return self.sent and not self.connected
-
-
-async def _body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
-    """The response body as it arrives, with network failures mapped to our exceptions."""
-    url = redact_url(str(response.request.url))
-    try:
-        async with aclosing(_generator(response.aiter_bytes())) as chunks:
-            async for chunk in chunks:
-                yield chunk
-    except httpx.TimeoutException as exc:
-        raise APITimeoutError(
-            f"stream timed out ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
-        ) from None
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        raise APIConnectionError(
-            f"stream interrupted ({type(exc).__name__}): {url}", {"error": type(exc).__name__}
-        ) from None
-
-
-def _generator(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-    """httpx's body iterators, typed as what they are (async generators, with ``aclose``)."""
-    return cast("AsyncGenerator[bytes, None]", chunks)
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Read the rest of a body whose reader stopped early, within a short bound.
-
-    A body that does not end promptly (or fails) is left to be closed with its connection:
-    the reply is already complete, so this must never turn it into an error.
-    """
-
-    async def rest() -> None:
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > _DRAIN_BYTES:
-                return
-
-    with suppress(asyncio.TimeoutError, ChatAPIException):
-        await _bounded(_DRAIN_SECONDS, rest())  # a cancellation is never swallowed here
-
-
-async def _drain_and_close(chunks: AsyncGenerator[bytes, None], response: httpx.Response) -> None:
-    try:
-        if not response.is_closed:
-            await _drain(chunks)
-    finally:
-        await chunks.aclose()
-        await response.aclose()
-
-
-async def _read_or_close(response: httpx.Response) -> None:
-    """Read the whole body; on failure close the response before re-raising."""
-    try:
-        await response.aread()
-    except BaseException:
-        await response.aclose()
-        raise
-
-
-async def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    """Read at most ``cap`` bytes of a body (error pages can be huge), then stop."""
-    parts: list[bytes] = []
-    size = 0
-    async with aclosing(_generator(response.aiter_bytes())) as chunks:  # closed now, not by GC
-        async for chunk in chunks:
-            parts.append(chunk)
-            size += len(chunk)
-            if size >= cap:
-                break
-    return b"".join(parts)[:cap]
-
-
-def _response_preview(data: bytes, secrets: tuple[str, ...], limit: int = 4000) -> str:
-    # Redact and elide before cutting, so neither a secret nor base64 shows even in part.
-    text = redact_text(data.decode("utf-8", errors="replace"), secrets)
-    return _truncate_text(elide_base64(text), limit)
-
-
-def _truncate_text(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
-
-
-def _body_preview(body: Body | None, secrets: tuple[str, ...]) -> str:
-    if body is None:
-        return ""
-    if isinstance(body, bytes):
-        text = redact_text(body.decode("utf-8", errors="replace"), secrets)
-        return _truncate_text(elide_base64(text), 8000)
-    preview = getattr(body, "preview", None)  # request.MediaBody describes its media
-    if callable(preview):
-        return _truncate_text(elide_base64(redact_text(str(preview()), secrets)), 8000)
-    return f"<streamed body, {body.content_length} bytes, media elided>"

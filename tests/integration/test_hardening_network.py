@@ -392,9 +392,9 @@ async def test_the_caller_never_waits_for_the_end_of_the_body(
 ) -> None:
     """[DONE], then the server holds the body open: the caller's loop still ends at once (the
     reading for connection reuse happens in the background, bounded)."""
-    from openai_chatapi import _transport as transport
+    from openai_chatapi import _exchange
 
-    monkeypatch.setattr(transport, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
+    monkeypatch.setattr(_exchange, "_DRAIN_SECONDS", SAFETY * 2)  # longer than call()'s bound
     fault_server.script(stall_after_done)
     async with make_agent(fault_server, timeout=SAFETY * 2) as agent:
         before = agent.history

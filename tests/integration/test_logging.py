@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
+from openai_chatapi import (
+    BadRequestError,
+    ChatAgent,
+    InternalServerError,
+    ModelConfig,
+    RuntimeConfig,
+)
 from openai_chatapi._transport import logger as package_logger
 
 from ..support.fakes import (
@@ -30,7 +36,7 @@ DEBUG = DEBUG_RUNTIME
 
 @pytest.fixture(autouse=True)
 def _restore_logger() -> Iterator[None]:
-    # Agents set the package logger's level; keep tests independent of each other.
+    # Agents may add a stderr handler to the package logger; keep tests independent.
     level, handlers = package_logger.level, list(package_logger.handlers)
     yield
     package_logger.setLevel(level)
@@ -210,11 +216,63 @@ async def test_enable_logging_false_logs_nothing(
     assert (out, err) == ("", "")
 
 
-async def test_log_level_is_applied_to_the_package_logger(server: FakeServer) -> None:
-    _agent(server, log_level="WARNING")
-    assert package_logger.level == logging.WARNING
-    _agent(server, log_level="error", enable_debug=True)
-    assert package_logger.level == logging.DEBUG
+async def test_each_agent_logs_at_its_own_level(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second agent never changes the first one's logging (the package logger's level
+    is left alone: the last agent created used to decide it for every agent)."""
+    caplog.set_level(logging.DEBUG)
+    verbose = _agent(server, **DEBUG)
+    _agent(server, log_level="ERROR", max_retries=1)  # created last: decides nothing
+    quiet = _agent(server, log_level="ERROR", max_retries=1)
+    assert package_logger.level == logging.NOTSET
+    server.add_json({"error": {"message": "x"}}, status=503).add_completion("ok")
+    async with quiet:
+        await quiet.chat("quiet call")
+    assert _ours(caplog) == []  # its retry warning is below its ERROR level
+    server.add_completion("ok")
+    async with verbose:
+        await verbose.chat("verbose call")
+    records = _ours(caplog)
+    assert records and all(r.name == "openai_chatapi" for r in records)
+    assert any("HTTP request" in r.getMessage() for r in records)
+    assert {r.agent for r in records} == {verbose._transport.log.extra["agent"]}  # type: ignore[attr-defined,index]
+
+
+async def test_an_agent_at_warning_level_keeps_its_warnings_only(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    warning = _agent(server, log_level="WARNING", max_retries=1, log_http_requests=True)
+    _agent(server, **DEBUG)  # a debug agent created later does not make the first one talk
+    server.add_json({"error": {"message": "x"}}, status=500).add_completion("ok")
+    async with warning:
+        await warning.chat("hi")
+    assert [r.levelname for r in _ours(caplog)] == ["WARNING"]  # the retry, not the request
+
+
+async def test_user_handlers_on_the_package_logger_receive_every_agents_records(
+    server: FakeServer,
+) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Collect()
+    package_logger.addHandler(handler)
+    try:
+        first, second = _agent(server, **DEBUG), _agent(server, **DEBUG)
+        for agent in (first, second):
+            server.add_completion("ok")
+            async with agent:
+                await agent.chat("hi")
+    finally:
+        package_logger.removeHandler(handler)
+    agents = {getattr(r, "agent", None) for r in seen if "HTTP request" in r.getMessage()}
+    assert len(agents) == 2 and None not in agents
+    assert all(r.funcName == "request" for r in seen if "HTTP request" in r.getMessage())
 
 
 async def test_logs_reach_stderr_when_logging_is_not_configured(
@@ -236,3 +294,21 @@ async def test_logs_reach_stderr_when_logging_is_not_configured(
         pass
     streams = [h for h in package_logger.handlers if type(h) is logging.StreamHandler]
     assert len(streams) == 1
+
+
+async def test_retry_decisions_are_logged_at_debug(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add_json({"error": {"message": "x"}}, status=503)
+    server.add_json({"error": {"message": "x"}}, status=503)
+    async with _agent(server, log_level="DEBUG", max_retries=1) as agent:
+        with pytest.raises(InternalServerError):
+            await agent.chat("hi")
+    server.add_json({"error": {"message": "no"}}, status=400)
+    async with _agent(server, log_level="DEBUG", max_retries=1) as agent:
+        with pytest.raises(BadRequestError):
+            await agent.chat("hi")
+    debug = [r.getMessage() for r in _ours(caplog) if r.levelno == logging.DEBUG]
+    assert "not retrying after HTTP 503: all 1 retries used" in debug
+    assert "HTTP 400 is not retryable" in debug

@@ -168,7 +168,7 @@ class _EndThenCancelDrain(httpx.AsyncByteStream):
         yield self.body
         yield b": trailing comment the reader never needs\n\n"
         for task in asyncio.all_tasks():
-            if task.get_coro().__qualname__ == "_drain_and_close":  # type: ignore[union-attr]
+            if task.get_coro().__qualname__ == "drain_and_close":  # type: ignore[union-attr]
                 task.cancel()
                 self.cancelled.append(task)
 

@@ -150,3 +150,48 @@ def test_overrides_are_validated_and_unknown_names_refused() -> None:
     with pytest.raises(ConfigurationError) as info:
         cfg.with_overrides({"temperature": 3})
     assert info.value.details == {"field": "temperature", "value": 3}
+
+
+def test_call_options_list_every_request_field_of_model_config_with_its_type() -> None:
+    """``CallOptions`` and ``ModelConfig`` write the same 14 fields: they must agree."""
+    import dataclasses
+    from typing import get_type_hints
+
+    from openai_chatapi import CallOptions
+    from openai_chatapi._config import REQUEST_FIELDS
+
+    config_types = get_type_hints(ModelConfig)
+    option_types = get_type_hints(CallOptions)
+    connection = {"api_base_url", "api_key", "stream"}  # per agent, not per call
+    fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in connection]
+    assert list(option_types) == fields == list(REQUEST_FIELDS)
+    for name in fields:
+        assert option_types[name] == config_types[name], name
+
+
+def test_every_request_field_is_a_parameter_the_request_builder_sends() -> None:
+    from openai_chatapi._config import REQUEST_FIELDS
+    from openai_chatapi._generated import ChatCompletionRequest
+    from openai_chatapi._request import RequestOptions, build_payload
+
+    known = {f.alias or name for name, f in ChatCompletionRequest.model_fields.items()}
+    assert set(REQUEST_FIELDS) <= known
+    config = ModelConfig(
+        api_key="k",
+        model="m",
+        temperature=0.5,
+        top_p=0.5,
+        max_tokens=5,
+        max_completion_tokens=6,
+        frequency_penalty=0.5,
+        presence_penalty=0.5,
+        n=2,
+        stop=["x"],
+        logprobs=True,
+        top_logprobs=2,
+        seed=3,
+        user="u",
+        reasoning_effort="low",
+    )
+    payload = build_payload(config, [{"role": "user", "content": "hi"}], RequestOptions())
+    assert set(REQUEST_FIELDS) <= set(payload)

@@ -213,3 +213,32 @@ def test_in_stream_error_with_numeric_code_maps_like_a_status(
     exc = error_from_payload({"error": {"message": "boom", "code": code}})
     assert type(exc) is expected
     assert exc.details["status_code"] is None
+
+
+def test_typed_attributes_are_none_when_absent_and_never_of_the_wrong_type() -> None:
+    from openai_chatapi import APIConnectionError, ChatAPIException
+
+    bare = APIConnectionError("refused", {"error": "ConnectError"})
+    assert (bare.status_code, bare.request_id, bare.body, bare.error_type, bare.code) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    odd = ChatAPIException("x", {"status_code": True, "request_id": 5, "error_code": ["c"]})
+    assert (odd.status_code, odd.request_id, odd.code) == (None, None, None)
+    assert odd.details == {"status_code": True, "request_id": 5, "error_code": ["c"]}
+
+
+def test_typed_attributes_of_a_payload_error_mirror_its_details() -> None:
+    from openai_chatapi._errors import error_from_payload
+
+    payload = {"error": {"message": "slow down", "type": "requests", "code": "rate_limit"}}
+    error = error_from_payload(payload, status=429, request_id="req-1", body="{...}")
+    assert error.status_code == 429
+    assert error.request_id == "req-1"
+    assert error.error_type == "requests"
+    assert error.code == "rate_limit"
+    assert error.body == "{...}"
+    assert error.details["error_code"] == "rate_limit"  # the seed's dict is unchanged
