@@ -8,7 +8,6 @@ history exactly as it was.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatAgent", "MediaArg", "ToolSpec"]
 
-logger = logging.getLogger("openai_chatapi")
 
 T = TypeVar("T")
 
@@ -85,7 +83,7 @@ class ChatAgent(ClosesOnExit):
         self._stats = stats = Stats(runtime.capture_token_usage, runtime.capture_latency)
         self._calls = ModelCalls(self.model_config, runtime, stats, http_transport, sleep)
         self._transport = self._calls.transport
-        self._state = Conversation()
+        self._state = Conversation(self._transport.log)
         self._streams = OpenStreams()  # streams that may still hold a connection
         self._runner = TurnRunner(runtime, self._calls, stats, self._state, self._streams)
 

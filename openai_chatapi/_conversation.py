@@ -18,7 +18,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._errors import ConfigurationError
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Conversation", "Ticket", "TurnGate", "answers_for", "pending_calls_error"]
 
 logger = logging.getLogger("openai_chatapi")
+Log: TypeAlias = "logging.Logger | logging.LoggerAdapter[logging.Logger]"
 
 # Ids of the gates whose turn is running tool handlers in this context (inherited by the
 # handlers' tasks): a handler that starts a history-changing call on the same agent would
@@ -54,13 +55,23 @@ class Conversation:
     request and writes it only in :meth:`commit`, at the end of a successful turn.
     """
 
-    __slots__ = ("gate", "history", "last_response", "output_modes", "pending", "stale", "tools")
+    __slots__ = (
+        "gate",
+        "history",
+        "last_response",
+        "log",
+        "output_modes",
+        "pending",
+        "stale",
+        "tools",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, log: Log = logger) -> None:
+        self.log = log  # the agent's own logger: its level, not the last agent's
         self.history: list[ChatMessage] = []
         self.pending: list[ChatMessage] | None = None  # a turn ended on unanswered tool calls
         self.last_response: ChatCompletion | None = None
-        self.gate = TurnGate()  # one history-changing turn at a time; the epoch
+        self.gate = TurnGate(log)  # one history-changing turn at a time; the epoch
         self.tools: ToolRegistry | None = None  # built on first use: tools are optional
         # Structured output: (model, requested mode) -> the way of asking that worked.
         self.output_modes: dict[tuple[str, str], str] = {}
@@ -103,7 +114,7 @@ class Conversation:
         if not self.gate.may_commit(ticket):
             # Started before clear_history()/load_history(), or taken over: not this
             # conversation's turn any more.
-            logger.debug("a turn of a replaced conversation ended; it is not committed")
+            self.log.debug("a turn of a replaced conversation ended; it is not committed")
         elif turn[-1].role == "assistant" and turn[-1].tool_calls and not auto_execute:
             self.pending = turn
         else:
@@ -128,9 +139,10 @@ class Ticket:
 class TurnGate:
     """FIFO gate for history-changing turns, and the conversation's epoch."""
 
-    __slots__ = ("_holder", "_waiters", "epoch")
+    __slots__ = ("_holder", "_log", "_waiters", "epoch")
 
-    def __init__(self) -> None:
+    def __init__(self, log: Log = logger) -> None:
+        self._log = log
         self.epoch = 0
         self._holder: Ticket | None = None
         self._waiters: deque[tuple[Ticket, asyncio.Future[None]]] = deque()
@@ -174,7 +186,7 @@ class TurnGate:
             # A stream of this agent left open in this very task (abandoned, or we are inside
             # its loop): waiting for it would wait forever. The new call takes over.
             holder.superseded = True
-            logger.warning(
+            self._log.warning(
                 "a stream of this agent left open in the same task was superseded by a new "
                 "call; its turn will not be added to the history (close streams you leave)"
             )

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +58,6 @@ __all__ = [
     "run_structured",
 ]
 
-logger = logging.getLogger("openai_chatapi")
 
 OutputMode = Literal["auto", "native", "json", "tool"]
 OUTPUT_MODES: tuple[str, ...] = ("auto", "native", "json", "tool")
@@ -323,13 +321,12 @@ async def run_structured(
                 index += 1
                 del turn[start:]
                 scaffold.clear()
-                if runner.runtime.enable_logging:
-                    logger.debug(
-                        "structured output: the server rejected %s mode (HTTP %s); trying %s",
-                        _MODE_OF[variant],
-                        exc.status_code,
-                        _MODE_OF[variants[index]],
-                    )
+                runner.state.log.debug(
+                    "structured output: the server rejected %s mode (HTTP %s); trying %s",
+                    _MODE_OF[variant],
+                    exc.status_code,
+                    _MODE_OF[variants[index]],
+                )
                 continue
             raise
         assert final is not None
@@ -368,10 +365,9 @@ async def run_structured(
         break
     if memory.get(key) != variant:
         memory[key] = variant
-        if runner.runtime.enable_logging:
-            logger.info(
-                "structured output for model %r: %s mode", call.config.model, _MODE_OF[variant]
-            )
+        runner.state.log.info(
+            "structured output for model %r: %s mode", call.config.model, _MODE_OF[variant]
+        )
     committed = [m for i, m in enumerate(turn) if i not in scaffold]
     committed[0] = original
     if committed[-1].tool_calls and variant == "tool":

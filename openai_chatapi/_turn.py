@@ -297,7 +297,7 @@ class TurnRunner:
             from .media._history import without_stale_media
 
             # An earlier turn's file that is gone or changed never fails this turn.
-            history = without_stale_media(history, self.state.stale)
+            history = without_stale_media(history, self.state.stale, self.state.log)
         return [*history, *turn]
 
     async def run(

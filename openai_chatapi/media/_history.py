@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .._conversation import Log
 from .._errors import MediaProcessingError
 from .._messages import ChatMessage, ContentPart, RefusalPart, TextPart
 from ._input import MediaPart
@@ -85,10 +86,13 @@ def _stale_reason(part: Any) -> str | None:
     return None
 
 
-def without_stale_media(messages: Sequence[ChatMessage], warned: set[str]) -> list[ChatMessage]:
+def without_stale_media(
+    messages: Sequence[ChatMessage], warned: set[str], log: Log = logger
+) -> list[ChatMessage]:
     """``messages`` with each gone or changed local file replaced by a text note.
 
-    ``warned`` holds the files already warned about (one warning per file and agent).
+    ``warned`` holds the files already warned about (one warning per file and agent), whose
+    own logger ``log`` says so.
     """
     out: list[ChatMessage] = []
     for message in messages:
@@ -110,7 +114,7 @@ def without_stale_media(messages: Sequence[ChatMessage], warned: set[str]) -> li
             changed = True
             if part.source not in warned:
                 warned.add(part.source)
-                logger.warning(
+                log.warning(
                     "%s %s of an earlier turn %s: a text note is sent in its place "
                     "(RuntimeConfig(keep_media_bytes=True) keeps attached media)",
                     part.type,

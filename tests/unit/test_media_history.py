@@ -34,8 +34,9 @@ def _upload(folder: Path, name: str = "upload.png", **kwargs: Any) -> Path:
 
 
 async def test_a_deleted_file_of_an_earlier_turn_is_replaced_by_a_note(
-    agent: ChatAgent, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_agent: AgentFactory, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    agent = await make_agent(enable_logging=True)  # the warning is this agent's own record
     upload = _upload(tmp_path)
     server.add_completion("a red square").add_completion("yes").add_completion("still yes")
     assert await agent.chat("what is this?", image_paths=str(upload)) == "a red square"
@@ -126,3 +127,22 @@ async def test_a_file_deleted_during_a_tool_round_does_not_fail_the_follow_up(
     server.add_completion("done")
     assert await agent.chat("look, then tidy up", image_paths=str(upload)) == "done"
     assert _first_user_content(server.last_body)[1]["text"].startswith("[image upload.png")
+
+
+async def test_the_note_warning_follows_each_agents_own_logging_switch(
+    make_agent: AgentFactory, server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Records of the turn runner are the agent's own: a second agent with logging off says
+    # nothing, and creating it changes nothing for the first.
+    loud = await make_agent(enable_logging=True)
+    quiet = await make_agent(enable_logging=False)
+    for agent, name in ((loud, "loud.png"), (quiet, "quiet.png")):
+        upload = _upload(tmp_path, name)
+        server.add_completion("a").add_completion("b")
+        await agent.chat("look", image_paths=str(upload))
+        upload.unlink()
+        with caplog.at_level(logging.DEBUG, logger="openai_chatapi"):
+            await agent.chat("and now?")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "loud.png" in said
+    assert "quiet.png" not in said
