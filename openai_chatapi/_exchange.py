@@ -26,6 +26,7 @@ __all__ = [
     "body_chunks",
     "drain_and_close",
     "exchange",
+    "local_server_transport",
     "read_capped",
     "within",
 ]
@@ -198,3 +199,14 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
             if size >= cap:
                 break
     return b"".join(parts)[:cap]
+
+
+def local_server_transport(base_url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The transport naming a crash of the embedded local server at ``base_url``, if one runs
+    there (None: httpx's own). Servers register when they start, so before
+    ``openai_chatapi.local`` is imported there is none to look up, nor anything to import."""
+    if f"{__package__}.local" not in sys.modules:
+        return None
+    from .local._watch import watched_transport
+
+    return watched_transport(base_url, limits)

@@ -11,16 +11,14 @@ failure to our exceptions and scrubs secrets from whatever leaves) → :meth:`Tr
 exchange, bounded as a whole) and :meth:`Transport._status_error` (an error status as an
 exception). A stream's body is read inside the same boundary.
 
-One other place sends HTTP, and it is not an agent's: the embedded local server's supervisor
-(``local/_supervisor.py``) polls ``GET /v1/models`` of the loopback server it has just started
-until that lists the model. It runs before any agent or ``ModelConfig`` exists, also from
-blocking code, and a failed poll there means "not up yet", not a failure to retry, map or log.
+One other place sends HTTP, not for an agent: the local server's supervisor
+(``local/_supervisor.py``) polls ``GET /v1/models`` of the server it started, before any agent
+exists and from blocking code too; a failed poll there means "not up yet", nothing to map.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -47,6 +45,7 @@ from ._exchange import (
     body_chunks,
     drain_and_close,
     exchange,
+    local_server_transport,
     read_capped,
     within,
 )
@@ -61,17 +60,6 @@ logger = PACKAGE_LOGGER  # the package logger (every agent's records go to its h
 
 USER_AGENT = f"openai_chatapi/{__version__} (python httpx)"
 _ERROR_BODY_CAP = 64 * 1024
-
-
-def _local_server_transport(base_url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport naming a crash of the embedded local server at ``base_url``, if one runs
-    there (None: httpx's own). Servers register when they start, so before
-    ``openai_chatapi.local`` is imported there is none to look up, nor anything to import."""
-    if f"{__package__}.local" not in sys.modules:
-        return None
-    from .local._watch import watched_transport
-
-    return watched_transport(base_url, limits)
 
 
 class SentBody(Protocol):
@@ -221,7 +209,7 @@ class Transport:
             verify=runtime.verify_ssl,
             limits=limits,
             # The embedded local model server, when it is the target, names its own crash.
-            transport=self._http_transport or _local_server_transport(self.base_url, limits),
+            transport=self._http_transport or local_server_transport(self.base_url, limits),
             follow_redirects=False,
         )
 
