@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from openai_chatapi import ChatAgent, ModelConfig, RuntimeConfig
 
 from .support.fakes import API_KEY, BASE_URL, FakeServer, SleepRecorder
 from .support.live_server import live_local_server, live_model_config, local_model_path  # noqa: F401
+from .support.repo_scripts import load_script, load_upstream
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -84,6 +86,18 @@ def pytest_report_header() -> list[str]:
 def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """syrupy's snapshot, stored as JSON (the payload snapshots)."""
     return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.fixture(scope="session")
+def check_schema() -> ModuleType:
+    """``scripts/check_schema.py`` as a module."""
+    return load_script("check_schema")
+
+
+@pytest.fixture(scope="session")
+def upstream(check_schema: ModuleType) -> dict[str, Any]:
+    """The official spec as published (nullable and all); skips the test without it."""
+    return load_upstream(check_schema)
 
 
 @pytest.fixture

@@ -23,7 +23,15 @@ from openai_chatapi import (
 )
 
 from ..conftest import AgentFactory
-from ..support.fakes import API_KEY, BASE_URL, FakeServer, completion, text_chunks, tool_call
+from ..support.fakes import (
+    API_KEY,
+    BASE_URL,
+    FakeServer,
+    calls_reply,
+    completion,
+    text_chunks,
+    tool_call,
+)
 from ..support.payload_scenarios import (
     EVERY_FIELD,
     SCENARIOS,
@@ -237,19 +245,21 @@ async def test_streaming_body_without_usage(
     assert body["stream"] is True and "stream_options" not in body
 
 
+async def _ask_weather(
+    agent: ChatAgent, server: FakeServer, city: str, reply: str, **call: Any
+) -> str:
+    """A turn in which the model calls ``get_weather`` for ``city``, then answers ``reply``."""
+    agent.register_tool(get_weather)
+    server.add_json(calls_reply(tool_call("call_1", "get_weather", {"city": city})))
+    server.add_completion(reply)
+    return await agent.chat(f"Weather in {city}?", **call)
+
+
 async def test_registered_tool_with_named_choice(
     agent: ChatAgent, server: FakeServer, snapshot_json: Any
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_completion(
-        None,
-        tool_calls=[tool_call("call_1", "get_weather", {"city": "Paris"})],
-        finish_reason="tool_calls",
-    )
-    server.add_completion("It is sunny in Paris.")
-    reply = await agent.chat(
-        "Weather in Paris?", tool_choice=get_weather, parallel_tool_calls=False
-    )
+    named = {"tool_choice": get_weather, "parallel_tool_calls": False}
+    reply = await _ask_weather(agent, server, "Paris", "It is sunny in Paris.", **named)
     assert reply == "It is sunny in Paris."
     first = wire(server, 0)
     assert first == snapshot_json
@@ -261,14 +271,7 @@ async def test_registered_tool_with_named_choice(
 async def test_assistant_tool_call_turn_has_empty_string_content(
     agent: ChatAgent, server: FakeServer, snapshot_json: Any
 ) -> None:
-    agent.register_tool(get_weather)
-    server.add_completion(
-        None,
-        tool_calls=[tool_call("call_1", "get_weather", {"city": "Oslo"})],
-        finish_reason="tool_calls",
-    )
-    server.add_completion("Sunny.")
-    await agent.chat("Weather in Oslo?", tool_choice="get_weather")
+    await _ask_weather(agent, server, "Oslo", "Sunny.", tool_choice="get_weather")
     follow_up = wire(server, 1)
     assert follow_up == snapshot_json
     assistant = follow_up["messages"][1]

@@ -21,22 +21,17 @@ from typing import Any
 
 import pytest
 
+import openai_chatapi as api
 from openai_chatapi import (
     APIConnectionError,
     APIResponseError,
     APIStatusError,
-    AuthenticationError,
-    BadRequestError,
     ChatAgent,
     ChatAPIException,
     ChatCompletion,
     ContentDeltaEvent,
-    InternalServerError,
     ModelConfig,
     ModelNotFoundError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     RuntimeConfig,
     TokenLimitError,
     ToolCall,
@@ -64,12 +59,12 @@ API_KEY = "sk-replay-0123456789"
 
 _API_DEFAULTS = {"n": 1, "top_p": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    422: BadRequestError,
-    429: RateLimitError,
+    400: api.BadRequestError,
+    401: api.AuthenticationError,
+    403: api.PermissionDeniedError,
+    404: api.NotFoundError,
+    422: api.BadRequestError,
+    429: api.RateLimitError,
 }
 
 
@@ -179,7 +174,9 @@ def _check_status_error(exchange: Exchange, outcome: Outcome) -> None:
     status = expect["error_status"]
     error = outcome.error
     assert isinstance(error, APIStatusError), f"expected HTTP {status} error, got {error!r}"
-    wanted = _STATUS_CLASSES.get(status, InternalServerError if status >= 500 else APIStatusError)
+    wanted = _STATUS_CLASSES.get(
+        status, api.InternalServerError if status >= 500 else APIStatusError
+    )
     assert isinstance(error, wanted), f"HTTP {status} raised {type(error).__name__}"
     assert error.status_code == status
     assert error.details["error_type"] == expect["error_type"]

@@ -10,11 +10,8 @@ and the spec file; skips with the reason when either is absent.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -46,12 +43,10 @@ from ..support.prism_support import (
     find_prism,
     write_spec,
 )
+from ..support.repo_scripts import REPO
 
 pytestmark = pytest.mark.spec
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-UPSTREAM = SHARED / "upstream" / "openai-openapi.yaml"
 OUR_SCHEMA = REPO / "schema" / "chat_completions.schema.json"
 API_KEY = "sk-prism-0123456789abcdef"
 # Prism parses the 3 MB spec before it listens: about a minute on a busy machine.
@@ -97,31 +92,6 @@ INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [
         "messages.0",
     ),
 ]
-
-
-def _load_check_schema() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "check_schema", REPO / "scripts" / "check_schema.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("check_schema", module)  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def check_schema() -> ModuleType:
-    return _load_check_schema()
-
-
-@pytest.fixture(scope="session")
-def upstream(check_schema: ModuleType) -> dict[str, Any]:
-    """The official spec as published (nullable and all)."""
-    if not UPSTREAM.is_file():
-        pytest.skip(f"official OpenAPI spec not found at {UPSTREAM}")
-    data: dict[str, Any] = check_schema.load_openapi(UPSTREAM)
-    return data
 
 
 def _post(url: str, body: Any, **headers: str) -> httpx.Response:

@@ -44,17 +44,9 @@ from openai_chatapi.media import _history as media_history
 from openai_chatapi.media import clear_media_caches
 
 from ..conftest import AgentFactory
+from ..support import media_factory as factory
 from ..support.fakes import API_KEY, FakeServer, SleepRecorder, ask, completion, text_chunks
 from ..support.loopback import Connection, LoopbackServer, Request, response_bytes
-from ..support.media_factory import (
-    audio_only_mp4,
-    frame_index,
-    image_bytes,
-    noisy_png,
-    video_bytes,
-    write_image,
-    write_video,
-)
 
 OPENAI = "https://api.openai.com/v1"
 QUESTION = "What is in these? Qu'y a-t-il ? 猫 🐱"  # non-ASCII: Content-Length counts bytes
@@ -104,7 +96,7 @@ def url_of(part: dict[str, Any]) -> str:
 
 def padded_video(path: Path, extra_bytes: int) -> Path:
     """A valid mp4 followed by a ``free`` box of random bytes (several base64 chunks long)."""
-    head = video_bytes("mp4")
+    head = factory.video_bytes("mp4")
     filler = hashlib.shake_256(b"filler").digest(extra_bytes)
     path.write_bytes(head + (len(filler) + 8).to_bytes(4, "big") + b"free" + filler)
     return path
@@ -118,10 +110,10 @@ def compact(payload: Any) -> bytes:
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     return {
-        "photo.png": write_image(tmp_path / "photo.png"),
-        "snap.jpg": write_image(tmp_path / "snap.jpg", "jpeg", color=(20, 120, 220)),
-        "clip.mp4": write_video(tmp_path / "clip.mp4", "mp4"),
-        "clip.webm": write_video(tmp_path / "clip.webm", "webm"),
+        "photo.png": factory.write_image(tmp_path / "photo.png"),
+        "snap.jpg": factory.write_image(tmp_path / "snap.jpg", "jpeg", color=(20, 120, 220)),
+        "clip.mp4": factory.write_video(tmp_path / "clip.mp4", "mp4"),
+        "clip.webm": factory.write_video(tmp_path / "clip.webm", "webm"),
     }
 
 
@@ -150,8 +142,8 @@ async def test_one_image_path_becomes_text_then_image(
 async def test_lists_are_sent_text_first_then_media_in_the_order_given(
     make_agent: AgentFactory, server: FakeServer, files: dict[str, Path], how: str
 ) -> None:
-    gif = image_bytes("gif", color=(10, 200, 10))
-    webp_url = data_url("image/webp", image_bytes("webp"))
+    gif = factory.image_bytes("gif", color=(10, 200, 10))
+    webp_url = data_url("image/webp", factory.image_bytes("webp"))
     agent = await make_agent(video_mode="native")
     await ask(
         agent,
@@ -189,7 +181,7 @@ async def test_lists_are_sent_text_first_then_media_in_the_order_given(
 async def test_raw_bytes_are_typed_from_their_content(
     make_agent: AgentFactory, server: FakeServer, how: str
 ) -> None:
-    jpeg, webm = image_bytes("jpeg"), video_bytes("webm")
+    jpeg, webm = factory.image_bytes("jpeg"), factory.video_bytes("webm")
     agent = await make_agent(video_mode="native")
     await ask(agent, server, how, "bytes", image_paths=jpeg, video_paths=[webm])
     _, image, video = user_content(server)
@@ -234,8 +226,8 @@ async def test_http_urls_pass_through_and_are_never_downloaded(
 async def test_data_urls_pass_through_unchanged(
     make_agent: AgentFactory, server: FakeServer, how: str
 ) -> None:
-    image = data_url("image/png", image_bytes("png", size=(3, 2)))
-    video = data_url("video/mp4", video_bytes("mp4", frames=5))
+    image = data_url("image/png", factory.image_bytes("png", size=(3, 2)))
+    video = data_url("video/mp4", factory.video_bytes("mp4", frames=5))
     agent = await make_agent(video_mode="native")
     await ask(agent, server, how, "inline", image_paths=[image], video_paths=video)
     assert [url_of(p) for p in user_content(server)[1:]] == [image, video]
@@ -256,9 +248,9 @@ async def test_image_detail_is_sent_on_every_image_part(
         "details",
         image_paths=[
             files["photo.png"],
-            image_bytes("gif"),
+            factory.image_bytes("gif"),
             "https://images.example.com/cat.jpg",
-            data_url("image/png", image_bytes("png")),
+            data_url("image/png", factory.image_bytes("png")),
         ],
         video_paths=files["clip.mp4"],
     )
@@ -297,7 +289,7 @@ async def test_frames_mode_sends_timestamped_jpeg_frames(
     for part in frames[1::2]:
         mime, jpeg = decode(url_of(part))
         assert mime == "image/jpeg" and jpeg.startswith(b"\xff\xd8\xff")
-        picked.append(frame_index(jpeg))
+        picked.append(factory.frame_index(jpeg))
     assert picked == sorted(set(picked)) and picked[0] >= 0 and picked[-1] < 20
 
 
@@ -363,11 +355,11 @@ def _not_an_image(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _image_too_big(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"image_paths": write_image(tmp / "big.png"), "_max": 10}
+    return {"image_paths": factory.write_image(tmp / "big.png"), "_max": 10}
 
 
 def _video_too_big(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"video_paths": write_video(tmp / "big.mp4"), "_max": 100}
+    return {"video_paths": factory.write_video(tmp / "big.mp4"), "_max": 100}
 
 
 def _corrupt_video(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -387,32 +379,32 @@ def _unsupported_container(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _not_a_video(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"video_paths": write_image(tmp / "clip.mp4")}
+    return {"video_paths": factory.write_image(tmp / "clip.mp4")}
 
 
 def _no_video_stream(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    (tmp / "song.mp4").write_bytes(audio_only_mp4())
+    (tmp / "song.mp4").write_bytes(factory.audio_only_mp4())
     return {"video_paths": tmp / "song.mp4"}
 
 
 def _frames_without_pyav(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    path = write_video(tmp / "clip.mp4")
+    path = factory.write_video(tmp / "clip.mp4")
     _hide(mp, "av")
     return {"video_paths": path, "_mode": "frames"}
 
 
 def _conversion_without_pillow(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    path = write_image(tmp / "scan.bmp", "bmp")
+    path = factory.write_image(tmp / "scan.bmp", "bmp")
     _hide(mp, "PIL", "PIL.Image", "PIL.ImageOps")
     return {"image_paths": path}
 
 
 def _bad_second_item(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"image_paths": [write_image(tmp / "good.png"), tmp / "gone.png"]}
+    return {"image_paths": [factory.write_image(tmp / "good.png"), tmp / "gone.png"]}
 
 
 def _bad_data_url(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"image_paths": data_url("image/png", video_bytes("mp4"))}
+    return {"image_paths": data_url("image/png", factory.video_bytes("mp4"))}
 
 
 def _remote_video_for_images_only_host(tmp: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -520,7 +512,7 @@ def _expected_body(
 async def test_streamed_body_equals_the_materialised_body_byte_for_byte(
     make_agent: AgentFactory, server: FakeServer, tmp_path: Path, how: str
 ) -> None:
-    image = Path(write_image(tmp_path / "photo.png"))
+    image = Path(factory.write_image(tmp_path / "photo.png"))
     video = padded_video(tmp_path / "long.mp4", 3 * 1024 * 1024 + 7)  # many chunks, odd size
     agent = await make_agent(video_mode="native")
     agent.set_system_prompt("Be brief.")
@@ -574,7 +566,7 @@ async def socket_agent(socket_server: _RecordingServer) -> AsyncIterator[ChatAge
 async def test_over_a_real_socket_the_body_and_content_length_are_exact_and_retries_resend_it(
     socket_agent: ChatAgent, socket_server: _RecordingServer, tmp_path: Path
 ) -> None:
-    image = Path(write_image(tmp_path / "photo.png"))
+    image = Path(factory.write_image(tmp_path / "photo.png"))
     video = padded_video(tmp_path / "long.mp4", 2 * 1024 * 1024 + 1)
     error = {"error": {"message": "busy", "type": "server_error", "param": None, "code": None}}
     socket_server.replies.append((503, error))
@@ -596,7 +588,7 @@ async def test_over_a_real_socket_the_body_and_content_length_are_exact_and_retr
 async def test_a_retry_resends_an_identical_body(
     make_agent: AgentFactory, server: FakeServer, sleeps: SleepRecorder, tmp_path: Path, how: str
 ) -> None:
-    image = Path(write_image(tmp_path / "photo.png"))
+    image = Path(factory.write_image(tmp_path / "photo.png"))
     video = padded_video(tmp_path / "long.mp4", 1024 * 1024)
     agent = await make_agent(max_retries=1, video_mode="native")
     error = {"error": {"message": "busy", "type": "server_error", "param": None, "code": None}}
@@ -616,8 +608,8 @@ async def test_history_keeps_references_and_later_turns_send_the_media_again(
     make_agent: AgentFactory, server: FakeServer, tmp_path: Path, how: str
 ) -> None:
     picture = tmp_path / "noisy.png"
-    picture.write_bytes(noisy_png((200, 200)))
-    clip = write_video(tmp_path / "clip.mp4")
+    picture.write_bytes(factory.noisy_png((200, 200)))
+    clip = factory.write_video(tmp_path / "clip.mp4")
     agent = await make_agent(video_mode="native", image_detail="high")
     await ask(agent, server, how, "first", image_paths=picture, video_paths=str(clip))
 
@@ -732,7 +724,7 @@ async def test_logs_never_contain_base64_media(
     flags: dict[str, bool],
     how: str,
 ) -> None:
-    inline = image_bytes("png", size=(50, 50), color=(1, 2, 3))
+    inline = factory.image_bytes("png", size=(50, 50), color=(1, 2, 3))
     agent = await make_agent(
         enable_logging=True, log_http_responses=True, video_mode="native", max_retries=1, **flags
     )
@@ -812,7 +804,7 @@ def _stand_in(url: str, known: dict[str, str]) -> str:
     with Image.open(io.BytesIO(data)) as image:
         described = f"{image.format} {image.width}x{image.height}"
     if mime == "image/jpeg":
-        described += f", frame #{frame_index(data)}"
+        described += f", frame #{factory.frame_index(data)}"
     return f"<{mime} base64: {described}>"
 
 
@@ -833,8 +825,8 @@ def _digests(named: dict[str, bytes]) -> dict[str, str]:
 async def test_payload_snapshot_native(
     make_agent: AgentFactory, server: FakeServer, files: dict[str, Path], snapshot_json: Any
 ) -> None:
-    gif = image_bytes("gif", color=(10, 200, 10))
-    dot = image_bytes("png", size=(2, 2))
+    gif = factory.image_bytes("gif", color=(10, 200, 10))
+    dot = factory.image_bytes("png", size=(2, 2))
     known = _digests(
         {
             **{name: path.read_bytes() for name, path in files.items()},

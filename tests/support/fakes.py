@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from openai_chatapi._sse import ServerSentEvent, SSEDecoder
 
 BASE_URL = "http://fake.test/v1"
 API_KEY = "sk-test-SECRET-0123456789abcdef"
@@ -245,3 +247,12 @@ async def ask(
 def calls_reply(*calls: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     """A completion that asks for ``calls`` (``tool_call(...)`` dicts)."""
     return completion(text, tool_calls=list(calls), finish_reason="tool_calls")
+
+
+def decode_sse(pieces: Iterable[bytes]) -> list[ServerSentEvent]:
+    """The events one ``SSEDecoder`` yields for ``pieces`` fed in turn, the final flush included."""
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for piece in pieces:
+        events += decoder.feed(piece)
+    return events + decoder.flush()

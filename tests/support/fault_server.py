@@ -386,50 +386,83 @@ class Fault:
         return self.chat if mode == "chat" else self.stream
 
 
-def _both(kind: str, what: str, behaviour: Behaviour, outcome: Outcome, **extra: Any) -> Fault:
-    """A fault with the same outcome in ``chat`` and ``chat_stream``."""
-    return Fault(kind, what, behaviour, outcome, outcome, **extra)
+def _rate_limited(header: str, value: str, delay: float) -> Fault:
+    """HTTP 429 whose ``header: value`` asks for a wait of ``delay`` seconds."""
+    note = f"waits the {delay:g} s asked"
+    outcome = Outcome(RateLimitError, retried=True, text="HTTP 429", note=note)
+    behaviour = error_status(429, "slow down", **{header: value})
+    what = f"HTTP 429 with `{header}: {value}`"
+    return Fault(f"429-{header.lower()}", what, behaviour, outcome, outcome, retry_after=delay)
 
 
-def _status_fault(kind: str, status: int, **headers: str) -> Fault:
-    outcome = Outcome(
-        RateLimitError if status == 429 else InternalServerError,
-        retried=True,
-        text=f"HTTP {status}",
-    )
-    return _both(kind, f"HTTP {status} with an error object", error_status(status), outcome)
+def _server_error(status: int) -> Fault:
+    """An HTTP 5xx ``status`` with an OpenAI-shaped error object."""
+    outcome = Outcome(InternalServerError, retried=True, text=f"HTTP {status}")
+    what = f"HTTP {status} with an error object"
+    return Fault(str(status), what, error_status(status), outcome, outcome)
 
 
+# Outcomes by name; the table below pairs each fault with its ``chat`` and ``chat_stream`` one.
 _CONN = Outcome(APIConnectionError, retried=True, text="connection failed")
+_CONN_NO_EVENT_YET = Outcome(
+    APIConnectionError,
+    retried=True,
+    text="stream interrupted|connection failed",
+    note="no event yet, so the agent retries the stream",
+)
+_CUT_AFTER_TEXT = Outcome(
+    APIConnectionError, partial=True, text="stream interrupted", note="text was already delivered"
+)
 _TIMEOUT = Outcome(APITimeoutError, retried=True, text="timed out")
+_TIMEOUT_AFTER_TEXT = Outcome(
+    APITimeoutError, partial=True, text="stream timed out", note="text was already delivered"
+)
+_DONE_THEN_STALL = Outcome(None, reply=STREAM_TEXT, note="the connection is closed, not reused")
+_HTML_PAGE = Outcome(InternalServerError, retried=True, text="non-JSON error page")
+_NOT_JSON = Outcome(APIResponseError, text="invalid chat completion")
+_NOT_JSON_STREAM = Outcome(
+    APIResponseError,
+    text="invalid chat completion",
+    note="a JSON answer to a stream request is parsed as a completion",
+)
+_HALF_JSON = Outcome(APIResponseError, text="invalid chat completion", note="half a JSON body")
+_STREAM_TRUNCATED = Outcome(APIResponseError, partial=True, text="stream truncated")
+_BAD_EVENT = Outcome(APIResponseError, partial=True, text="not valid JSON")
+_OVERLOADED = Outcome(APIResponseError, text="model overloaded")
+_OVERLOADED_AFTER_TEXT = Outcome(APIResponseError, partial=True, text="model overloaded")
+_NO_CHOICES = Outcome(APIResponseError, text="no choices")
+_EMPTY_REPLY = Outcome(None, reply="")
+_FED_BACK = "the error is fed back; the model answers"
+_ANSWERS_AFTER_BAD_ARGS = Outcome(None, reply=REPLY, note=_FED_BACK)
+_STREAMS_AFTER_BAD_ARGS = Outcome(None, reply=STREAM_TEXT, note=_FED_BACK)
+_BIG_BODY_READ_IN_PART = Outcome(
+    InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
+)
+_UTF8_REPLACED = Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD")
 
 FAULTS: dict[str, Fault] = {
     f.kind: f
     for f in [
-        Fault("refused", "connection refused (nothing listens)", None, _CONN, _CONN),
+        Fault(
+            "refused",
+            "connection refused (nothing listens)",
+            None,
+            _CONN,
+            _CONN,
+        ),
         Fault(
             "reset-mid-body",
             "TCP reset after the headers and part of the body",
             reset_mid_body,
             _CONN,
-            Outcome(
-                APIConnectionError,
-                retried=True,
-                text="stream interrupted|connection failed",
-                note="no event yet, so the agent retries the stream",
-            ),
+            _CONN_NO_EVENT_YET,
         ),
         Fault(
             "reset-mid-stream",
             "TCP reset after some events were delivered",
             reset_mid_stream,
             None,
-            Outcome(
-                APIConnectionError,
-                partial=True,
-                text="stream interrupted",
-                note="text was already delivered",
-            ),
+            _CUT_AFTER_TEXT,
         ),
         Fault(
             "stall-before-headers",
@@ -443,108 +476,87 @@ FAULTS: dict[str, Fault] = {
             "headers and part of the body/stream, then silence (read timeout)",
             stall_mid_body,
             _TIMEOUT,
-            Outcome(
-                APITimeoutError,
-                partial=True,
-                text="stream timed out",
-                note="text was already delivered",
-            ),
+            _TIMEOUT_AFTER_TEXT,
         ),
         Fault(
             "stall-after-done",
             "a complete stream, `[DONE]`, then the HTTP body never ends",
             stall_after_done,
             None,
-            Outcome(None, reply=STREAM_TEXT, note="the connection is closed, not reused"),
+            _DONE_THEN_STALL,
         ),
-        _both(
-            "429-retry-after",
-            "HTTP 429 with `Retry-After: 2`",
-            error_status(429, "slow down", **{"Retry-After": "2"}),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 2 s asked"),
-            retry_after=2.0,
-        ),
-        _both(
-            "429-retry-after-ms",
-            "HTTP 429 with `retry-after-ms: 250`",
-            error_status(429, "slow down", **{"retry-after-ms": "250"}),
-            Outcome(RateLimitError, retried=True, text="HTTP 429", note="waits the 0.25 s asked"),
-            retry_after=0.25,
-        ),
-        _status_fault("500", 500),
-        _status_fault("502", 502),
-        _status_fault("503", 503),
-        _status_fault("504", 504),
-        _both(
+        _rate_limited("Retry-After", "2", 2.0),
+        _rate_limited("retry-after-ms", "250", 0.25),
+        *(_server_error(status) for status in (500, 502, 503, 504)),
+        Fault(
             "html-proxy-page",
             "HTTP 502 with nginx's HTML error page",
             html_proxy_page,
-            Outcome(InternalServerError, retried=True, text="non-JSON error page"),
+            _HTML_PAGE,
+            _HTML_PAGE,
         ),
         Fault(
             "invalid-json-200",
             "HTTP 200 whose body is not JSON",
             invalid_json,
-            Outcome(APIResponseError, text="invalid chat completion"),
-            Outcome(
-                APIResponseError,
-                text="invalid chat completion",
-                note="a JSON answer to a stream request is parsed as a completion",
-            ),
+            _NOT_JSON,
+            _NOT_JSON_STREAM,
         ),
         Fault(
             "truncated",
             "body ends cleanly but early (stream: no [DONE], no finish reason)",
             truncated,
-            Outcome(APIResponseError, text="invalid chat completion", note="half a JSON body"),
-            Outcome(APIResponseError, partial=True, text="stream truncated"),
+            _HALF_JSON,
+            _STREAM_TRUNCATED,
         ),
         Fault(
             "malformed-sse",
             "a `data:` line with cut-off JSON mid-stream",
             malformed_sse,
             None,
-            Outcome(APIResponseError, partial=True, text="not valid JSON"),
+            _BAD_EVENT,
         ),
         Fault(
             "error-mid-stream",
             "an error object instead of a chunk (chat: a 200 whose body is an error)",
             error_mid_stream,
-            Outcome(APIResponseError, text="model overloaded"),
-            Outcome(APIResponseError, partial=True, text="model overloaded"),
+            _OVERLOADED,
+            _OVERLOADED_AFTER_TEXT,
         ),
-        _both(
+        Fault(
             "empty-choices",
             "a completion (or a whole stream) with `choices: []`",
             empty_choices,
-            Outcome(APIResponseError, text="no choices"),
+            _NO_CHOICES,
+            _NO_CHOICES,
         ),
-        _both(
+        Fault(
             "null-content",
             "`content: null` and no tool calls",
             null_content,
-            Outcome(None, reply=""),
+            _EMPTY_REPLY,
+            _EMPTY_REPLY,
         ),
         Fault(
             "bad-tool-arguments",
             "a call to a registered tool whose arguments are not JSON",
             bad_tool_arguments,
-            Outcome(None, reply=REPLY, note="the error is fed back; the model answers"),
-            Outcome(None, reply=STREAM_TEXT, note="the error is fed back; the model answers"),
+            _ANSWERS_AFTER_BAD_ARGS,
+            _STREAMS_AFTER_BAD_ARGS,
         ),
-        _both(
+        Fault(
             "10mb-error-body",
             "HTTP 500 with a 10 MB text body",
             big_error,
-            Outcome(
-                InternalServerError, retried=True, text="HTTP 500", note="only 64 KiB are read"
-            ),
+            _BIG_BODY_READ_IN_PART,
+            _BIG_BODY_READ_IN_PART,
         ),
-        _both(
+        Fault(
             "invalid-utf8",
             "invalid UTF-8 bytes inside the reply text",
             invalid_utf8,
-            Outcome(None, reply=UTF8_REPLACED, note="invalid bytes become U+FFFD"),
+            _UTF8_REPLACED,
+            _UTF8_REPLACED,
         ),
     ]
 }

@@ -16,7 +16,7 @@ import pytest
 from openai_chatapi import ChatAgent, tool
 
 from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, completion, sse, text_chunks, tool_call
+from ..support.fakes import FakeServer, calls_reply, completion, sse, text_chunks, tool_call
 
 SAFETY = 20.0  # seconds: a bound on anything awaited here, never an expected duration
 
@@ -207,8 +207,7 @@ async def test_a_cancelled_waiter_does_not_block_the_others(
 async def test_a_stream_left_open_in_the_same_task_does_not_block_the_next_call(
     agent: ChatAgent, server: FakeServer
 ) -> None:
-    server.add_stream(text_chunks(["abandoned ", "reply"]))
-    server.add_completion("next reply")
+    server.add_stream(text_chunks(["abandoned ", "reply"])).add_completion("next reply")
     stream = agent.chat_stream("abandon me", display_stream=False)
     async for _piece in stream:
         break  # the generator is still referenced, not closed
@@ -232,11 +231,7 @@ async def test_a_tool_handler_calling_its_own_agent_gets_a_clear_error(
         return await agent.chat(question)  # would wait for the running turn: refused
 
     agent.register_tool(consult)
-    server.add_completion(
-        None,
-        tool_calls=[tool_call("c1", "consult", {"question": "inner"})],
-        finish_reason="tool_calls",
-    )
+    server.add_json(calls_reply(tool_call("c1", "consult", {"question": "inner"})))
     server.add_completion("inner answer")
     server.add_completion("outer answer")
     assert await asyncio.wait_for(agent.chat("outer"), SAFETY) == "outer answer"

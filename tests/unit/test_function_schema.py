@@ -77,12 +77,11 @@ ADDRESS = {
     },
     "required": ["street", "city"],
 }
+# Strict mode: every field required, the optional ones nullable, no defaults, nothing extra.
 STRICT_ADDRESS = {
-    "description": "A postal address.",
-    "type": "object",
+    **ADDRESS,
     "properties": {
-        "street": {"type": "string"},
-        "city": {"type": "string"},
+        **ADDRESS["properties"],
         "zip_code": {"type": ["string", "null"]},
         "country": {"type": ["string", "null"]},
     },

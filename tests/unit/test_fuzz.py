@@ -27,10 +27,12 @@ from hypothesis import strategies as st
 
 from openai_chatapi import ChatAPIException, MediaProcessingError, ToolExecutionError, tool
 from openai_chatapi._parsing import parse_completion
-from openai_chatapi._sse import ServerSentEvent, SSEDecoder
+from openai_chatapi._sse import ServerSentEvent
 from openai_chatapi._streaming import StreamAccumulator, _events_for, read_stream
 from openai_chatapi.media import MediaSettings, prepare_media, sniff_mime
 from openai_chatapi.tools import ToolRegistry
+
+from ..support.fakes import decode_sse
 
 BUDGET: dict[str, int] = {
     "sse_any_bytes": 2000,
@@ -102,14 +104,6 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-def decode_all(pieces: list[bytes]) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events: list[ServerSentEvent] = []
-    for piece in pieces:
-        events += decoder.feed(piece)
-    return events + decoder.flush()
-
-
 sse_like_bytes = st.one_of(
     st.binary(max_size=300),
     st.lists(
@@ -128,8 +122,8 @@ sse_like_bytes = st.one_of(
 @given(data=sse_like_bytes, cuts=st.lists(st.integers(min_value=0), max_size=8))
 def test_sse_decoder_takes_any_bytes_in_any_chunking(data: bytes, cuts: list[int]) -> None:
     count("sse_any_bytes")
-    whole = decode_all([data])
-    assert decode_all(split(data, cuts)) == whole  # chunk boundaries never change the events
+    whole = decode_sse([data])
+    assert decode_sse(split(data, cuts)) == whole  # chunk boundaries never change the events
     for item in whole:
         assert isinstance(item.data, str) and isinstance(item.event, str)
 
@@ -177,7 +171,7 @@ def sse_streams(draw: st.DrawFn) -> tuple[bytes, list[ServerSentEvent]]:
 def test_sse_round_trip(stream: tuple[bytes, list[ServerSentEvent]], cuts: list[int]) -> None:
     count("sse_round_trip")
     data, expected = stream
-    assert decode_all(split(data, cuts)) == expected
+    assert decode_sse(split(data, cuts)) == expected
 
 
 # --------------------------------------------------------------------------- completions

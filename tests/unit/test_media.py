@@ -198,13 +198,19 @@ def test_image_detail_is_sent_per_part(tmp_path: Path) -> None:
     assert sent[0]["image_url"]["detail"] == "high"
 
 
-def test_downscales_to_image_max_side(tmp_path: Path) -> None:
-    path = write_image(tmp_path / "big.jpeg", "jpeg", size=(400, 300))
-    settings = MediaSettings(image_max_side=100)
+def _downscaled(path: Path, max_side: int) -> tuple[str, str | None, str, tuple[int, int]]:
+    """The MIME type, format, mode and size of the image sent for ``path``."""
+    settings = MediaSettings(image_max_side=max_side)
     (sent,) = materialized(prepare_media(path, settings=settings), settings=settings)
     mime, data = decode_data_url(sent["image_url"]["url"])
     with Image.open(io.BytesIO(data)) as image:
-        assert (mime, image.format, image.size) == ("image/jpeg", "JPEG", (100, 75))
+        return mime, image.format, image.mode, image.size
+
+
+def test_downscales_to_image_max_side(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "big.jpeg", "jpeg", size=(400, 300))
+    mime, image_format, _, size = _downscaled(path, 100)
+    assert (mime, image_format, size) == ("image/jpeg", "JPEG", (100, 75))
 
 
 def test_small_images_are_not_re_encoded(tmp_path: Path) -> None:
@@ -216,11 +222,8 @@ def test_small_images_are_not_re_encoded(tmp_path: Path) -> None:
 
 def test_transparency_survives_downscaling(tmp_path: Path) -> None:
     path = write_image(tmp_path / "logo.png", mode="RGBA", color=(0, 0, 255, 100), size=(200, 200))
-    settings = MediaSettings(image_max_side=50)
-    (sent,) = materialized(prepare_media(path, settings=settings), settings=settings)
-    mime, data = decode_data_url(sent["image_url"]["url"])
-    with Image.open(io.BytesIO(data)) as image:
-        assert (mime, image.mode, image.size) == ("image/png", "RGBA", (50, 50))
+    mime, _, mode, size = _downscaled(path, 50)
+    assert (mime, mode, size) == ("image/png", "RGBA", (50, 50))
 
 
 def test_image_max_bytes_is_met(tmp_path: Path) -> None:

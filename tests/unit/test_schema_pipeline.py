@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,19 +15,10 @@ from pydantic import ValidationError
 
 from openai_chatapi import _generated as g
 
-REPO = Path(__file__).resolve().parents[2]
+from ..support.repo_scripts import REPO, UPSTREAM
+
 SCHEMA = REPO / "schema" / "chat_completions.schema.json"
 GENERATED = REPO / "openai_chatapi" / "_generated.py"
-UPSTREAM = REPO.parent / "shared" / "upstream" / "openai-openapi.yaml"
-
-
-def _load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
 
 
 def _schema() -> dict[str, Any]:
@@ -292,19 +282,6 @@ needs_upstream = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def check_schema() -> ModuleType:
-    return _load_script("check_schema")
-
-
-@pytest.fixture(scope="module")
-def openapi(check_schema: ModuleType) -> dict[str, Any]:
-    if not UPSTREAM.is_file():
-        pytest.skip(f"official OpenAPI spec not found at {UPSTREAM}")
-    data: dict[str, Any] = check_schema.load_openapi(UPSTREAM)
-    return data
-
-
 @needs_upstream
 def test_check_schema_passes_on_our_schema(check_schema: ModuleType, capsys: Any) -> None:
     assert check_schema.main([str(UPSTREAM)]) == 0
@@ -348,12 +325,12 @@ def _widen_range(defs: dict[str, Any]) -> None:
     ],
 )
 def test_check_schema_detects_mutations(
-    check_schema: ModuleType, openapi: dict[str, Any], mutate: Any, where: str, problem: str
+    check_schema: ModuleType, upstream: dict[str, Any], mutate: Any, where: str, problem: str
 ) -> None:
     schema = _schema()
     mutate(schema["$defs"])
 
-    result = check_schema.check(schema, openapi)
+    result = check_schema.check(schema, upstream)
 
     assert any(where in m.where and problem in m.problem for m in result.mismatches), (
         check_schema.format_table(result.mismatches)

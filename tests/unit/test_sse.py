@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -12,19 +11,13 @@ from hypothesis import strategies as st
 
 from openai_chatapi._sse import DONE, ServerSentEvent, SSEDecoder
 
+from ..support.fakes import decode_sse
+
 
 def E(
     data: str, event: str = "message", id: str | None = None, retry: int | None = None
 ) -> ServerSentEvent:
     return ServerSentEvent(event=event, data=data, id=id, retry=retry)
-
-
-def decode(chunks: Iterable[bytes]) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events: list[ServerSentEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    return events + decoder.flush()
 
 
 CASES: list[tuple[str, bytes, list[ServerSentEvent]]] = [
@@ -88,8 +81,8 @@ CASES: list[tuple[str, bytes, list[ServerSentEvent]]] = [
 
 @pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_tricky_inputs(raw: bytes, expected: list[ServerSentEvent]) -> None:
-    assert decode([raw]) == expected
-    assert decode([bytes([b]) for b in raw]) == expected
+    assert decode_sse([raw]) == expected
+    assert decode_sse([bytes([b]) for b in raw]) == expected
 
 
 SAMPLE = (
@@ -124,22 +117,22 @@ def sample(request: pytest.FixtureRequest) -> bytes:
 
 
 def test_sample_whole(sample: bytes) -> None:
-    assert decode([sample]) == SAMPLE_EVENTS
+    assert decode_sse([sample]) == SAMPLE_EVENTS
 
 
 def test_sample_split_in_two_at_every_byte(sample: bytes) -> None:
     for i in range(len(sample) + 1):
-        assert decode([sample[:i], sample[i:]]) == SAMPLE_EVENTS, f"split at byte {i}"
+        assert decode_sse([sample[:i], sample[i:]]) == SAMPLE_EVENTS, f"split at byte {i}"
 
 
 def test_sample_split_in_three_at_every_pair_of_bytes(sample: bytes) -> None:
     for i in range(len(sample) + 1):
         for j in range(i, len(sample) + 1):
-            assert decode([sample[:i], sample[i:j], sample[j:]]) == SAMPLE_EVENTS, (i, j)
+            assert decode_sse([sample[:i], sample[i:j], sample[j:]]) == SAMPLE_EVENTS, (i, j)
 
 
 def test_sample_byte_by_byte(sample: bytes) -> None:
-    assert decode([sample[i : i + 1] for i in range(len(sample))]) == SAMPLE_EVENTS
+    assert decode_sse([sample[i : i + 1] for i in range(len(sample))]) == SAMPLE_EVENTS
 
 
 def test_utf8_character_split_across_chunks() -> None:
@@ -254,8 +247,8 @@ def test_random_chunkings_of_valid_streams(
     stream: tuple[bytes, list[ServerSentEvent]], cuts: list[int]
 ) -> None:
     raw, expected = stream
-    assert decode([raw]) == expected
-    assert decode(_split(raw, cuts)) == expected
+    assert decode_sse([raw]) == expected
+    assert decode_sse(_split(raw, cuts)) == expected
 
 
 @settings(deadline=None, max_examples=300)
@@ -263,4 +256,4 @@ def test_random_chunkings_of_valid_streams(
 def test_arbitrary_bytes_never_raise_and_chunking_never_matters(
     raw: bytes, cuts: list[int]
 ) -> None:
-    assert decode(_split(raw, cuts)) == decode([raw])
+    assert decode_sse(_split(raw, cuts)) == decode_sse([raw])

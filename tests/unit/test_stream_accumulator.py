@@ -159,15 +159,13 @@ def test_unfinished_stream_reports_no_finish_reason() -> None:
 
 
 def test_parallel_tool_calls_interleaved_by_index() -> None:
+    # (index, arguments fragment): the two calls' arguments alternate, chunk by chunk
+    fragments = [(0, '{"ci'), (1, '{"tz": '), (0, 'ty": "Par'), (1, '"UTC"}'), (0, 'is"}')]
     chunks = [
         chunk({"role": "assistant", "content": None}),
         tool_chunk(call_delta(0, call_id="call_a", name="get_weather", arguments="")),
         tool_chunk(call_delta(1, call_id="call_b", name="get_time", arguments="")),
-        tool_chunk(call_delta(0, arguments='{"ci')),
-        tool_chunk(call_delta(1, arguments='{"tz": ')),
-        tool_chunk(call_delta(0, arguments='ty": "Par')),
-        tool_chunk(call_delta(1, arguments='"UTC"}')),
-        tool_chunk(call_delta(0, arguments='is"}')),
+        *(tool_chunk(call_delta(index, arguments=part)) for index, part in fragments),
         chunk({}, finish_reason="tool_calls"),
     ]
     acc, events = feed(chunks)
