@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _generated as gen
+from ._accumulator import StreamAccumulator
 from ._call_args import (
     CHAT_KEYS,
     STREAM_STRUCTURED_KEYS,
@@ -45,20 +46,14 @@ from ._errors import (
     NotFoundError,
     ToolExecutionError,
 )
+from ._events import ContentDeltaEvent, FinishEvent, StreamEvent, ToolResultEvent
 from ._messages import ChatMessage, ContentPart, TextPart, call_to_wire
 from ._parsing import parse_completion, parse_model, parse_model_list
 from ._redact import redact_url, scrub_exception
 from ._request import RequestOptions, build_body
 from ._stats import Stats, StreamTiming
 from ._stream_handle import ChatStream, OpenStreams
-from ._streaming import (
-    ContentDeltaEvent,
-    FinishEvent,
-    StreamAccumulator,
-    StreamEvent,
-    ToolResultEvent,
-    read_stream,
-)
+from ._streaming import read_stream
 from ._text import check_encodable, repaired
 
 if TYPE_CHECKING:

@@ -16,12 +16,12 @@ from collections.abc import AsyncGenerator, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._display import StreamDisplay
-from ._streaming import ContentDeltaEvent
+from ._events import ContentDeltaEvent
 
 if TYPE_CHECKING:
     from ._config import RuntimeConfig
+    from ._events import StreamEvent
     from ._output_modes import StructuredStream
-    from ._streaming import StreamEvent
 
 __all__ = [
     "ClosesOnExit",

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from ._agent import ChatAgent
 from ._call_checks import check_flags
 from ._config import ModelConfig, RuntimeConfig
+from ._events import FinishEvent, StreamEvent
 from ._loop_thread import Feed, Job, LoopThread, pull
 from ._messages import ChatMessage
-from ._streaming import FinishEvent, StreamEvent
 from ._sync_streams import (
     ClosesOnExit,
     SyncStream,
