@@ -299,7 +299,7 @@ class SyncChatAgent(ClosesOnExit):
     def runtime_config(self) -> RuntimeConfig:
         return self._agent.runtime_config
 
-    # ------------------------------------------------------------------ history and tools
+    # ------------------------------------------------------------------ history
     @property
     def history(self) -> tuple[ChatMessage, ...]:
         """A read-only view of the conversation."""
@@ -309,27 +309,30 @@ class SyncChatAgent(ClosesOnExit):
     def system_prompt(self) -> str | None:
         return self._agent.system_prompt
 
+    set_system_prompt = _forward(ChatAgent.set_system_prompt)
+    add_message = _forward(ChatAgent.add_message)
+    clear_history = _forward(ChatAgent.clear_history)
+    replace_history = _forward(ChatAgent.replace_history)
+
+    save_history = _forward(ChatAgent.save_history)  # JSON files
+    load_history = _forward(ChatAgent.load_history)
+
     @property
     def last_response(self) -> gen.ChatCompletion | None:
         """The full typed response of the last successful model call."""
         return self._agent.last_response
+
+    # ------------------------------------------------------------------ tools and stats
+    @property
+    def tools(self) -> ToolRegistry:
+        """The registered tools."""
+        return self._agent.tools
 
     @property
     def pending_tool_calls(self) -> list[gen.ToolCall]:
         """Tool calls the model asked for in a ``chat(..., auto_execute_tools=False)`` call."""
         return self._agent.pending_tool_calls
 
-    @property
-    def tools(self) -> ToolRegistry:
-        """The registered tools."""
-        return self._agent.tools
-
-    set_system_prompt = _forward(ChatAgent.set_system_prompt)
-    add_message = _forward(ChatAgent.add_message)
-    clear_history = _forward(ChatAgent.clear_history)
-    replace_history = _forward(ChatAgent.replace_history)
-    save_history = _forward(ChatAgent.save_history)
-    load_history = _forward(ChatAgent.load_history)
     register_tool = _forward(ChatAgent.register_tool)
     clear_tools = _forward(ChatAgent.clear_tools)
     get_stats = _forward(ChatAgent.get_stats)
