@@ -99,7 +99,8 @@ class LoopThread:
         self.closing = False  # close() has begun: calls still running fail because of it
         # Held while a job is queued and while the stop is: no job is queued behind the
         # stop, where the loop would never run it (and its caller would wait forever).
-        self._queueing = threading.Lock()
+        # Reentrant: a finalizer (``SyncChatAgent``'s at collection) may run inside it.
+        self._queueing = threading.RLock()
         self._thread = threading.Thread(
             target=self._main, name="openai_chatapi-sync-loop", daemon=True
         )

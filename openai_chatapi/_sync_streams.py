@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._output_modes import StructuredStream
 
 __all__ = [
-    "ClosesOnExit",
+    "ClosedByWith",
     "StreamState",
     "SyncStream",
     "SyncStreams",
@@ -37,7 +37,7 @@ T = TypeVar("T")
 Y = TypeVar("Y")
 
 
-class ClosesOnExit:
+class ClosedByWith:
     """``with x:`` calls ``x.close()`` when the block ends."""
 
     __slots__ = ()
@@ -49,7 +49,7 @@ class ClosesOnExit:
         self.close()
 
 
-class SyncStream(ClosesOnExit, Iterator[Y]):
+class SyncStream(ClosedByWith, Iterator[Y]):
     """A stream for sync code: iterate it, and ``close()`` it (or use ``with``) to stop early.
 
     Leaving it early (``break``, an exception, Ctrl-C, the end of a ``with`` block, or

@@ -14,6 +14,9 @@ commits its turn. ``display_stream`` and ``stream_chunk_callback`` run in the ca
 of a ``with`` block, ``close()``, an exception, Ctrl-C) cancels the call on the loop, waits for
 it to close the HTTP response and leaves the history as it was; so does Ctrl-C during a call.
 A stream its thread left while keeping a reference is closed by that thread's next call.
+
+This module is the facade: ``SyncChatAgent``, its methods made from ``ChatAgent``'s by the
+wrappers below. The loop thread lives in ``_loop_thread``, the streams in ``_sync_streams``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ._events import FinishEvent, StreamEvent
 from ._loop_thread import Feed, Job, LoopThread, pull
 from ._messages import ChatMessage
 from ._sync_streams import (
-    ClosesOnExit,
+    ClosedByWith,
     SyncStream,
     SyncStreams,
     SyncStructuredStream,
@@ -201,14 +204,16 @@ def _structured_streaming(
     return call
 
 
-_CHAT_STREAM_DOC = """Stream one turn, yielding the reply's text pieces as they arrive.
+_CHAT_STREAM_DOC = """\
+Stream one turn, yielding the reply's text pieces as they arrive.
 
 The text of ``chat_stream_events``; ``display_stream`` writes the pieces to stdout and
 ``RuntimeConfig.stream_chunk_callback`` gets each one, in the calling thread. Leaving the
 loop early closes the response and leaves the history unchanged.
 """
 
-_STRUCTURED_STREAM_DOC = """Stream a structured answer: partial objects, then the valid one.
+_STRUCTURED_STREAM_DOC = """\
+Stream a structured answer: partial ``response_format`` objects, then the valid one.
 
 ``for partial in agent.chat_stream_structured(text, response_format=Person):`` gets the
 object as received so far each time it grows, and last the validated object (also
@@ -219,7 +224,7 @@ leaves the history unchanged.
 """
 
 
-class SyncChatAgent(ClosesOnExit):
+class SyncChatAgent(ClosedByWith):
     """``ChatAgent`` for sync code: the same methods and parameters, returning plain values.
 
     ``with SyncChatAgent(cfg, rt) as agent: print(agent.chat("Hello"))``, or call
