@@ -31,6 +31,15 @@ from ._errors import (
     TokenLimitError,
     ToolExecutionError,
 )
+from ._events import (
+    ContentDeltaEvent,
+    FinishEvent,
+    ReasoningDeltaEvent,
+    StreamEvent,
+    ToolCallDeltaEvent,
+    ToolResultEvent,
+    UsageEvent,
+)
 from ._generated import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -44,15 +53,6 @@ from ._messages import ChatMessage, RefusalPart, TextPart
 from ._model_list import ModelList
 from ._parts import AudioPart, FilePart, ImagePart, VideoPart
 from ._stream_handle import ChatStream
-from ._streaming import (
-    ContentDeltaEvent,
-    FinishEvent,
-    ReasoningDeltaEvent,
-    StreamEvent,
-    ToolCallDeltaEvent,
-    ToolResultEvent,
-    UsageEvent,
-)
 from ._version import __version__
 
 if TYPE_CHECKING:

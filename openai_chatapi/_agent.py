@@ -30,12 +30,12 @@ from ._call_checks import check_flags, check_output_options
 from ._config import ModelConfig, RuntimeConfig
 from ._conversation import Conversation
 from ._errors import ConfigurationError
+from ._events import StreamEvent
 from ._messages import ChatMessage
 from ._model_call import ModelCalls
 from ._redact import redact_url
 from ._stats import Stats
 from ._stream_handle import ChatStream, ClosesOnExit, OpenStreams, reply_text
-from ._streaming import StreamEvent
 from ._text import check_encodable
 from ._turn import TurnRunner
 

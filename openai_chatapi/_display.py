@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ._config import RuntimeConfig
 
 __all__ = ["StreamDisplay"]
 
@@ -101,7 +104,11 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 class StreamDisplay:
-    """Where streamed text pieces go besides the caller: stdout, a callback, a progress line."""
+    """Where streamed text pieces go besides the caller: stdout, a callback, a progress line.
+
+    ``with StreamDisplay.of(runtime, to_stdout) as display:`` closes it when the block ends,
+    as "done" only when the block ran to its end (not on an error, Ctrl-C or a stream left).
+    """
 
     def __init__(
         self,
@@ -118,6 +125,21 @@ class StreamDisplay:
             self._progress = _Progress(sys.stderr, live=not shared)
         self._wrote = False
         self.active = bool(to_stdout or callback or progress)
+
+    @classmethod
+    def of(cls, runtime: RuntimeConfig, to_stdout: bool) -> StreamDisplay:
+        """The display a stream of ``runtime`` gets (``display_stream`` is ``to_stdout``)."""
+        return cls(
+            to_stdout=to_stdout,
+            callback=runtime.stream_chunk_callback,
+            progress=runtime.stream_enable_progress,
+        )
+
+    def __enter__(self) -> StreamDisplay:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self.close(completed=exc_type is None)
 
     def write(self, text: str) -> None:
         out = self._stdout

@@ -13,10 +13,12 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, TypeVar
 
+from ._accumulator import StreamAccumulator
 from ._errors import ChatAPIException, ModelNotFoundError, NotFoundError
+from ._events import FinishEvent, StreamEvent
 from ._parsing import parse_completion, parse_model, parse_model_list
 from ._stats import Stats, StreamTiming
-from ._streaming import FinishEvent, StreamAccumulator, StreamEvent, read_stream
+from ._streaming import read_stream
 
 if TYPE_CHECKING:
     import httpx

@@ -36,10 +36,10 @@ from ._errors import (
     TokenLimitError,
     truncate,
 )
+from ._events import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 from ._messages import ChatMessage, TextPart
 from ._partial import PartialParser
 from ._stream_handle import StructuredStream
-from ._streaming import ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 
 if TYPE_CHECKING:
     from ._config import RuntimeConfig

@@ -24,12 +24,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import ConfigurationError
-from ._streaming import ContentDeltaEvent
+from ._events import ContentDeltaEvent
 
 if TYPE_CHECKING:
     from ._config import RuntimeConfig
+    from ._events import StreamEvent
     from ._output_modes import Update
-    from ._streaming import StreamEvent
 
 __all__ = ["ChatStream", "ClosesOnExit", "OpenStreams", "StructuredStream", "reply_text"]
 

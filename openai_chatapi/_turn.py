@@ -23,9 +23,9 @@ from . import _generated as gen
 from ._call_args import CHAT_KEYS, split_call_args
 from ._conversation import answers_for
 from ._errors import ConfigurationError, ToolExecutionError
+from ._events import FinishEvent, StreamEvent, ToolResultEvent
 from ._messages import ChatMessage, ContentPart, TextPart
 from ._request import RequestOptions, build_body
-from ._streaming import FinishEvent, StreamEvent, ToolResultEvent
 from ._text import check_encodable, repaired
 
 if TYPE_CHECKING:

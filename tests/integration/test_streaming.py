@@ -28,7 +28,7 @@ from openai_chatapi import (
     UsageEvent,
     tool,
 )
-from openai_chatapi._streaming import StreamEvent
+from openai_chatapi._events import StreamEvent
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, Reply, SleepRecorder, chunk, completion, sse, text_chunks

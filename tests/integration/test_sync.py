@@ -945,6 +945,48 @@ def test_closing_the_agent_under_a_running_call_says_so(
     assert sync_agent.history == ()
 
 
+def test_two_threads_closing_the_agent_at_once_both_return(make_sync: SyncFactory) -> None:
+    agent = make_sync()
+    loop = agent._loop
+    closing = threading.Event()
+    real_aclose, real_run = agent._agent.aclose, loop.run
+
+    async def slow_aclose() -> None:
+        closing.set()
+        await asyncio.sleep(0.2)
+        await real_aclose()
+
+    def run(coro: Any, what: str) -> Any:
+        if what == "close" and threading.current_thread().name == "second":
+            # Go on only once the first close() has stopped the loop: the race's worst case.
+            for _ in range(int(SAFETY * 100)):
+                if loop.closed:
+                    break
+                threading.Event().wait(0.01)
+        return real_run(coro, what)
+
+    agent._agent.aclose = slow_aclose  # type: ignore[method-assign]
+    loop.run = run  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            agent.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=close, name="first")
+    first.start()
+    assert closing.wait(SAFETY)
+    second = threading.Thread(target=close, name="second")
+    second.start()
+    first.join(SAFETY)
+    second.join(SAFETY)
+
+    assert errors == []
+    assert agent.closed and not loop._thread.is_alive()
+
+
 def test_an_agent_never_closed_is_cleaned_up_when_collected(server: FakeServer) -> None:
     model, runtime = _configs({})
     agent = SyncChatAgent(model, runtime, http_transport=server.transport())

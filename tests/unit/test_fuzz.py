@@ -26,9 +26,10 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from openai_chatapi import ChatAPIException, MediaProcessingError, ToolExecutionError, tool
+from openai_chatapi._accumulator import StreamAccumulator
 from openai_chatapi._parsing import parse_completion
 from openai_chatapi._sse import ServerSentEvent
-from openai_chatapi._streaming import StreamAccumulator, _events_for, read_stream
+from openai_chatapi._streaming import _events_for, read_stream
 from openai_chatapi.media import MediaSettings, prepare_media, sniff_mime
 from openai_chatapi.tools import ToolRegistry
 

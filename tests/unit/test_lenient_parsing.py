@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from openai_chatapi import APIResponseError, ChatAgent
-from openai_chatapi._streaming import ContentDeltaEvent, ReasoningDeltaEvent, StreamEvent
+from openai_chatapi._events import ContentDeltaEvent, ReasoningDeltaEvent, StreamEvent
 
 from ..conftest import AgentFactory
 from ..support.fakes import FakeServer, chunk, completion

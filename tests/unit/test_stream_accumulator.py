@@ -7,13 +7,9 @@ from typing import Any
 
 from openai_chatapi import ChatAgent, ContentDeltaEvent, FinishEvent, ToolCallDeltaEvent
 from openai_chatapi import _generated as gen
+from openai_chatapi._accumulator import StreamAccumulator
+from openai_chatapi._events import ReasoningDeltaEvent, StreamEvent, UsageEvent
 from openai_chatapi._parsing import parse_completion
-from openai_chatapi._streaming import (
-    ReasoningDeltaEvent,
-    StreamAccumulator,
-    StreamEvent,
-    UsageEvent,
-)
 
 from ..support.fakes import FakeServer, chunk, completion, text_chunks, tool_call
 
@@ -264,7 +260,7 @@ async def test_last_response_is_the_accumulated_completion(
 
 def test_tool_call_deltas_without_index_split_on_new_ids() -> None:
     from openai_chatapi import _generated as gen
-    from openai_chatapi._streaming import StreamAccumulator
+    from openai_chatapi._accumulator import StreamAccumulator
 
     acc = StreamAccumulator()
     deltas = [
@@ -293,7 +289,8 @@ def test_tool_call_deltas_without_index_split_on_new_ids() -> None:
 
 def test_reasoning_field_of_groq_openrouter_ollama_counts_as_reasoning() -> None:
     from openai_chatapi import _generated as gen
-    from openai_chatapi._streaming import ReasoningDeltaEvent, StreamAccumulator
+    from openai_chatapi._accumulator import StreamAccumulator
+    from openai_chatapi._events import ReasoningDeltaEvent
 
     acc = StreamAccumulator()
     events = []

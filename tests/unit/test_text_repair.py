@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError, tool
-from openai_chatapi._streaming import ContentDeltaEvent, ReasoningDeltaEvent
+from openai_chatapi._events import ContentDeltaEvent, ReasoningDeltaEvent
 
 from ..support.fakes import FakeServer, Reply, chunk, completion, text_chunks, tool_call
 

@@ -11,10 +11,10 @@ import pytest
 from openai_chatapi import ConfigurationError, ModelConfig, RuntimeConfig, ToolExecutionError
 from openai_chatapi import _generated as gen
 from openai_chatapi._conversation import Conversation
+from openai_chatapi._events import FinishEvent, StreamEvent, ToolResultEvent
 from openai_chatapi._messages import ChatMessage
 from openai_chatapi._stats import Stats
 from openai_chatapi._stream_handle import OpenStreams
-from openai_chatapi._streaming import FinishEvent, StreamEvent, ToolResultEvent
 from openai_chatapi._turn import TurnRunner, wire_tool_choice
 from openai_chatapi.tools import Tool, tool
 
