@@ -29,8 +29,9 @@ class Stats:
     """Counters behind ``ChatAgent.get_stats()``; every HTTP request sent is one request
     (a retry or a free resend is one more; the outcome of a call counts once)."""
 
-    capture_token_usage: bool = True
-    capture_latency: bool = True
+    # what to capture: RuntimeConfig's switches (their defaults are there)
+    capture_token_usage: bool
+    capture_latency: bool
     # calls and requests
     requests: int = 0
     successes: int = 0

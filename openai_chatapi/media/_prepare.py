@@ -9,7 +9,8 @@ and returned as an :class:`ImagePart` / :class:`VideoPart` / :class:`AudioPart` 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from .._errors import MediaProcessingError
 from .._parts import AudioPart, FilePart, ImagePart, VideoPart
@@ -37,14 +38,22 @@ from ._video import frames_for, probe_if_possible
 
 __all__ = ["prepare_audio", "prepare_file", "prepare_image", "prepare_media", "prepare_video"]
 
+P = TypeVar("P", ImagePart, AudioPart, FilePart)
 
-def prepare_image(
-    item: MediaInput | ImagePart, settings: MediaSettings | None = None, *, index: int = 0
-) -> ImagePart:
-    """Validate one image and return its reference (see :func:`prepare_media`)."""
-    if isinstance(item, ImagePart):
+
+def _prepared(
+    item: MediaInput | P,
+    kind: type[P],
+    index: int,
+    settings: MediaSettings | None,
+    check: Callable[[Item, MediaSettings], P],
+) -> P:
+    """A part given as it is, or the user's ``item`` classified and checked as a ``kind``."""
+    if isinstance(item, kind):
         return item
-    return _image(classify(item, "image", index), settings or MediaSettings())
+    return check(
+        classify(item, kind.model_fields["type"].default, index), settings or MediaSettings()
+    )
 
 
 def _image(entry: Item, settings: MediaSettings) -> ImagePart:
@@ -90,6 +99,13 @@ def _image(entry: Item, settings: MediaSettings) -> ImagePart:
     )
 
 
+def prepare_image(
+    item: MediaInput | ImagePart, settings: MediaSettings | None = None, *, index: int = 0
+) -> ImagePart:
+    """Validate one image and return its reference (see :func:`prepare_media`)."""
+    return _prepared(item, ImagePart, index, settings, _image)
+
+
 def prepare_video(
     item: MediaInput | VideoPart,
     settings: MediaSettings | None = None,
@@ -117,7 +133,7 @@ def _video(entry: Item, settings: MediaSettings, mode: str) -> VideoPart:
         mime, size, head = parse_data_url(entry, settings)
         sniffed = sniff_mime(head)
         if sniffed is not None and sniffed not in VIDEO_MIME_TYPES:
-            raise entry.error(_video_refusal(sniffed))
+            raise entry.error(_refusal("a video", "video container", sniffed))
         part = VideoPart(source=entry.data_url, mime=mime, size=size)
         if mode == "frames":
             frames_for(part, settings)
@@ -125,7 +141,7 @@ def _video(entry: Item, settings: MediaSettings, mode: str) -> VideoPart:
     header, size = local_or_bytes(entry, settings)
     detected = sniff_mime(header)
     if detected is None or detected not in VIDEO_MIME_TYPES:
-        raise entry.error(_video_refusal(detected))
+        raise entry.error(_refusal("a video", "video container", detected))
     part = VideoPart(
         source=entry.path if entry.data is None else None, data=entry.data, mime=detected, size=size
     )
@@ -136,45 +152,45 @@ def _video(entry: Item, settings: MediaSettings, mode: str) -> VideoPart:
     return part
 
 
-def _video_refusal(mime: str | None) -> str:
+_SUPPORTED = {
+    "video container": "mp4, mov, webm, mkv, ogg, avi",
+    "audio format": "WAV, MP3",
+}
+
+
+def _refusal(what: str, family: str | None, mime: str | None) -> str:
+    """Why data is not ``what``: unrecognised, of another kind, or (``family``, e.g. "video
+    container") of the right kind in a format that is not supported."""
     if mime is None:
-        return "not a video (unrecognised data)"
-    if mime.startswith("video/"):
-        return f"unsupported video container {mime} (supported: mp4, mov, webm, mkv, ogg, avi)"
-    return f"not a video (the data is {mime})"
+        return f"not {what} (unrecognised data)"
+    if family is not None and mime.startswith(family.split()[0] + "/"):
+        return f"unsupported {family} {mime} (supported: {_SUPPORTED[family]})"
+    return f"not {what} (the data is {mime})"
 
 
-def _inline_only(entry: Item, what: str) -> MediaProcessingError:
-    return entry.error(
-        f"{what} parts carry their data inline and URLs are never downloaded; "
-        "give a local path, raw bytes or a data: URL"
-    )
-
-
-def prepare_audio(
-    item: MediaInput | AudioPart, settings: MediaSettings | None = None, *, index: int = 0
-) -> AudioPart:
-    """Validate one WAV or MP3 clip and return its reference (see :func:`prepare_media`)."""
-    if isinstance(item, AudioPart):
-        return item
-    return _audio(classify(item, "audio", index), settings or MediaSettings())
+def _refuse_url(entry: Item, what: str) -> None:
+    """Audio and documents are sent inline: a URL for one is refused."""
+    if entry.url is not None:
+        raise entry.error(
+            f"{what} parts carry their data inline and URLs are never downloaded; "
+            "give a local path, raw bytes or a data: URL"
+        )
 
 
 def _audio(entry: Item, settings: MediaSettings) -> AudioPart:
-    if entry.url is not None:
-        raise _inline_only(entry, "audio")
+    _refuse_url(entry, "audio")
     if entry.data_url is not None:
         _, size, head = parse_data_url(entry, settings)
         detected = sniff_mime(head)
         if detected is None or detected not in AUDIO_MIME_TYPES:
-            raise entry.error(_audio_refusal(detected))
+            raise entry.error(_refusal("WAV or MP3 audio", "audio format", detected))
         return AudioPart(
             source=entry.data_url, mime=detected, size=size, format=AUDIO_MIME_TYPES[detected]
         )
     header, size = local_or_bytes(entry, settings)
     found = sniff_mime(header)
     if found is None or found not in AUDIO_MIME_TYPES:
-        raise entry.error(_audio_refusal(found))
+        raise entry.error(_refusal("WAV or MP3 audio", "audio format", found))
     return AudioPart(
         source=entry.path if entry.data is None else None,
         data=entry.data,
@@ -184,39 +200,25 @@ def _audio(entry: Item, settings: MediaSettings) -> AudioPart:
     )
 
 
-def _audio_refusal(mime: str | None) -> str:
-    if mime is None:
-        return "not WAV or MP3 audio (unrecognised data)"
-    if mime.startswith("audio/"):
-        return f"unsupported audio format {mime} (supported: WAV, MP3)"
-    return f"not WAV or MP3 audio (the data is {mime})"
-
-
-def prepare_file(
-    item: MediaInput | FilePart, settings: MediaSettings | None = None, *, index: int = 0
-) -> FilePart:
-    """Validate one document (PDF) and return its reference (see :func:`prepare_media`).
-
-    The ``filename`` sent is a path's base name, ``document.pdf`` for bytes and data URLs.
-    """
-    if isinstance(item, FilePart):
-        return item
-    return _file(classify(item, "file", index), settings or MediaSettings())
+def prepare_audio(
+    item: MediaInput | AudioPart, settings: MediaSettings | None = None, *, index: int = 0
+) -> AudioPart:
+    """Validate one WAV or MP3 clip and return its reference (see :func:`prepare_media`)."""
+    return _prepared(item, AudioPart, index, settings, _audio)
 
 
 def _file(entry: Item, settings: MediaSettings) -> FilePart:
-    if entry.url is not None:
-        raise _inline_only(entry, "file")
+    _refuse_url(entry, "file")
     if entry.data_url is not None:
         mime, size, head = parse_data_url(entry, settings)
         sniffed = sniff_mime(head)
         if sniffed != "application/pdf":
-            raise entry.error(_file_refusal(sniffed))
+            raise entry.error(_refusal("a PDF document", None, sniffed))
         return FilePart(source=entry.data_url, mime=mime, size=size, filename="document.pdf")
     header, size = local_or_bytes(entry, settings)
     found = sniff_mime(header)
     if found not in FILE_MIME_TYPES:
-        raise entry.error(_file_refusal(found))
+        raise entry.error(_refusal("a PDF document", None, found))
     return FilePart(
         source=entry.path if entry.data is None else None,
         data=entry.data,
@@ -226,10 +228,14 @@ def _file(entry: Item, settings: MediaSettings) -> FilePart:
     )
 
 
-def _file_refusal(mime: str | None) -> str:
-    if mime is None:
-        return "not a PDF document (unrecognised data)"
-    return f"not a PDF document (the data is {mime})"
+def prepare_file(
+    item: MediaInput | FilePart, settings: MediaSettings | None = None, *, index: int = 0
+) -> FilePart:
+    """Validate one document (PDF) and return its reference (see :func:`prepare_media`).
+
+    The ``filename`` sent is a path's base name, ``document.pdf`` for bytes and data URLs.
+    """
+    return _prepared(item, FilePart, index, settings, _file)
 
 
 def prepare_media(

@@ -46,7 +46,13 @@ def add(a: int, b: int) -> int:
 def _runner(*bodies: dict[str, Any], **runtime: Any) -> tuple[TurnRunner, ScriptedCalls]:
     calls = ScriptedCalls(*bodies)
     config = RuntimeConfig(enable_logging=False, **runtime)
-    runner = TurnRunner(config, calls, Stats(), Conversation(), OpenStreams())  # type: ignore[arg-type]
+    runner = TurnRunner(
+        config,
+        calls,
+        Stats(capture_token_usage=True, capture_latency=True),
+        Conversation(),
+        OpenStreams(),
+    )  # type: ignore[arg-type]
     return runner, calls
 
 
@@ -203,7 +209,7 @@ async def test_too_many_tool_rounds_fail_and_count_the_round() -> None:
 
 
 def test_stats_record_methods() -> None:
-    stats = Stats()
+    stats = Stats(capture_token_usage=True, capture_latency=True)
     stats.record_tool_calls(3)
     stats.record_tool_round(succeeded=2, failed=1)
     stats.record_tool_round(failed=1)
