@@ -13,8 +13,8 @@ process's CPU time is shown beside it because it is much less sensitive to other
     python scripts/bench.py --only stream,chat --rounds 5
     python scripts/bench.py --clients httpx,openai_chatapi --json results.json
 
-Sections are functions registered by name with ``@section``; see the marked place below for
-the ones still to be written.
+Sections are functions registered by name with ``@section`` (import, chat, concurrent,
+stream, sse, load, media).
 """
 
 from __future__ import annotations
@@ -576,13 +576,8 @@ def bench_sse(bench: Bench) -> list[Row]:
     return rows
 
 
-# ---------------------------------------------------------------------------------------------
-# >>> PLACE FOR SECTIONS STILL TO WRITE (lead) <<<
-# Register them here with @section("<name>"), returning Row objects; use bench.run_worker /
-# bench.measure (add a workload to _workload and a method to the runners as needed; worker
-# results already carry "maxrss_kb", the peak RSS of the client process).
-PLANNED: dict[str, str] = {}
-# ---------------------------------------------------------------------------------------------
+# A new section: a function registered with @section("<name>") returning Row objects, using
+# bench.run_worker / bench.measure (worker results carry "maxrss_kb", the client's peak RSS).
 
 LOAD_CHUNKS = 16  # content chunks per stream in the load section
 LOAD_WORKLOADS = (
@@ -816,7 +811,7 @@ def _check_ours(env: dict[str, str]) -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [*SECTIONS, *PLANNED]
+    names = [*SECTIONS]
     parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (median)")
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
     parser.add_argument(
@@ -844,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(client, workload, int(n), args.url, args.in_flight)
         return 0
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in SECTIONS and s not in PLANNED]
+    unknown = [s for s in wanted if s not in SECTIONS]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     bad_clients = [c for c in clients if c not in RUNNERS]
     if unknown or bad_clients:
@@ -868,9 +863,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(args, server.url, clients_run, notes, env)
         for name in wanted:
-            if name in PLANNED:
-                notes.append(f"section {name!r} ({PLANNED[name]}) is not written yet")
-                continue
             _progress(f"[{name}]")
             rows += SECTIONS[name](bench)
     finally:
