@@ -18,7 +18,8 @@ from ._messages import ChatMessage
 
 __all__ = ["HISTORY_FORMAT", "dump_history", "load_history", "save_history"]
 
-HISTORY_FORMAT = "openai_chatapi._history"
+# The id every saved conversation carries: a file format, not a module path (never renamed).
+HISTORY_FORMAT = "openai_chatapi.history"
 _VERSION = 1
 _MESSAGES = TypeAdapter(list[ChatMessage])
 

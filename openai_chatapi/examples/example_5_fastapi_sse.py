@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 import httpx
 
 from openai_chatapi import ChatAgent, ChatAPIException, ModelConfig, RuntimeConfig
-from openai_chatapi._sse import SSEDecoder
 from openai_chatapi.examples._endpoint import endpoint
 
 if TYPE_CHECKING:
@@ -97,25 +96,36 @@ def create_app(
     return app
 
 
+async def _sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """``(event, data)`` for each Server-Sent Event: as much SSE as this app's stream uses."""
+    event, data = "message", list[str]()
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif not line and (data or event != "message"):
+            yield event, "\n".join(data)
+            event, data = "message", list[str]()
+
+
 async def ask(base_url: str, text: str) -> tuple[list[str], bool]:
     """Stream one question from a running app; print the pieces; return them and whether the
     stream ended with ``event: done``."""
     pieces: list[str] = []
-    decoder = SSEDecoder()
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=120.0) as client,
         client.stream("GET", "/chat", params={"text": text}) as response,
     ):
         response.raise_for_status()
-        async for raw in response.aiter_bytes():
-            for event in decoder.feed(raw):
-                if event.event == "done":
-                    return pieces, True
-                if event.event == "error":
-                    print(f"\n[error event: {event.data}]", file=sys.stderr)
-                    return pieces, False
-                pieces.append(event.data)
-                print(event.data, end="", flush=True)
+        async for event, data in _sse_events(response):
+            if event == "done":
+                return pieces, True
+            if event == "error":
+                print(f"\n[error event: {data}]", file=sys.stderr)
+                return pieces, False
+            pieces.append(data)
+            print(data, end="", flush=True)
     return pieces, False
 
 

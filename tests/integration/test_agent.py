@@ -679,24 +679,24 @@ BAD_FILES: dict[str, str] = {
     "foreign_format": json.dumps({"format": "something.else", "version": 1, "messages": []}),
     "no_format": json.dumps({"messages": [{"role": "user", "content": "x"}]}),
     "future_version": json.dumps(
-        {"format": "openai_chatapi._history", "version": 99, "messages": []}
+        {"format": "openai_chatapi.history", "version": 99, "messages": []}
     ),
     "bad_role": json.dumps(
         {
-            "format": "openai_chatapi._history",
+            "format": "openai_chatapi.history",
             "version": 1,
             "messages": [{"role": "wizard", "content": "x"}],
         }
     ),
     "tool_without_id": json.dumps(
         {
-            "format": "openai_chatapi._history",
+            "format": "openai_chatapi.history",
             "version": 1,
             "messages": [{"role": "tool", "content": "x"}],
         }
     ),
     "messages_not_a_list": json.dumps(
-        {"format": "openai_chatapi._history", "version": 1, "messages": "x"}
+        {"format": "openai_chatapi.history", "version": 1, "messages": "x"}
     ),
 }
 

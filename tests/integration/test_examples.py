@@ -50,3 +50,15 @@ def test_example_runs_against_the_local_model(
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr
     assert result.stdout.strip()
+
+
+def test_examples_use_the_public_api_only() -> None:
+    # Examples teach: what they import is what users may import (besides their own helper).
+    for path in EXAMPLES.glob("*.py"):
+        private = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.lstrip().startswith(("from openai_chatapi", "import openai_chatapi"))
+            and "._" in line.split(" import ")[0].replace("openai_chatapi.examples._endpoint", "")
+        ]
+        assert private == [], f"{path.name}: {private}"

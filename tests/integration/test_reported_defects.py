@@ -18,7 +18,7 @@ from ..support.fakes import FakeServer, chunk, completion, text_chunks
 
 
 def _history_file(path: Path, messages: list[dict[str, object]]) -> Path:
-    document = {"format": "openai_chatapi._history", "version": 1, "messages": messages}
+    document = {"format": "openai_chatapi.history", "version": 1, "messages": messages}
     path.write_text(json.dumps(document), encoding="utf-8")
     return path
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError
+from openai_chatapi import ChatAgent, ChatMessage, ConfigurationError, load_history
 
 from ..support.fakes import FakeServer
 
@@ -83,3 +83,21 @@ async def test_a_write_failure_says_what_failed(agent: ChatAgent, server: FakeSe
     await _agent_with_a_turn(agent, server)
     with pytest.raises(ConfigurationError, match=r"/proc/version: cannot create a file in /proc"):
         agent.save_history("/proc/version")
+
+
+def test_a_conversation_saved_by_the_previous_release_loads(tmp_path: Path) -> None:
+    # Written by 0.4.0 before the internal modules were renamed: the format id is the file
+    # format's name, never a module path.
+    saved = tmp_path / "old.json"
+    saved.write_text(
+        '{"format": "openai_chatapi.history", "version": 1, "messages": ['
+        '{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}, '
+        '{"role": "assistant", "content": "hello"}]}',
+        encoding="utf-8",
+    )
+    messages = load_history(saved)
+    assert [(m.role, m.content) for m in messages] == [
+        ("system", "be brief"),
+        ("user", "hi"),
+        ("assistant", "hello"),
+    ]
