@@ -9,7 +9,7 @@ history exactly as it was.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _generated as gen
@@ -146,6 +146,7 @@ class ChatAgent(ClosesOnExit):
 
     def clear_history(self, keep_system: bool = True) -> None:
         """Forget the conversation (keeping the system prompt unless told otherwise)."""
+        check_flags(keep_system=keep_system)
         system = self._state.system_message() if keep_system else None
         self._state.replace([system] if system is not None else [])
 
@@ -154,7 +155,7 @@ class ChatAgent(ClosesOnExit):
     ) -> None:
         """Replace the whole conversation (used when loading a saved one); takes what
         ``add_message`` takes, and changes nothing when one message is invalid."""
-        if isinstance(messages, (str, bytes, Mapping)):
+        if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
             raise ConfigurationError("replace_history takes a list of messages", {})
         self._state.replace([ChatMessage.coerce(m) for m in messages])
 

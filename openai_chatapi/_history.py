@@ -33,13 +33,22 @@ def dump_history(messages: Sequence[ChatMessage]) -> dict[str, Any]:
     }
 
 
+def _checked_path(path: object) -> str | os.PathLike[str]:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigurationError(
+            "a conversation file path must be a non-empty str or os.PathLike",
+            {"field": "path", "value": type(path).__name__},
+        )
+    return path
+
+
 def save_history(messages: Sequence[ChatMessage], path: str | os.PathLike[str]) -> Path:
     """Write the conversation to ``path`` atomically (a crash never leaves half a file).
 
     The file's directory must exist (it is not created). Every failure raises
     ``ConfigurationError`` saying what failed, and leaves no temporary file behind.
     """
-    target = Path(path)
+    target = Path(_checked_path(path))
     try:
         data = json.dumps(dump_history(messages), ensure_ascii=False, indent=2).encode("utf-8")
     except (UnicodeEncodeError, PydanticSerializationError):
@@ -90,7 +99,7 @@ def _bad(path: Path, reason: str) -> ConfigurationError:
 
 def load_history(path: str | os.PathLike[str]) -> list[ChatMessage]:
     """Read a conversation saved by ``save_history``; a corrupt or foreign file raises."""
-    source = Path(path)
+    source = Path(_checked_path(path))
     try:
         raw = source.read_bytes()
     except OSError as exc:

@@ -128,6 +128,11 @@ class TurnRunner:
             config = config.with_overrides(dict(overrides))
         registry = self.state.tools
         tools = args.get("tools")
+        if tools is not None and not isinstance(tools, (list, tuple)):
+            raise ConfigurationError(
+                "tools must be a list of @tool functions (tools=[f], not tools=f)",
+                {"field": "tools", "value": type(tools).__name__},
+            )
         if tools:
             from .tools import Tool, ToolRegistry
 
