@@ -237,7 +237,8 @@ class StreamAccumulator:
             fixed = validate_repaired(gen.ChatCompletion, data, strict=False)
             if fixed is not None:
                 return fixed
-            raise validation_error("streamed completion", exc, str(self._header)) from None
+            failure = validation_error("streamed completion", exc, str(self._header))
+        raise failure  # outside the handler: no context quoting the raw data rides along
 
 
 def _flush_choice(parts: _ChoiceParts, index: int) -> list[StreamEvent]:

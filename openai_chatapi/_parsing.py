@@ -108,7 +108,8 @@ def parse_model(
         model = _repaired_model(cls, raw, strict=strict)
         if model is not None:
             return model
-        raise validation_error(what, exc, raw) from None
+        failure = validation_error(what, exc, raw)
+    raise failure  # outside the handler: no context quoting the raw body rides along
 
 
 def _repaired_model(cls: type[M], raw: bytes | str, *, strict: bool) -> M | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 __all__ = [
     "REDACTED",
+    "agent_secrets",
     "elide_base64",
     "known_secrets",
     "map_strings",
@@ -22,6 +24,7 @@ __all__ = [
     "register_secrets",
     "scrub_exception",
     "url_secrets",
+    "with_encodings",
 ]
 
 REDACTED = "[REDACTED]"
@@ -97,6 +100,28 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in [*found, *decoded] if len(item) >= 4))
 
 
+def with_encodings(secrets: Iterable[str]) -> tuple[str, ...]:
+    """``secrets`` and their base64 forms (standard and URL-safe, unpadded): a server or proxy
+    that echoes an ``Authorization`` header echoes ``Basic base64(user:password)`` too."""
+    found: list[str] = []
+    for secret in secrets:
+        raw = secret.encode("utf-8")
+        found += [
+            secret,
+            base64.b64encode(raw).decode("ascii").rstrip("="),
+            base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+        ]
+    return tuple(dict.fromkeys(found))
+
+
+def agent_secrets(api_key: str | None, base_url: str) -> tuple[str, ...]:
+    """What an agent must never show: its key, its URL's secrets, in every form they take on
+    the wire; registered for the library-log filter and the errors built from server text."""
+    secrets = with_encodings((*((api_key,) if api_key else ()), *url_secrets(base_url)))
+    register_secrets(secrets)
+    return secrets
+
+
 def _redact_cut(text: str, secret: str) -> str:
     if secret[:_MIN_CUT] in text[-len(secret) :]:
         for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
@@ -153,8 +178,12 @@ def map_strings(value: Any, change: Callable[[str], str]) -> Any:
 def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
     """Remove every secret from an exception's args, ``message`` and ``details``, in place.
 
-    The last line of defence: servers and libraries may echo a key in any error text.
+    The last line of defence: servers and libraries may echo a key in any error text. A
+    context the exception suppressed (``raise ... from None``) is dropped: it may hold the
+    raw body (a pydantic error quotes its input), and it was never meant to be shown.
     """
+    if exc.__suppress_context__:
+        exc.__context__ = None
     found = tuple(secret for secret in secrets if secret)
     if not found:
         return

@@ -50,7 +50,7 @@ from ._exchange import (
     within,
 )
 from ._logging import PACKAGE_LOGGER, HttpLog, agent_log
-from ._redact import redact_text, redact_url, register_secrets, scrub_exception, url_secrets
+from ._redact import agent_secrets, redact_text, redact_url, scrub_exception
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
 from ._version import __version__
 
@@ -157,9 +157,8 @@ class Transport:
         self._timeout = float(runtime.timeout)
 
     def _register_secrets(self) -> None:
-        key = self._model_config.api_key
-        self._secrets = (*((key,) if key else ()), *url_secrets(self._model_config.api_base_url))
-        register_secrets(self._secrets)
+        config = self._model_config
+        self._secrets = agent_secrets(config.api_key, config.api_base_url)
 
     @property
     def base_url(self) -> str:
@@ -296,7 +295,8 @@ class Transport:
             if caller and not isinstance(exc, httpx.HTTPError):
                 raise
             error = _connection_error(exc, method, self._shown_url(path), reading=reading)
-            scrub_exception(error, self._secrets)
+            for failure in (error, exc):  # exc stays as the context reporters may walk
+                scrub_exception(failure, self._secrets)
             raise error from None
 
     async def _send(

@@ -8,6 +8,7 @@ errors of a body that echoes the key.
 
 from __future__ import annotations
 
+import base64
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,11 @@ PASSWORD = "hunter2-BOUNDARY-pw"
 TOKEN = "tok-BOUNDARY-51a7c3"
 BASE_URL = f"http://user:{PASSWORD}@fake.test/v1?api_key={TOKEN}"
 SECRETS = (KEY, PASSWORD, TOKEN)
+# What a proxy echoing the Authorization header shows: base64 of the key, or of user:password
+# (httpx sends URL credentials as Basic auth).
+ENCODED = tuple(
+    base64.b64encode(text.encode()).decode().rstrip("=") for text in (KEY, f"user:{PASSWORD}")
+)
 
 
 def test_the_agent_side_holds_no_scrubbing_of_its_own() -> None:
@@ -54,12 +60,15 @@ def _agent(server: FakeServer, **runtime: Any) -> ChatAgent:
 def _everything_about(exc: ChatAPIException) -> str:
     typed = [exc.status_code, exc.request_id, exc.body, exc.error_type, exc.code]
     parts = [str(exc), repr(exc), exc.message, repr(exc.details), repr(exc.args), repr(typed)]
+    # What an error reporter walking the chain sends on, suppressed context included.
+    chain = [exc.__context__, exc.__cause__]
+    parts += [f"{type(link).__name__}: {link!s} {link!r}" for link in chain if link is not None]
     return "\n".join([*parts, "".join(traceback.format_exception(exc))])
 
 
 def _assert_clean(exc: ChatAPIException) -> None:
     text = _everything_about(exc)
-    for secret in SECRETS:
+    for secret in (*SECRETS, *ENCODED):
         assert secret not in text, f"{secret!r} leaked from {type(exc).__name__}: {text}"
 
 
@@ -86,6 +95,15 @@ ECHO = f"your key {KEY} (password {PASSWORD}, token {TOKEN}) was rejected"
 def _status_error(server: FakeServer) -> None:
     body = {"error": {"message": ECHO, "type": f"auth {KEY}", "code": f"bad_key_{KEY}"}}
     server.add_json(body, status=401, **{"x-request-id": f"req-{TOKEN}"})
+
+
+def _status_error_echoing_the_header(server: FakeServer) -> None:
+    echoed = f"rejected: Bearer {ENCODED[0]}= / Basic {ENCODED[1]}"
+    server.add_json({"error": {"message": echoed, "type": "auth"}}, status=401)
+
+
+def _body_not_an_object(server: FakeServer) -> None:  # pydantic quotes such input
+    server.add_json(f"just a string with {KEY} and {PASSWORD}")
 
 
 def _connection_error(server: FakeServer) -> None:
@@ -146,6 +164,15 @@ CASES: list[tuple[str, Callable[[FakeServer], None], Call, type[ChatAPIException
     ("status-stream", _status_error, _stream, AuthenticationError),
     ("status-models", _status_error, _list_models, AuthenticationError),
     ("status-model", _status_error, _retrieve_model, AuthenticationError),
+    ("status-echoing-base64-chat", _status_error_echoing_the_header, _chat, AuthenticationError),
+    (
+        "status-echoing-base64-stream",
+        _status_error_echoing_the_header,
+        _stream,
+        AuthenticationError,
+    ),
+    ("body-not-an-object-chat", _body_not_an_object, _chat, APIResponseError),
+    ("body-not-an-object-models", _body_not_an_object, _list_models, APIResponseError),
     ("connect-chat", _connection_error, _chat, APIConnectionError),
     ("connect-stream", _connection_error, _stream, APIConnectionError),
     ("connect-models", _connection_error, _list_models, APIConnectionError),
