@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from ._accumulator import StreamAccumulator
 from ._errors import ChatAPIException, ModelNotFoundError, NotFoundError
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from ._transport import Body, Sleep
 
 __all__ = ["ModelCalls"]
-
-T = TypeVar("T")
 
 
 class ModelCalls:
