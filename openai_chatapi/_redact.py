@@ -40,16 +40,50 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
 
     A secret that an earlier cut split (its start ends ``text``, or its end starts it) is
     replaced too: error bodies and previews are cut at fixed lengths before they get here.
+    Every form of every secret is looked for in the text as given, and overlapping finds
+    become one placeholder: replacing one secret first must not break another's match (a
+    short key inside a longer one, in whatever order the secrets come).
     """
+    spans: list[tuple[int, int]] = []
     for raw in secrets:
-        if not raw:
+        if raw:
+            for secret in _forms(raw):
+                _find(text, secret, spans)
+    if not spans:
+        return text
+    spans.sort()
+    pieces: list[str] = []
+    done = 0
+    start, end = spans[0]
+    for next_start, next_end in spans[1:]:
+        if next_start <= end:
+            end = max(end, next_end)
             continue
-        for secret in _forms(raw):
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-            if len(secret) > _MIN_CUT:
-                text = _redact_cut(text, secret)
-    return text
+        pieces += [text[done:start], REDACTED]
+        done, start, end = end, next_start, next_end
+    pieces += [text[done:start], REDACTED, text[end:]]
+    return "".join(pieces)
+
+
+def _find(text: str, secret: str, spans: list[tuple[int, int]]) -> None:
+    """Add to ``spans`` where ``secret`` occurs in ``text`` (overlapping finds included) and
+    where a cut left a piece of it at either end."""
+    at = text.find(secret)
+    while at != -1:
+        spans.append((at, at + len(secret)))
+        at = text.find(secret, at + 1)
+    if len(secret) <= _MIN_CUT:
+        return
+    if secret[:_MIN_CUT] in text[-len(secret) :]:
+        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
+            if text.endswith(secret[:size]):
+                spans.append((len(text) - size, len(text)))
+                break
+    if secret[-_MIN_CUT:] in text[: len(secret)]:
+        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
+            if text.startswith(secret[-size:]):
+                spans.append((0, size))
+                break
 
 
 @lru_cache(maxsize=64)
@@ -69,8 +103,7 @@ def _forms(secret: str) -> tuple[str, ...]:
     for encoded in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
         forms.append(encoded)
         forms.append(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
-    # Longest first, so that a form containing another is replaced whole.
-    return tuple(sorted({form for form in forms if form}, key=len, reverse=True))
+    return tuple(dict.fromkeys(form for form in forms if form))
 
 
 _URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
@@ -120,20 +153,6 @@ def agent_secrets(api_key: str | None, base_url: str) -> tuple[str, ...]:
     secrets = with_encodings((*((api_key,) if api_key else ()), *url_secrets(base_url)))
     register_secrets(secrets)
     return secrets
-
-
-def _redact_cut(text: str, secret: str) -> str:
-    if secret[:_MIN_CUT] in text[-len(secret) :]:
-        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
-            if text.endswith(secret[:size]):
-                text = text[:-size] + REDACTED
-                break
-    if secret[-_MIN_CUT:] in text[: len(secret)]:
-        for size in range(len(secret) - 1, _MIN_CUT - 1, -1):
-            if text.startswith(secret[-size:]):
-                text = REDACTED + text[size:]
-                break
-    return text
 
 
 def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
