@@ -27,6 +27,18 @@ Y = TypeVar("Y")
 # goes on when half of them were taken.
 HIGH_WATER = 1024
 _ITEM, _END, _ERROR = 0, 1, 2
+# A caller waits in slices of this many seconds. Python runs a signal's handler (Ctrl-C's
+# KeyboardInterrupt) in the main thread between waits, never during one, and an untimed wait
+# is woken only by a signal delivered to its own thread after the wait began: one that lands
+# just before the wait, or on another thread (the kernel picks any thread for a Ctrl-C from
+# the terminal), would be held until the reply ends; a stalled stream would hold it forever.
+WAIT_SLICE = 0.1
+
+
+def _wait_for(lock: Any) -> None:
+    """Acquire ``lock`` (a ``_thread`` lock), letting Ctrl-C in between slices."""
+    while not lock.acquire(timeout=WAIT_SLICE):
+        pass
 
 
 def closed_error(what: str) -> ConfigurationError:
@@ -167,7 +179,7 @@ class LoopThread:
             self.loop.call_soon_threadsafe(job.cancel)
         except RuntimeError:  # the loop is closed: the task is gone with it
             return
-        job.done.acquire()
+        _wait_for(job.done)
 
     def run(self, coro: Coroutine[Any, Any, R], what: str) -> R:
         """Run ``coro`` on the loop and return its result (or raise its exception) here."""
@@ -179,7 +191,7 @@ class LoopThread:
             raise
         try:
             self.start(job)
-            job.done.acquire()
+            _wait_for(job.done)
         except ConfigurationError:  # not started: nothing to cancel
             raise
         except BaseException:  # Ctrl-C (KeyboardInterrupt) while waiting: cancel the call
@@ -280,7 +292,10 @@ def pull(loop: LoopThread, feed: Feed[Y]) -> Generator[Y, None, None]:
                 assert resume is not None
                 with contextlib.suppress(RuntimeError):  # a closed loop has queued an error
                     loop.loop.call_soon_threadsafe(resume.set)
-            kind, value = get()
+            try:
+                kind, value = get(timeout=WAIT_SLICE)
+            except queue.Empty:  # let a Ctrl-C in (see WAIT_SLICE), then wait on
+                continue
             if kind == _ITEM:
                 taken += 1
                 yield value
