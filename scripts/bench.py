@@ -12,6 +12,8 @@ process's CPU time is shown beside it because it is much less sensitive to other
     python scripts/bench.py --quick              # smaller workloads, a minute or so
     python scripts/bench.py --only stream,chat --rounds 5
     python scripts/bench.py --clients httpx,openai_chatapi --json results.json
+    python scripts/bench.py --package ../base      # the package of another checkout, this
+                                                   # harness and server (before/after tables)
 
 Sections are functions registered by name with ``@section`` (import, chat, concurrent,
 stream, sse, load, media).
@@ -34,10 +36,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the tests' support package, however this script was started
+sys.path.insert(0, str(ROOT))  # the tests' support package, however this script was started
 
 from tests.support.bench_handler import MODEL, REPLY, SSE_TOKEN, TOKEN  # noqa: E402
+
+# ``--package DIR``: workers import openai_chatapi from DIR (imported nowhere before this).
+PACKAGE_ENV = "OPENAI_CHATAPI_BENCH_PACKAGE"
+PACKAGE_ROOT = Path(os.environ.get(PACKAGE_ENV) or ROOT).resolve()
+if PACKAGE_ROOT != ROOT:
+    sys.path.insert(0, str(PACKAGE_ROOT))
 
 CLIENTS = ("httpx", "openai", "openai_chatapi", "openai_sync", "openai_chatapi_sync")
 OURS = "openai_chatapi"
@@ -307,7 +314,10 @@ def _warmup_size(workload: str, n: int, in_flight: int) -> int:
 def _sse_decoder(client: str) -> Callable[[list[bytes]], int]:
     """A function decoding a chunked SSE body with ``client``'s decoder; returns the count."""
     if client == OURS:
-        from openai_chatapi._sse import SSEDecoder
+        try:
+            from openai_chatapi._sse import SSEDecoder
+        except ImportError:  # an older checkout (--package) named it openai_chatapi.sse
+            from openai_chatapi.sse import SSEDecoder  # type: ignore[import-not-found,no-redef]
 
         def ours(pieces: list[bytes]) -> int:
             decoder, count = SSEDecoder(), 0
@@ -489,7 +499,7 @@ def bench_import(bench: Bench) -> list[Row]:
     def once(module: str) -> float:
         code = f"import {module}" if module else "pass"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=bench.env)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE_ROOT, env=bench.env)
         return time.perf_counter() - start
 
     for client, module in wanted.items():  # also compiles the .pyc files
@@ -786,6 +796,8 @@ def _versions() -> str:
             parts.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
             parts.append(f"{dist} (not installed; from {ROOT})" if dist == OURS else "")
+    if PACKAGE_ROOT != ROOT:
+        parts.append(f"openai_chatapi benchmarked from {PACKAGE_ROOT}")
     return ", ".join(p for p in parts if p)
 
 
@@ -801,7 +813,7 @@ def _load_note() -> str:
 def _check_ours(env: dict[str, str]) -> str | None:
     code = f"from {OURS} import ChatAgent, ModelConfig, RuntimeConfig"
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE_ROOT, env=env
     )
     if proc.returncode == 0:
         return None
@@ -826,6 +838,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--media-mb", type=int, help="video size for 'media' (100, quick 25)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--package",
+        type=Path,
+        help="benchmark the openai_chatapi package of this checkout (another commit's "
+        "worktree) with this harness and server: before/after tables that compare code only",
+    )
+    parser.add_argument(
         "--worker", nargs=3, metavar=("CLIENT", "WORKLOAD", "N"), help=argparse.SUPPRESS
     )
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -846,8 +864,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"unknown section/client: {unknown + bad_clients}; sections: {list(SECTIONS)}"
         )
+    if args.package is not None:
+        package = args.package.resolve()
+        if not (package / OURS / "__init__.py").is_file():
+            raise SystemExit(f"--package {args.package}: no {OURS}/__init__.py there")
+        os.environ[PACKAGE_ENV] = str(package)  # for the workers and the media children
+        global PACKAGE_ROOT
+        PACKAGE_ROOT = package
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    first = (str(PACKAGE_ROOT), str(ROOT)) if PACKAGE_ROOT != ROOT else (str(ROOT),)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, env.get("PYTHONPATH")) if p)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     notes: list[str] = []

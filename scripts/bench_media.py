@@ -141,7 +141,14 @@ async def _send_streamed(path: str, url: str) -> int:
     import httpx
 
     from openai_chatapi.media import MediaSettings, prepare_media, to_wire_parts
-    from openai_chatapi.media._body import MediaSources, encode_json_body
+
+    try:
+        from openai_chatapi.media._body import MediaSources, encode_json_body
+    except ImportError:  # an older checkout (bench.py --package) had it in openai_chatapi.body
+        from openai_chatapi.body import (  # type: ignore[import-not-found,no-redef]
+            MediaSources,
+            encode_json_body,
+        )
 
     settings = MediaSettings(video_mode="native", max_media_bytes=8 * 1024**3)
     async with httpx.AsyncClient(timeout=120) as client:
