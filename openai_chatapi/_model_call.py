@@ -12,9 +12,10 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from ._accumulator import StreamAccumulator
-from ._errors import ChatAPIException, ModelNotFoundError, NotFoundError
+from ._errors import ChatAPIException, ConfigurationError, ModelNotFoundError, NotFoundError
 from ._events import FinishEvent, StreamEvent
 from ._parsing import parse_completion, parse_model, parse_model_list
 from ._stats import Stats, StreamTiming
@@ -28,7 +29,24 @@ if TYPE_CHECKING:
     from ._model_list import ModelList
     from ._transport import Body, Sleep
 
-__all__ = ["ModelCalls"]
+__all__ = ["ModelCalls", "model_path"]
+
+
+# What a model id may keep unescaped in a path segment (RFC 3986 pchar): Ollama's "llama3:8b".
+_SEGMENT_SAFE = ":@!$&'()*+,;=-._~"
+
+
+def model_path(model_id: str) -> str:
+    """``model_id`` as the path under ``models/``: each ``/``-separated segment percent-encoded
+    (ids such as ``meta-llama/Llama-3`` keep their slash; ``?``, ``#`` and ``%`` are escaped),
+    so an id can never reach another path or a query of the server."""
+    segments = model_id.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ConfigurationError(
+            f"model_id {model_id!r} has an empty, '.' or '..' path segment",
+            {"field": "model_id"},
+        )
+    return "/".join(quote(segment, safe=_SEGMENT_SAFE) for segment in segments)
 
 
 class ModelCalls:
@@ -66,7 +84,7 @@ class ModelCalls:
         from . import _generated as gen
 
         try:
-            raw = await self.transport.request("GET", f"models/{model_id}")
+            raw = await self.transport.request("GET", f"models/{model_path(model_id)}")
             return parse_model(gen.Model, raw, strict=self._runtime.strict_parsing, what="model")
         except NotFoundError as exc:
             if not isinstance(exc, ModelNotFoundError):

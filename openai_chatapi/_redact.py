@@ -138,12 +138,21 @@ def with_encodings(secrets: Iterable[str]) -> tuple[str, ...]:
     that echoes an ``Authorization`` header echoes ``Basic base64(user:password)`` too."""
     found: list[str] = []
     for secret in secrets:
+        found.append(secret)
         raw = secret.encode("utf-8")
-        found += [
-            secret,
-            base64.b64encode(raw).decode("ascii").rstrip("="),
-            base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
-        ]
+        # Inside a longer encoded text ("Bearer <key>", "user:<password>") the secret starts
+        # at any of three offsets into a base64 group: the characters that encode only its
+        # own bytes are the same whatever surrounds it, so those are looked for.
+        for offset in range(3):
+            padded = b"\0" * offset + raw
+            # The last, partial group depends on what follows; alone, the secret shows whole.
+            ends = {len(padded) // 3 * 3, len(padded)} if offset == 0 else {len(padded) // 3 * 3}
+            for end in sorted(ends, reverse=True):
+                for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                    text = encode(padded[:end]).decode("ascii").rstrip("=")
+                    core = text[4:] if offset else text
+                    if len(core) >= 8:
+                        found.append(core)
     return tuple(dict.fromkeys(found))
 
 

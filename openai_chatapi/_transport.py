@@ -19,6 +19,7 @@ exists and from blocking code too; a failed poll there means "not up yet", nothi
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -73,6 +74,9 @@ class SentBody(Protocol):
 
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
+
+
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 
 
 def _split_query(url: str) -> tuple[str, str]:
@@ -200,6 +204,13 @@ class Transport:
         # A query in api_base_url (Azure's ?api-version=...) goes at the end of every request
         # URL, after the endpoint's path, not in the middle of it.
         root, self._base_query = _split_query(self.base_url)
+        if self._model_config.api_key and _URL_USERINFO.match(root):
+            # httpx would send the URL's user:password as Basic auth in place of the key.
+            root = _URL_USERINFO.sub(r"\1", root, count=1)
+            self.log.warning(
+                "api_base_url carries credentials (user:password@) and api_key is set: "
+                "the key is sent (Authorization: Bearer), the URL's credentials are not"
+            )
         self._urls.clear()
         self._client = httpx.AsyncClient(
             base_url=root.rstrip("/") + "/",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
+import logging
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +40,7 @@ from openai_chatapi import (
 from openai_chatapi._config import REQUEST_FIELDS
 
 from ..conftest import AgentFactory
-from ..support.fakes import FakeServer, Reply, completion, text_chunks, tool_call
+from ..support.fakes import API_KEY, FakeServer, Reply, completion, text_chunks, tool_call
 from ..support.media_factory import image_bytes
 from ..support.waits import cancel_when_set
 
@@ -585,6 +587,35 @@ async def test_retrieve_model(agent: ChatAgent, server: FakeServer) -> None:
 
 
 @pytest.mark.parametrize(
+    ("model_id", "raw_path"),
+    [
+        ("meta-llama/Llama-3.1-8B", "/v1/models/meta-llama/Llama-3.1-8B"),
+        ("llama3:8b", "/v1/models/llama3:8b"),
+        ("a?b=c#d", "/v1/models/a%3Fb=c%23d"),
+        ("50%", "/v1/models/50%25"),
+        ("with space", "/v1/models/with%20space"),
+    ],
+)
+async def test_a_model_id_stays_one_path_under_models(
+    agent: ChatAgent, server: FakeServer, model_id: str, raw_path: str
+) -> None:
+    # An id with ?, # or % used to reach a query or another path of the server (key attached).
+    server.add_json({"id": model_id, "object": "model", "created": 5, "owned_by": "x"})
+    await agent.retrieve_model(model_id)
+    assert server.requests[0].url.raw_path.decode() == raw_path
+
+
+@pytest.mark.parametrize("model_id", ["../../admin", "a/../b", "./m", "a//b", "m/"])
+async def test_a_model_id_with_dot_or_empty_segments_is_refused_before_sending(
+    agent: ChatAgent, server: FakeServer, model_id: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="path segment") as info:
+        await agent.retrieve_model(model_id)
+    assert info.value.details["field"] == "model_id"
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"error": {"message": "The model 'nope' does not exist", "code": "model_not_found"}},
@@ -821,3 +852,28 @@ async def test_context_manager_opens_and_closes(server: FakeServer) -> None:
     with pytest.raises(ConfigurationError, match="this agent was closed"):
         await agent.chat("after close")
     assert len(server.requests) == 1
+
+
+async def test_the_api_key_is_sent_even_when_the_url_carries_credentials(
+    make_agent: Any, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpx sends a URL's user:password as Basic auth, which used to replace the key silently.
+    agent = await make_agent(api_base_url="http://user:pw-1234@fake.test/v1", enable_logging=True)
+    server.add_completion("ok")
+    with caplog.at_level(logging.WARNING, logger="openai_chatapi"):
+        assert await agent.chat("hi") == "ok"
+    sent = server.requests[-1]
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    assert sent.url.userinfo == b""
+    assert "the key is sent (Authorization: Bearer)" in caplog.text
+    assert "pw-1234" not in caplog.text
+
+
+async def test_url_credentials_are_sent_as_basic_auth_without_a_key(
+    make_agent: Any, server: FakeServer
+) -> None:
+    agent = await make_agent(api_base_url="http://user:pw-1234@fake.test/v1", api_key=None)
+    server.add_completion("ok")
+    assert await agent.chat("hi") == "ok"
+    expected = "Basic " + base64.b64encode(b"user:pw-1234").decode()
+    assert server.requests[-1].headers["authorization"] == expected

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 
 import pytest
 
-from openai_chatapi._redact import REDACTED, redact_text
+from openai_chatapi._redact import REDACTED, redact_text, with_encodings
 
 LONG = "sk-test+KEY/with=odd-chars-8d7c6b5a"
 
@@ -40,3 +41,20 @@ def test_text_around_the_secrets_is_kept_exactly() -> None:
     assert redact_text(text, ["sk-two-654321", "sk-one-123456", ""]) == (
         f"a {REDACTED} b {REDACTED} c"
     )
+
+
+@pytest.mark.parametrize("prefix", ["", "Bearer ", "Basic x", "user:", "ab"])
+def test_a_secret_base64_encoded_inside_longer_text_is_scrubbed(prefix: str) -> None:
+    # A proxy echoing "Authorization: Bearer <key>" shows base64 of the whole header value.
+    encoded = base64.b64encode((prefix + LONG).encode()).decode()
+    text = redact_text(f"echo: {encoded}", with_encodings([LONG]))
+    assert REDACTED in text
+    leftover = text.replace("echo: ", "").replace(REDACTED, "")
+    # What is left may encode the prefix and at most two bytes of the secret at either end.
+    assert len(leftover) <= len(base64.b64encode(prefix.encode())) + 8, text
+
+
+def test_a_secret_base64_encoded_with_text_after_it_is_scrubbed() -> None:
+    encoded = base64.b64encode((LONG + "\n--end").encode()).decode()
+    text = redact_text(encoded, with_encodings([LONG]))
+    assert text.startswith(REDACTED) and len(text) <= len(REDACTED) + 12, text
