@@ -19,7 +19,6 @@ exists and from blocking code too; a failed poll there means "not up yet", nothi
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -53,6 +52,7 @@ from ._exchange import (
 from ._logging import PACKAGE_LOGGER, HttpLog, agent_log
 from ._redact import agent_secrets, redact_text, redact_url, scrub_exception
 from ._retry import RETRYABLE_EXCEPTIONS, Retries, RetryPolicy
+from ._urls import split_query, with_query, without_userinfo
 from ._version import __version__
 
 __all__ = ["SentBody", "StreamBody", "Transport", "logger"]
@@ -74,22 +74,6 @@ class SentBody(Protocol):
 
 Body = bytes | SentBody
 Sleep = Callable[[float], Awaitable[None]]
-
-
-_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
-
-
-def _split_query(url: str) -> tuple[str, str]:
-    """``api_base_url`` without its ``?query``, and the query (``""`` when none)."""
-    root, _, query = url.partition("?")
-    return root, query
-
-
-def _with_query(url: str, query: str) -> str:
-    """``url`` with the base URL's ``query`` appended (after any query of its own)."""
-    if not query:
-        return url
-    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -203,10 +187,10 @@ class Transport:
         )
         # A query in api_base_url (Azure's ?api-version=...) goes at the end of every request
         # URL, after the endpoint's path, not in the middle of it.
-        root, self._base_query = _split_query(self.base_url)
-        if self._model_config.api_key and _URL_USERINFO.match(root):
-            # httpx would send the URL's user:password as Basic auth in place of the key.
-            root = _URL_USERINFO.sub(r"\1", root, count=1)
+        root, self._base_query = split_query(self.base_url)
+        # httpx would send the URL's user:password as Basic auth in place of the key.
+        if self._model_config.api_key and (bare := without_userinfo(root)) is not None:
+            root = bare
             self.log.warning(
                 "api_base_url carries credentials (user:password@) and api_key is set: "
                 "the key is sent (Authorization: Bearer), the URL's credentials are not"
@@ -267,7 +251,7 @@ class Transport:
         if url is None:
             # Same result as httpx's own merge: the base URL ends with "/", path is relative.
             url = httpx.URL(
-                _with_query(
+                with_query(
                     str(self._require_client().base_url) + path.lstrip("/"), self._base_query
                 )
             )
@@ -277,8 +261,8 @@ class Transport:
 
     def _shown_url(self, path: str) -> str:
         """The URL of ``path`` as error messages show it (never raises)."""
-        root, query = _split_query(self.base_url)
-        url = _with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
+        root, query = split_query(self.base_url)
+        url = with_query(f"{root.rstrip('/')}/{path.lstrip('/')}", query)
         try:
             return str(httpx.URL(url))
         except Exception:  # the URL itself may be what failed
