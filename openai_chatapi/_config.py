@@ -7,11 +7,13 @@ the field and the offending value, before any request is sent.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, TypedDict, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
@@ -75,6 +77,36 @@ def _check_bool(name: str, value: Any, *, optional: bool = False) -> None:
         raise _fail(name, value, "must be True or False")
 
 
+_C = TypeVar("_C")
+
+
+def _named_fields(cls: type[_C]) -> type[_C]:
+    """A config class whose unknown keyword arguments raise ``ConfigurationError`` naming them
+    (and the nearest field), not the ``TypeError`` of the generated ``__init__``."""
+    init = cls.__init__
+    names = tuple(item.name for item in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        for name in kwargs:
+            if name not in names:
+                near = difflib.get_close_matches(name, names, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ConfigurationError(
+                    f"{cls.__name__} has no field {name!r}{hint}", {"field": name}
+                )
+        if len(args) > len(names):
+            raise ConfigurationError(
+                f"{cls.__name__} takes at most {len(names)} positional fields, got {len(args)}",
+                {"field": None},
+            )
+        init(self, *args, **kwargs)
+
+    setattr(cls, "__init__", checked_init)  # noqa: B010
+    return cls
+
+
+@_named_fields
 @dataclass
 class ModelConfig:
     """How the model behaves: the endpoint, the model name and the sampling parameters.
@@ -220,6 +252,7 @@ ToolErrorMode = Literal["feedback", "raise"]
 OutputMode = Literal["auto", "native", "json", "tool"]
 
 
+@_named_fields
 @dataclass
 class RuntimeConfig:
     """How the client behaves: logging, HTTP, retries, streaming, parsing, tools and media.
@@ -302,6 +335,8 @@ class RuntimeConfig:
             raise _fail("log_level", level, f"must be one of {sorted(_LOG_LEVELS)}")
         self.log_level = level.upper()
         _check_positive_number("timeout", self.timeout)
+        if math.isinf(self.timeout):  # no bound at all: a stalled server would hold a call
+            raise _fail("timeout", self.timeout, "must be a finite number of seconds")
         _check_int("max_retries", self.max_retries, minimum=0)
         _check_non_negative("retry_delay", self.retry_delay)
         _check_non_negative("max_retry_delay", self.max_retry_delay)

@@ -101,6 +101,7 @@ def test_top_logprobs_requires_logprobs() -> None:
 INVALID_RUNTIME: list[tuple[str, Any]] = [
     ("timeout", 0),
     ("timeout", -1),
+    ("timeout", float("inf")),  # accepted before: a stalled server then held a call forever
     ("max_retries", -1),
     ("retry_delay", -0.5),
     ("log_level", "LOUD"),
@@ -195,3 +196,26 @@ def test_every_request_field_is_a_parameter_the_request_builder_sends() -> None:
     )
     payload = build_payload(config, [{"role": "user", "content": "hi"}], RequestOptions())
     assert set(REQUEST_FIELDS) <= set(payload)
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "near"),
+    [
+        (ModelConfig, "max_token", "max_tokens"),
+        (RuntimeConfig, "timout", "timeout"),
+        (RuntimeConfig, "bogus", None),
+    ],
+)
+def test_an_unknown_field_is_a_configuration_error_naming_it(
+    cls: Any, name: str, near: str | None
+) -> None:
+    # It used to be the generated __init__'s TypeError, outside the ChatAPIException family.
+    with pytest.raises(ConfigurationError) as info:
+        cls(**{name: 1})
+    assert info.value.details == {"field": name}
+    assert repr(name) in str(info.value)
+    assert (
+        (f"did you mean {near!r}" in str(info.value))
+        if near
+        else "did you mean" not in str(info.value)
+    )
