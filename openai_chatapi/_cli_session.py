@@ -170,7 +170,28 @@ async def _cancellable_reply(agent: ChatAgent, text: str, images: list[str], out
                 signal.signal(signal.SIGINT, previous)
 
 
+# The prompt's loop never sleeps longer than this (seconds); see ``interactive``.
+_TICK = 0.1
+
+
+async def _tick() -> None:
+    while True:  # noqa: ASYNC110 (waiting is not the point: waking the loop is)
+        await asyncio.sleep(_TICK)
+
+
 async def interactive(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
+    # A Ctrl-C whose C-level handler runs on another thread (the stdin reader's: the kernel
+    # may pick any thread) sets Python's flag but wakes nothing, and at the prompt the loop
+    # would sleep in select() for good: ticking keeps its sleeps short, so asyncio.run's
+    # handler runs (within _TICK) and the session ends with code 130 as for any Ctrl-C.
+    ticker = asyncio.ensure_future(_tick())
+    try:
+        await _session(agent, out, err)
+    finally:
+        ticker.cancel()
+
+
+async def _session(agent: ChatAgent, out: TextIO, err: TextIO) -> None:
     interactive = sys.stdin.isatty()
     if interactive:
         print(_HELP, file=err)

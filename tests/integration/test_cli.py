@@ -492,6 +492,50 @@ def test_ctrl_c_at_the_prompt_leaves_with_code_130(fake: CLIFakeServer) -> None:
     assert _one_error_line(err) == "openai-chatapi: interrupted"
 
 
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """Send ``sig`` to one thread ``tid`` of process ``pid`` (Linux's tgkill)."""
+    import ctypes
+    import platform
+
+    numbers = {"x86_64": 234, "aarch64": 131}  # SYS_tgkill
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(numbers[platform.machine()], pid, tid, sig) == 0, ctypes.get_errno()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.uname().machine not in ("x86_64", "aarch64"),
+    reason="sends a signal to one thread of the child (tgkill)",
+)
+def test_ctrl_c_handled_on_the_input_thread_at_the_prompt_still_leaves(
+    fake: CLIFakeServer,
+) -> None:
+    # The kernel may hand a terminal's Ctrl-C to any thread: on the stdin reader's, Python's
+    # flag was set but the loop slept in select() at the prompt for good (CI hung here once).
+    proc = _spawn_session(_env(_endpoint(fake)))
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("hello\n/stats\n")
+        proc.stdin.flush()
+        seen = ""
+        while '"requests"' not in seen:
+            line = proc.stdout.readline()
+            assert line, "the session ended early"
+            seen += line
+        threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert threads, "the session has no input thread"
+        _tgkill(proc.pid, threads[0], signal.SIGINT)
+        proc.wait(timeout=TIMEOUT)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 130
+    assert _one_error_line(err) == "openai-chatapi: interrupted"
+
+
 @pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
 def test_interactive_markdown_is_rendered_on_a_terminal(fake: CLIFakeServer) -> None:
     pytest.importorskip("rich")
