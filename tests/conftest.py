@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,15 @@ from .support.repo_scripts import load_script, load_upstream
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A runner that started us as a background job of a non-interactive shell passes SIGINT
+    # on ignored, and ignored it stays in every child: the Ctrl-C tests of the CLI and the
+    # local server would then wait for children that never see it. A handled signal goes back
+    # to its default in a child, so Python's own handler brings each child the usual Ctrl-C.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
