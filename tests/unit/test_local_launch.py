@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -201,10 +202,26 @@ def test_the_flag_reaches_llama_cpp_through_llama() -> None:
     safe, safe_log = load_real_model("off")
     assert default == {"seen": [True], "params": True}, "llama.cpp's default, untouched"
     assert safe == {"seen": [False], "params": False}
-    # llama.cpp names the extra buffer types it considers (CPU_REPACK, AMX) only when allowed.
-    for name in ("CPU_REPACK", "AMX"):
-        assert name not in safe_log
-    print("default load mentions:", [n for n in ("CPU_REPACK", "AMX") if n in default_log])
+    # With the flag off the weights land in plain CPU buffers only: no AMX or CPU_REPACK
+    # buffer and no repacking, even on a CPU with AMX (whose feature line still says AMX_INT8).
+    assert model_buffer_types(safe_log) <= {"CPU", "CPU_Mapped"}, safe_log[-3000:]
+    assert "repack tensor" not in safe_log and "preferred buffer type" not in safe_log
+    print("default load's model buffers:", sorted(model_buffer_types(default_log)))
+
+
+def model_buffer_types(log: str) -> set[str]:
+    """The buffer types llama.cpp put the model's weights in ("AMX", "CPU_Mapped", ...)."""
+    return set(re.findall(r"^load_tensors:\s+(\S+) model buffer size", log, re.MULTILINE))
+
+
+def test_model_buffer_types_reads_llama_cpp_load_lines() -> None:
+    amx_log = (
+        "load_tensors:          AMX model buffer size =    95.34 MiB\n"
+        "load_tensors:   CPU_Mapped model buffer size =    92.10 MiB\n"
+        "CPU : AVX512 = 1 | AMX_INT8 = 1 | REPACK = 1 |\n"
+    )
+    assert model_buffer_types(amx_log) == {"AMX", "CPU_Mapped"}
+    assert model_buffer_types(amx_log.split("\n", 1)[1]) == {"CPU_Mapped"}
 
 
 # ---------------------------------------------------------------- through LocalModelServer
