@@ -12,7 +12,7 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -465,8 +465,10 @@ def test_ctrl_c_cancels_the_reply_and_the_session_goes_on(
     assert out.endswith("echo: after\n")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
-def test_ctrl_c_at_the_prompt_leaves_with_code_130(fake: CLIFakeServer) -> None:
+def _interrupt_at_the_prompt(
+    fake: CLIFakeServer, interrupt: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str]:
+    """Run a session to its prompt after one reply, call ``interrupt``; return (code, stderr)."""
     proc = _spawn_session(_env(_endpoint(fake)))
     try:
         assert proc.stdin is not None and proc.stdout is not None
@@ -478,17 +480,21 @@ def test_ctrl_c_at_the_prompt_leaves_with_code_130(fake: CLIFakeServer) -> None:
             line = proc.stdout.readline()
             assert line, "the session ended early"
             seen += line
-        proc.send_signal(signal.SIGINT)
+        interrupt(proc)
         # stdin stays open (communicate() would close it): a blocked read must not hang us.
         proc.wait(timeout=TIMEOUT)
         assert proc.stderr is not None
-        err = proc.stderr.read()
+        return proc.returncode, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
-    assert proc.returncode == 130
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_at_the_prompt_leaves_with_code_130(fake: CLIFakeServer) -> None:
+    code, err = _interrupt_at_the_prompt(fake, lambda proc: proc.send_signal(signal.SIGINT))
+    assert code == 130
     assert _one_error_line(err) == "openai-chatapi: interrupted"
 
 
@@ -502,6 +508,12 @@ def _tgkill(pid: int, tid: int, sig: int) -> None:
     assert libc.syscall(numbers[platform.machine()], pid, tid, sig) == 0, ctypes.get_errno()
 
 
+def _ctrl_c_on_the_input_thread(proc: subprocess.Popen[str]) -> None:
+    threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+    assert threads, "the session has no input thread"
+    _tgkill(proc.pid, threads[0], signal.SIGINT)
+
+
 @pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.uname().machine not in ("x86_64", "aarch64"),
     reason="sends a signal to one thread of the child (tgkill)",
@@ -511,28 +523,8 @@ def test_ctrl_c_handled_on_the_input_thread_at_the_prompt_still_leaves(
 ) -> None:
     # The kernel may hand a terminal's Ctrl-C to any thread: on the stdin reader's, Python's
     # flag was set but the loop slept in select() at the prompt for good (CI hung here once).
-    proc = _spawn_session(_env(_endpoint(fake)))
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("hello\n/stats\n")
-        proc.stdin.flush()
-        seen = ""
-        while '"requests"' not in seen:
-            line = proc.stdout.readline()
-            assert line, "the session ended early"
-            seen += line
-        threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
-        assert threads, "the session has no input thread"
-        _tgkill(proc.pid, threads[0], signal.SIGINT)
-        proc.wait(timeout=TIMEOUT)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    assert proc.returncode == 130
+    code, err = _interrupt_at_the_prompt(fake, _ctrl_c_on_the_input_thread)
+    assert code == 130
     assert _one_error_line(err) == "openai-chatapi: interrupted"
 
 
