@@ -14,6 +14,8 @@ process's CPU time is shown beside it because it is much less sensitive to other
     python scripts/bench.py --clients httpx,openai_chatapi --json results.json
     python scripts/bench.py --package ../base      # the package of another checkout, this
                                                    # harness and server (before/after tables)
+    python scripts/bench.py --instructions         # client instructions per item under
+                                                   # valgrind (deterministic, for before/after)
 
 Sections are functions registered by name with ``@section`` (import, chat, concurrent,
 stream, sse, load, media).
@@ -26,9 +28,11 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -342,7 +346,7 @@ def _sse_decoder(client: str) -> Callable[[list[bytes]], int]:
     return lambda pieces: sum(1 for _ in OpenAIDecoder().iter_bytes(iter(pieces)))
 
 
-def _sse_micro(client: str, mode: str, n: int) -> dict[str, Any]:
+def _sse_micro(client: str, mode: str, n: int, repeat: int = 1) -> dict[str, Any]:
     """Decode n OpenAI-style events delivered one per chunk, or in 64 KiB reads (LF or CRLF)."""
     decode = _sse_decoder(client)
 
@@ -358,20 +362,23 @@ def _sse_micro(client: str, mode: str, n: int) -> dict[str, Any]:
     decode(warm)
     gc.collect()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    count = decode(timed)
+    counts = [decode(timed) for _ in range(repeat)]
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    if count != n:
-        raise AssertionError(f"{client} decoded {count} events, want {n}")
+    if any(count != n for count in counts):
+        raise AssertionError(f"{client} decoded {counts} events, want {n}")
     return {"wall": wall, "cpu": cpu, "n": n}
 
 
-async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) -> dict[str, Any]:
+async def _worker(
+    client: str, workload: str, n: int, url: str, in_flight: int, repeat: int = 1
+) -> dict[str, Any]:
+    """Warm up, then time the workload ``repeat`` times over (``--instructions`` runs 1 and 2)."""
     import resource
 
     if workload.startswith("sse-"):
-        return _sse_micro(client, workload[4:], n)
+        return _sse_micro(client, workload[4:], n, repeat)
     if workload.startswith("load-"):
-        return await _load_worker(client, workload, n, url)
+        return await _load_worker(client, workload, n, url, repeat)
     try:
         runner = RUNNERS[client](url)
     except ImportError as exc:
@@ -380,7 +387,8 @@ async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) 
         await _workload(workload, _warmup_size(workload, n, in_flight), in_flight)(runner)
         gc.collect()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        await _workload(workload, n, in_flight)(runner)
+        for _ in range(repeat):
+            await _workload(workload, n, in_flight)(runner)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         await runner.aclose()
@@ -389,9 +397,11 @@ async def _worker(client: str, workload: str, n: int, url: str, in_flight: int) 
     return {"wall": wall, "cpu": cpu, "n": n, "maxrss_kb": rss_kb, "note": note}
 
 
-def worker_main(client: str, workload: str, n: int, url: str, in_flight: int) -> None:
+def worker_main(
+    client: str, workload: str, n: int, url: str, in_flight: int, repeat: int = 1
+) -> None:
     try:
-        result = asyncio.run(_worker(client, workload, n, url, in_flight))
+        result = asyncio.run(_worker(client, workload, n, url, in_flight, repeat))
     except Exception as exc:
         result = {"error": f"{type(exc).__name__}: {exc}"}
     print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -425,10 +435,17 @@ class Bench:
     def size(self, full: int, quick: int) -> int:
         return quick if self.args.quick else full
 
-    def run_worker(self, client: str, workload: str, n: int) -> dict[str, Any]:
+    def unit(self, timed: str) -> str:
+        """The unit of a figure: ``µs/req`` when timing, ``instr/req`` with --instructions."""
+        return timed.replace("µs", "instr") if self.args.instructions else timed
+
+    def run_worker(
+        self, client: str, workload: str, n: int, prefix: list[str] | None = None, repeat: int = 1
+    ) -> dict[str, Any]:
         """Run one workload for one client in a fresh process; return its result dict."""
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", client, workload]
-        cmd += [str(n), "--url", self.url, "--in-flight", str(self.args.in_flight)]
+        cmd = [*(prefix or []), sys.executable, str(Path(__file__).resolve())]
+        cmd += ["--worker", client, workload, str(n), "--url", self.url]
+        cmd += ["--in-flight", str(self.args.in_flight), "--repeat", str(repeat)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=self.env)
         for line in reversed(proc.stdout.splitlines()):
             if line.startswith(RESULT_PREFIX):
@@ -437,8 +454,28 @@ class Bench:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"worker exited {proc.returncode}: {tail}"}
 
+    def instructions(self, client: str, workload: str, n: int) -> dict[str, Any]:
+        """The client's instructions for ``n`` items, counted by callgrind.
+
+        The worker runs twice, repeating its timed part once and then twice: the difference
+        is exactly one timed part, without the interpreter start, imports and warm-up.
+        """
+        totals = []
+        for repeat in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "callgrind.out"
+                prefix = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+                result = self.run_worker(client, workload, n, prefix, repeat)
+                if "error" in result:
+                    return result
+                totals.append(callgrind_total(out))
+        return {"instructions": totals[1] - totals[0], "n": n}
+
     def measure(self, workload: str, n: int) -> tuple[dict[str, float | None], ...]:
-        """Median wall and CPU seconds per item over the rounds, clients interleaved."""
+        """Median wall and CPU seconds per item over the rounds, clients interleaved.
+
+        With ``--instructions``: instructions per item (no CPU figures).
+        """
         walls: dict[str, list[float]] = {c: [] for c in self.clients}
         cpus: dict[str, list[float]] = {c: [] for c in self.clients}
         failed: set[str] = set()
@@ -448,7 +485,10 @@ class Bench:
             for client in self.clients:
                 if client in failed:
                     continue
-                result = self.run_worker(client, workload, n)
+                if self.args.instructions:
+                    result = self.instructions(client, workload, n)
+                else:
+                    result = self.run_worker(client, workload, n)
                 if "error" in result:
                     failed.add(client)
                     self.notes.append(f"{workload} / {client}: {result['error']}")
@@ -456,6 +496,13 @@ class Bench:
                     continue
                 if result.get("note") and result["note"] not in self.notes:
                     self.notes.append(result["note"])
+                if self.args.instructions:
+                    walls[client].append(result["instructions"] / n)
+                    _progress(
+                        f"  {workload:<10} round {round_no} {client:<15} "
+                        f"{result['instructions'] / n:12,.0f} instructions per item"
+                    )
+                    continue
                 walls[client].append(result["wall"] / n)
                 cpus[client].append(result["cpu"] / n)
                 wall_us, cpu_us = result["wall"] / n * 1e6, result["cpu"] / n * 1e6
@@ -463,7 +510,15 @@ class Bench:
                     f"  {workload:<10} round {round_no} {client:<15} "
                     f"{wall_us:9.1f} µs wall  {cpu_us:9.1f} µs cpu"
                 )
-        return _medians(walls), _medians(cpus)
+        return _medians(walls), {} if self.args.instructions else _medians(cpus)
+
+
+def callgrind_total(path: Path) -> int:
+    """The instruction total of a callgrind output file."""
+    for line in path.read_text().splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals line in {path}")
 
 
 def _medians(samples: dict[str, list[float]]) -> dict[str, float | None]:
@@ -493,11 +548,19 @@ def bench_import(bench: Bench) -> list[Row]:
     """`python -c "import X"` minus `python -c "pass"`, medians over many runs."""
     modules = {"httpx": "httpx", "openai": "openai", OURS: OURS}
     wanted = {c: modules[c] for c in bench.clients if c in modules}
-    runs = bench.args.import_runs * bench.args.rounds
+    # Counted instructions barely vary: --rounds runs (1 by default) rather than 5 per round.
+    runs = bench.args.rounds * (1 if bench.args.instructions else bench.args.import_runs)
     samples: dict[str, list[float]] = {name: [] for name in ["", *wanted]}
 
     def once(module: str) -> float:
         code = f"import {module}" if module else "pass"
+        if bench.args.instructions:  # deterministic: one run is the figure
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "callgrind.out"
+                cmd = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+                cmd += [sys.executable, "-c", code]
+                subprocess.run(cmd, check=True, cwd=PACKAGE_ROOT, env=bench.env)
+                return float(callgrind_total(out))
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE_ROOT, env=bench.env)
         return time.perf_counter() - start
@@ -513,9 +576,11 @@ def bench_import(bench: Bench) -> list[Row]:
         for client in samples.keys() - {""}:
             samples[client].append(once(wanted[client]))
     base = statistics.median(samples.pop(""))
-    _progress(f"  import     interpreter startup {base * 1e3:.1f} ms ({runs} runs)")
+    unit = "instr" if bench.args.instructions else "ms"
+    shown = f"{base:,.0f} instructions" if unit == "instr" else f"{base * 1e3:.1f} ms"
+    _progress(f"  import     interpreter startup {shown} ({runs} runs)")
     wall = {c: (statistics.median(samples[c]) - base if c in samples else None) for c in wanted}
-    return [Row("import", "import time", "ms", wall, target=("openai", 0.5))]
+    return [Row("import", f"import {unit}", unit, wall, target=("openai", 0.5))]
 
 
 def _sync_note(
@@ -533,7 +598,8 @@ def _sync_note(
             continue
         c, cb = cpu.get(sync), cpu.get(base)
         cpu_ratio = f", cpu {c / cb:.2f}×" if c is not None and cb else ""
-        parts.append(f"{sync} {w * 1e6:,.1f} {unit} = {w / b:.2f}× {base}{cpu_ratio}")
+        figure = f"{w:,.0f}" if bench.args.instructions else f"{w * 1e6:,.1f}"
+        parts.append(f"{sync} {figure} {bench.unit(unit)} = {w / b:.2f}× {base}{cpu_ratio}")
     ours, base = wall.get(OURS_SYNC), wall.get(OURS)
     if ours is not None and base:
         verdict = "ok" if ours / base <= SYNC_TARGET else "MISS"
@@ -547,7 +613,8 @@ def bench_chat(bench: Bench) -> list[Row]:
     n = bench.args.chats or bench.size(2000, 300)
     wall, cpu = bench.measure("chat", n)
     _sync_note(bench, f"{n} sequential chats", "µs/req", wall, cpu)
-    return [Row("chat", f"{n} sequential chats", "µs/req", wall, cpu, target=("httpx", 1.2))]
+    unit = bench.unit("µs/req")
+    return [Row("chat", f"{n} sequential chats", unit, wall, cpu, target=("httpx", 1.2))]
 
 
 @section("concurrent")
@@ -555,7 +622,7 @@ def bench_concurrent(bench: Bench) -> list[Row]:
     n = bench.args.concurrent_chats or bench.size(4000, 800)
     wall, cpu = bench.measure("concurrent", n)
     label = f"{n} chats, {bench.args.in_flight} in flight"
-    return [Row("concurrent", label, "µs/req", wall, cpu, target=("httpx", 1.2))]
+    return [Row("concurrent", label, bench.unit("µs/req"), wall, cpu, target=("httpx", 1.2))]
 
 
 @section("stream")
@@ -564,7 +631,7 @@ def bench_stream(bench: Bench) -> list[Row]:
     wall, cpu = bench.measure("stream", n)
     label = f"one stream of {n} chunks"
     _sync_note(bench, label, "µs/chunk", wall, cpu)
-    return [Row("stream", label, "µs/chunk", wall, cpu, target=("httpx", 2.5))]
+    return [Row("stream", label, bench.unit("µs/chunk"), wall, cpu, target=("httpx", 2.5))]
 
 
 @section("sse")
@@ -578,7 +645,7 @@ def bench_sse(bench: Bench) -> list[Row]:
         ("crlf", "SSE decode, 64 KiB reads, CRLF"),
     ):
         wall, cpu = bench.measure(f"sse-{mode}", n)
-        rows.append(Row("sse", label, "µs/event", wall, cpu))
+        rows.append(Row("sse", label, bench.unit("µs/event"), wall, cpu))
     bench.notes.append(
         "sse: the httpx column is httpx's text+line decoding only (what raw httpx does), "
         "the openai column openai._streaming.SSEDecoder"
@@ -622,7 +689,9 @@ async def _load(runners: list[Runner], kind: str, n: int) -> None:
         _expect(text, TOKEN * LOAD_CHUNKS)
 
 
-async def _load_worker(client: str, workload: str, n: int, url: str) -> dict[str, Any]:
+async def _load_worker(
+    client: str, workload: str, n: int, url: str, repeat: int = 1
+) -> dict[str, Any]:
     """One load workload (``load-chat-50``: chats through 50 clients) in this process."""
     import resource
 
@@ -635,7 +704,8 @@ async def _load_worker(client: str, workload: str, n: int, url: str) -> dict[str
         await _load(runners, kind, max(len(runners), n // 5))  # warm-up: pools, first calls
         gc.collect()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        await _load(runners, kind, n)
+        for _ in range(repeat):
+            await _load(runners, kind, n)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         for runner in runners:
@@ -652,6 +722,12 @@ def bench_load(bench: Bench) -> list[Row]:
     The figure is wall time per call (lower is better); its inverse, the throughput, is in
     the notes. Each client has the same pool limits (``POOL``).
     """
+    if bench.args.instructions:
+        bench.notes.append(
+            "load: not counted with --instructions: it measures calls at once, a wall-clock "
+            "matter, and 1000 calls under callgrind outlast the clients' 60 s timeout"
+        )
+        return []
     rows = []
     for workload, n, label, unit, rate in LOAD_WORKLOADS:
         wall, cpu = bench.measure(workload, n)
@@ -720,6 +796,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "n/a"
     if unit == MEDIA_UNIT:
         return f"{value:.2f}"
+    if unit.startswith("instr"):
+        return f"{value:,.0f}"
     scale = 1e3 if unit == "ms" else 1e6
     return f"{value * scale:,.1f}"
 
@@ -824,7 +902,7 @@ def _check_ours(env: dict[str, str]) -> str | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = [*SECTIONS]
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (median)")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (median; default 3)")
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma list of sections: {','.join(names)}"
@@ -846,15 +924,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker", nargs=3, metavar=("CLIENT", "WORKLOAD", "N"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the client's instructions per item under valgrind's callgrind instead of "
+        "timing (deterministic: one round, a fixed hash seed; slow, so --quick suits it)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.instructions else 3
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         client, workload, n = args.worker
-        worker_main(client, workload, int(n), args.url, args.in_flight)
+        worker_main(client, workload, int(n), args.url, args.in_flight, args.repeat)
         return 0
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in SECTIONS]
@@ -875,6 +963,10 @@ def main(argv: list[str] | None = None) -> int:
     first = (str(PACKAGE_ROOT), str(ROOT)) if PACKAGE_ROOT != ROOT else (str(ROOT),)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, env.get("PYTHONPATH")) if p)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+        env["PYTHONHASHSEED"] = "0"  # the same dict layouts, so the same counts, every run
 
     notes: list[str] = []
     if OURS in clients and (problem := _check_ours(env)):
@@ -894,9 +986,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.close()
     print(f"after:  {_load_note()}")
-    print(
-        f"rounds: {args.rounds}{' (quick sizes)' if args.quick else ''}; medians; lower is better\n"
-    )
+    measured = "client instructions (callgrind)" if args.instructions else "medians"
+    quick = " (quick sizes)" if args.quick else ""
+    print(f"rounds: {args.rounds}{quick}; {measured}; lower is better\n")
     print_table(rows, clients)
     for note in notes:
         print(f"note: {note}")
