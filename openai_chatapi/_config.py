@@ -82,28 +82,54 @@ _C = TypeVar("_C")
 
 def _named_fields(cls: type[_C]) -> type[_C]:
     """A config class whose unknown keyword arguments raise ``ConfigurationError`` naming them
-    (and the nearest field), not the ``TypeError`` of the generated ``__init__``."""
+    (and the nearest field), not the ``TypeError`` of the generated ``__init__``, and whose
+    fields are checked when set after creation too (``runtime.timeout = -5`` raises there and
+    keeps the old value, rather than failing later as if the network had)."""
     init = cls.__init__
     names = tuple(item.name for item in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def unknown(name: str) -> ConfigurationError:
+        near = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return ConfigurationError(f"{cls.__name__} has no field {name!r}{hint}", {"field": name})
 
     @functools.wraps(init)
     def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
         for name in kwargs:
             if name not in names:
-                near = difflib.get_close_matches(name, names, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ConfigurationError(
-                    f"{cls.__name__} has no field {name!r}{hint}", {"field": name}
-                )
+                raise unknown(name)
         if len(args) > len(names):
             raise ConfigurationError(
                 f"{cls.__name__} takes at most {len(names)} positional fields, got {len(args)}",
                 {"field": None},
             )
         init(self, *args, **kwargs)
+        self.__dict__[_READY] = True
+
+    def checked_setattr(self: Any, name: str, value: Any) -> None:
+        state = self.__dict__
+        if not state.get(_READY) or state.get(_CHECKING):  # creation, or validate() itself
+            object.__setattr__(self, name, value)
+            return
+        if name not in names:
+            raise unknown(name)
+        before = {key: state[key] for key in names if key in state}
+        object.__setattr__(self, name, value)
+        state[_CHECKING] = True
+        try:
+            self.validate()
+        except BaseException:
+            state.update(before)  # the config stays as it was
+            raise
+        finally:
+            state[_CHECKING] = False
 
     setattr(cls, "__init__", checked_init)  # noqa: B010
+    setattr(cls, "__setattr__", checked_setattr)  # noqa: B010
     return cls
+
+
+_READY, _CHECKING = "_created", "_checking"  # instance flags kept out of the dataclass fields
 
 
 @_named_fields

@@ -204,18 +204,25 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(bad: str
 
 
 @pytest.mark.parametrize("mode", ["chat", "stream"])
-async def test_a_key_changed_after_construction_is_checked_before_connecting(
+async def test_a_key_changed_after_construction_is_checked_when_set_and_before_connecting(
     fault_server: FaultServer, mode: str
 ) -> None:
     """Before, httpx refused the header and named the key as a bytes repr
-    (b'Bearer sk-...\\n'); now the agent checks the configuration when it opens."""
+    (b'Bearer sk-...\\n'); now the field is checked when it is set, and the agent checks the
+    configuration again when it opens (for a value set behind that check's back)."""
     config = ModelConfig(api_base_url=fault_server.url, api_key="sk-placeholder-0000", model="m")
     config.api_key = SECRET + "\n"
+    assert config.api_key == SECRET
     runtime = RuntimeConfig(enable_logging=False, timeout=2)
     async with ChatAgent(config, runtime) as agent:
         assert await call(agent, fault_server, mode) == healthy_reply(mode)  # type: ignore[arg-type]
     assert fault_server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
-    config.api_key = SECRET[:10] + "\x07" + SECRET[10:]
+    bad = SECRET[:10] + "\x07" + SECRET[10:]
+    with pytest.raises(ConfigurationError) as caught:
+        config.api_key = bad
+    assert config.api_key == SECRET  # kept as it was
+    assert_no_form_of(SECRET[10:], everything_about(caught.value))
+    object.__setattr__(config, "api_key", bad)
     with pytest.raises(ConfigurationError) as caught:
         async with ChatAgent(config, runtime):
             pass
@@ -223,11 +230,15 @@ async def test_a_key_changed_after_construction_is_checked_before_connecting(
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://[::1"])
-async def test_a_base_url_changed_after_construction_is_checked_before_connecting(
+async def test_a_base_url_changed_after_construction_is_checked_when_set_and_before_connecting(
     url: str,
 ) -> None:
     config = ModelConfig(api_base_url="http://127.0.0.1:9/v1", model="m")
-    config.api_base_url = url
+    with pytest.raises(ConfigurationError) as caught:
+        config.api_base_url = url
+    assert caught.value.details["field"] == "api_base_url"
+    assert config.api_base_url == "http://127.0.0.1:9/v1"
+    object.__setattr__(config, "api_base_url", url)
     with pytest.raises(ConfigurationError) as caught:
         async with ChatAgent(config, RuntimeConfig(enable_logging=False)) as agent:
             await agent.chat("hi")

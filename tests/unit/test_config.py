@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -120,6 +122,41 @@ def test_invalid_runtime_config_names_field_and_value(field: str, value: Any) ->
     with pytest.raises(ConfigurationError) as info:
         RuntimeConfig(**{field: value})
     assert info.value.details == {"field": field, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [*((RuntimeConfig, f, v) for f, v in INVALID_RUNTIME), (RuntimeConfig, "timeout", "x")]
+    + [(ModelConfig, f, v) for f, v in INVALID_MODEL if f != "top_logprobs"],
+)
+def test_a_field_set_after_creation_is_checked_there_and_a_bad_value_not_kept(
+    cls: Any, field: str, value: Any
+) -> None:
+    # It used to be accepted and fail at the next call, a negative timeout as if the network
+    # had timed out (APITimeoutError), a text one as a connection failure.
+    config = cls()
+    before = dataclasses.asdict(config)
+    with pytest.raises(ConfigurationError) as info:
+        setattr(config, field, value)
+    assert info.value.details == {"field": field, "value": value}
+    assert dataclasses.asdict(config) == before
+
+
+def test_a_good_value_set_after_creation_is_normalised_and_an_unknown_name_refused() -> None:
+    runtime = RuntimeConfig()
+    runtime.log_level = "debug"
+    runtime.timeout = 5
+    assert (runtime.log_level, runtime.timeout) == ("DEBUG", 5)
+    with pytest.raises(ConfigurationError, match="did you mean 'timeout'"):
+        runtime.timout = 1  # type: ignore[attr-defined]
+    assert not hasattr(runtime, "timout")
+    config = ModelConfig(api_key="sk-first-000000")
+    config.api_key = "sk-second-000000\n"  # as read from a file
+    assert config.api_key == "sk-second-000000"
+    copied = copy.deepcopy(config)
+    with pytest.raises(ConfigurationError):
+        copied.temperature = 9
+    assert dataclasses.replace(config, temperature=0.1).temperature == 0.1
 
 
 def test_log_level_is_case_insensitive() -> None:
