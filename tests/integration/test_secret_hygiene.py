@@ -37,9 +37,20 @@ from openai_chatapi import (
     ConfigurationError,
     ModelConfig,
     RuntimeConfig,
+    ToolExecutionError,
+    tool,
 )
 
-from ..support.fakes import BASE_URL, DEBUG_RUNTIME, FakeServer, Reply, chunk, completion
+from ..support.fakes import (
+    BASE_URL,
+    DEBUG_RUNTIME,
+    FakeServer,
+    Reply,
+    calls_reply,
+    chunk,
+    completion,
+    tool_call,
+)
 from ..support.fault_server import (
     FAULTS,
     SAFETY,
@@ -432,6 +443,54 @@ async def test_key_never_appears_in_a_successful_debug_call(
     text = "\n".join([log_text(caplog), out, err])
     assert "HTTP request" in text and "HTTP response" in text
     assert KEY not in text
+
+
+@tool
+def leaky(what: str) -> str:
+    """A tool that quotes the agent's key, in its error or in its answer.
+
+    Args:
+        what: ``raise`` to fail, anything else to answer.
+    """
+    if what == "raise":
+        raise ValueError(f"kaboom {KEY}")
+    return f"the environment says OPENAI_API_KEY={KEY}"
+
+
+@pytest.mark.parametrize("errors", ["feedback", "raise"])
+async def test_a_tool_quoting_the_key_does_not_leak_it(
+    server: FakeServer,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    errors: str,
+) -> None:
+    """Before, a handler's exception reached the model (feedback) or the caller's
+    ToolExecutionError (raise) with the key in clear; a tool's answer went to the history."""
+    caplog.set_level(logging.DEBUG)
+    calls = [tool_call("a", "leaky", {"what": "answer"}), tool_call("b", "leaky", {"what": "x"})]
+    server.add_json(calls_reply(*calls))
+    server.add_json(calls_reply(tool_call("c", "leaky", {"what": "raise"})))
+    server.add_completion("done")
+    async with _debug_agent(server, tool_errors=errors) as agent:
+        agent.register_tool(leaky)
+        exposed = []
+        if errors == "raise":
+            with pytest.raises(ToolExecutionError) as info:
+                await agent.chat("hi")
+            exposed += everything_about(info.value)
+            assert "kaboom [REDACTED]" in info.value.message
+            assert agent.history == ()  # the failed turn is not kept
+        else:
+            assert str(await agent.chat("hi")) == "done"
+            tool_texts = [m.content for m in agent.history if m.role == "tool"]
+            assert tool_texts[0] == "the environment says OPENAI_API_KEY=[REDACTED]"
+            assert "kaboom [REDACTED]" in str(tool_texts[2])
+            agent.save_history(tmp_path / "history.json")
+            exposed.append((tmp_path / "history.json").read_text())
+        exposed += [repr(agent.history), log_text(caplog), json.dumps(server.bodies)]
+    assert len(server.requests) == (2 if errors == "raise" else 3)
+    for text in exposed:
+        assert KEY not in text
 
 
 async def test_key_never_appears_in_config_errors_or_reprs(
