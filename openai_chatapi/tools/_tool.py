@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .._errors import ConfigurationError
 from .._json_schema import check_name
@@ -43,11 +43,41 @@ class Tool(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=_empty_parameters)
     strict: bool | None = None
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:  # a wrong type: ours, naming the field, not pydantic's
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "Tool"
+            raise ConfigurationError(
+                f"invalid Tool {where}: {first['msg']}", {"field": where, "tool": data.get("name")}
+            ) from None
+
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
         # ConfigurationError is not a ValueError, so pydantic lets it through unwrapped.
         return check_name(value)
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The arguments of a call are a JSON object: a schema of another type (or a malformed
+        one) is refused here, not by the server at the first call."""
+        kind, properties = value.get("type", "object"), value.get("properties", {})
+        required = value.get("required", [])
+        if kind != "object":
+            why = f"its 'type' must be 'object' (the arguments are a JSON object), not {kind!r}"
+        elif not isinstance(properties, dict):
+            why = "its 'properties' must be an object mapping each argument to its schema"
+        elif not isinstance(required, list) or not all(isinstance(n, str) for n in required):
+            why = "its 'required' must be a list of argument names"
+        else:
+            return value
+        raise ConfigurationError(
+            f"invalid Tool parameters: {why}",
+            {"field": "parameters", "tool": info.data.get("name")},
+        )
 
     def to_wire(self) -> dict[str, Any]:
         """``{"type": "function", "function": {...}}``; empty description and None are omitted."""

@@ -88,6 +88,27 @@ def test_tool_rejects_invalid_names() -> None:
         Tool(name="no spaces allowed")
 
 
+@pytest.mark.parametrize(
+    ("fields", "field", "why"),
+    [
+        ({"parameters": "nope"}, "parameters", "valid dictionary"),  # was pydantic's error
+        ({"parameters": {"type": 5}}, "parameters", "'type' must be 'object'"),  # was accepted
+        ({"parameters": {"type": "string"}}, "parameters", "'type' must be 'object'"),
+        ({"parameters": {"properties": ["q"]}}, "parameters", "'properties' must be an object"),
+        ({"parameters": {"required": "q"}}, "parameters", "'required' must be a list"),
+        ({"strict": "maybe"}, "strict", "valid boolean"),
+        ({"colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_a_malformed_tool_definition_is_a_configuration_error_naming_the_field(
+    fields: dict[str, Any], field: str, why: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"invalid Tool {field}: .*{why}") as info:
+        Tool(name="lookup", **fields)
+    assert info.value.details == {"field": field, "tool": "lookup"}
+    assert info.value.__cause__ is None  # no pydantic error chained in
+
+
 def test_bare_decorator_keeps_function_behaviour() -> None:
     assert isinstance(get_forecast, ToolFunction)
     assert get_forecast.name == "get_forecast"
