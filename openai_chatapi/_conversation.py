@@ -251,6 +251,14 @@ def answers_for(
         )
     else:
         for position, item in enumerate(results):
+            given = item.tool_call_id if isinstance(item, ToolResult) else None
+            if isinstance(item, Mapping) and isinstance(item.get("tool_call_id"), str):
+                given = item["tool_call_id"]
+            if given is not None and given in by_id:
+                raise ConfigurationError(
+                    f"result {position} answers tool call {given!r} a second time",
+                    {"field": f"results[{position}]", "tool_call_id": given},
+                )
             if isinstance(item, ToolResult):
                 by_id[item.tool_call_id] = item
             elif isinstance(item, Mapping) and isinstance(item.get("tool_call_id"), str):
@@ -266,6 +274,14 @@ def answers_for(
                     f"(a string) and 'content', not {type(item).__name__}",
                     {"field": f"results[{position}]", "value": type(item).__name__},
                 )
+    pending = [str(call.id) for call in calls]
+    unknown = [call_id for call_id in by_id if call_id not in pending]
+    if unknown:  # a typo in an id would otherwise pass unnoticed beside the right answers
+        raise ConfigurationError(
+            f"no pending tool call has the id(s) {', '.join(map(repr, unknown))}; "
+            f"pending: {', '.join(map(repr, pending))}",
+            {"field": "results", "unknown": unknown, "pending": pending},
+        )
     missing = [call.id for call in calls if call.id not in by_id]
     if missing:
         raise ConfigurationError(

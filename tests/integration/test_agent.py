@@ -791,7 +791,15 @@ async def test_manual_tool_execution(agent: ChatAgent, server: FakeServer) -> No
     with pytest.raises(ConfigurationError) as info:
         await agent.submit_tool_results({"call_a": "13:00"})
     assert info.value.details["missing"] == ["call_b"]
+    # An id no call has (a typo) was dropped without a word beside the right answers.
+    with pytest.raises(ConfigurationError, match="'call_z'; pending: 'call_a', 'call_b'") as info:
+        await agent.submit_tool_results({"call_z": "?", "call_a": "13:00", "call_b": "06:00"})
+    assert info.value.details["unknown"] == ["call_z"]
+    answer = {"tool_call_id": "call_a", "content": "13:00"}
+    with pytest.raises(ConfigurationError, match="result 1 answers tool call 'call_a' a second"):
+        await agent.submit_tool_results([answer, answer])
     assert len(server.requests) == 1
+    assert [c.id for c in agent.pending_tool_calls] == ["call_a", "call_b"]
 
     server.add_completion("Rome 13:00, Lima 06:00.")
     reply = await agent.submit_tool_results({"call_a": "13:00", "call_b": "06:00"})
