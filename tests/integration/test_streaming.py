@@ -548,6 +548,31 @@ async def test_chunk_callback_gets_every_piece(
     assert capsys.readouterr() == ("", "")
 
 
+async def test_a_chunk_callback_that_raises_ends_the_stream_with_its_error_and_keeps_nothing(
+    make_agent: AgentFactory, server: FakeServer
+) -> None:
+    """The callback is the caller's code, as a loop body is: its exception comes out of the
+    stream as it was raised (a closed websocket ends the model's stream, not a swallowed
+    warning), and the turn is not committed."""
+
+    class Gone(Exception):
+        pass
+
+    def callback(piece: str) -> None:
+        if piece == PIECES[1]:
+            raise Gone("the listener went away")
+
+    agent = await make_agent(stream_chunk_callback=callback)
+    server.add_stream(text_chunks(PIECES))
+    with pytest.raises(Gone):
+        await collect(agent, display_stream=False)
+    assert agent.history == ()
+    agent.runtime_config.stream_chunk_callback = None
+    server.add_stream(text_chunks(PIECES))
+    assert await collect(agent, display_stream=False) == PIECES
+    assert [m.role for m in agent.history] == ["user", "assistant"]
+
+
 def _rich_or_not(with_rich: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """With rich (skip when it is not installed), or as if rich were not installed."""
     if with_rich:
