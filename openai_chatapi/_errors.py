@@ -306,8 +306,12 @@ def error_from_response(
     request_id: str | None = None,
     max_length: int | None = None,
     scrub: tuple[str, ...] = (),
+    size: str | None = None,
 ) -> APIResponseError:
-    """Map an HTTP error response (status and raw body) to the matching exception."""
+    """Map an HTTP error response (status and raw body) to the matching exception.
+
+    ``size`` is how big the whole body is, when ``body`` is only its start (a capped read).
+    """
     # Decode only a bounded prefix: a proxy may send megabytes of HTML.
     text = body[: BODY_LIMIT * 4].decode("utf-8", errors="replace")
     payload: Any = None
@@ -319,7 +323,8 @@ def error_from_response(
     if payload is None:
         stripped = text.lstrip()[:200]
         if stripped.startswith("<"):
-            payload = {"error": {"message": f"non-JSON error page ({len(body)} bytes)"}}
+            shown = size or f"{len(body)} bytes"
+            payload = {"error": {"message": f"non-JSON error page ({shown})"}}
     return error_from_payload(
         payload,
         status=status,

@@ -201,6 +201,15 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(parts)[:cap]
 
 
+def body_size(response: httpx.Response, read: int, cap: int) -> str:
+    """How big a body of which ``read`` bytes were read (at most ``cap``) is, in words: its
+    declared length when one was sent uncompressed, else what was read or a lower bound."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and "content-encoding" not in response.headers:
+        return f"{int(declared)} bytes"
+    return f"more than {cap} bytes" if read >= cap else f"{read} bytes"
+
+
 def local_server_transport(base_url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
     """The transport naming a crash of the embedded local server at ``base_url``, if one runs
     there (None: httpx's own). Servers register when they start, so before

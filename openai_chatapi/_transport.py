@@ -43,6 +43,7 @@ from ._exchange import (
     ConnectionTracer,
     StreamBody,
     body_chunks,
+    body_size,
     drain_and_close,
     exchange,
     local_server_transport,
@@ -352,6 +353,7 @@ class Transport:
             request_id=response.headers.get("x-request-id"),
             max_length=self._max_error_length,
             scrub=self._secrets,
+            size=body_size(response, len(body), _ERROR_BODY_CAP),
         )
         if 300 <= response.status_code < 400:
             error = self._redirect_error(response, error)

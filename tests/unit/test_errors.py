@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -104,6 +105,36 @@ async def test_model_not_found_error_code_without_404(respx_mock: respx.MockRout
     ) as a:
         with pytest.raises(ModelNotFoundError):
             await a.chat("hi")
+
+
+@respx.mock(base_url=BASE_URL)
+async def test_a_big_error_page_is_described_by_its_whole_size(
+    respx_mock: respx.MockRouter,
+) -> None:
+    # Only its first 64 KiB are read: the message gave that as the page's size.
+    page = b"<html>" + b"x" * 100_000 + b"</html>"
+
+    class Chunked(httpx.AsyncByteStream):  # no Content-Length
+        def __init__(self, *pieces: bytes) -> None:
+            self.pieces = pieces
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for piece in self.pieces:
+                yield piece
+
+    route = respx_mock.post("/chat/completions")
+    route.side_effect = [
+        httpx.Response(502, content=page, headers={"content-type": "text/html"}),
+        httpx.Response(502, stream=Chunked(page[:50_000], page[50_000:])),
+        httpx.Response(502, stream=Chunked(b"<html>short</html>")),
+    ]
+    async with ChatAgent(
+        ModelConfig(api_base_url=BASE_URL), RuntimeConfig(enable_logging=False)
+    ) as a:
+        for size in (f"{len(page)} bytes", "more than 65536 bytes", "18 bytes"):
+            with pytest.raises(InternalServerError) as info:
+                await a.chat("hi")
+            assert f"non-JSON error page ({size})" in info.value.message
 
 
 @respx.mock(base_url=BASE_URL)
