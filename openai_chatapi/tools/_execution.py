@@ -234,10 +234,10 @@ async def _within(
     handler's thread cannot be interrupted, so it finishes in the background, ignored.
     """
     bound = None if limit is None or math.isinf(limit) else limit
-    try:
-        task = asyncio.ensure_future(work)
-    except TypeError as exc:  # an "async" callable that returned no awaitable
-        raise failure("handler_error", _describe(entry, exc)) from exc
+    if not inspect.isawaitable(work):  # an "async" callable that returned no awaitable
+        exc = TypeError(f"{type(work).__name__} is not awaitable")
+        raise failure("handler_error", _describe(entry, exc))
+    task = asyncio.ensure_future(_no_exit(work))
     try:
         done, _ = await asyncio.wait({task}, timeout=bound)
     except BaseException:
@@ -254,7 +254,21 @@ async def _within(
     return task.result()  # re-raises a BaseException (KeyboardInterrupt) as it came
 
 
+class _HandlerExit(Exception):
+    """A handler's ``SystemExit`` (``sys.exit()``, argparse on bad arguments), made a failure
+    of that call: raised in a task it would stop the event loop, and the program with it."""
+
+
+async def _no_exit(work: Awaitable[Any]) -> Any:
+    try:
+        return await work
+    except SystemExit as exc:
+        raise _HandlerExit(f"SystemExit({exc.code!r})") from exc
+
+
 def _describe(entry: ToolFunction[..., Any], exc: Exception) -> str:
+    if isinstance(exc, _HandlerExit):
+        return f"tool {entry.name!r} failed: it called sys.exit ({exc})"
     text = truncate(f"{type(exc).__name__}: {exc}", _ERROR_TEXT_LIMIT)
     return f"tool {entry.name!r} failed: {text}"
 

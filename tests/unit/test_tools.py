@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import datetime
 import json
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -465,6 +467,46 @@ async def test_feedback_mode_keeps_other_results() -> None:
     )
     assert [r.ok for r in results] == [False, True]
     assert results[1].content == "2"
+
+
+_EXITING_TOOLS = '''
+import asyncio, sys
+from openai_chatapi.tools import ToolRegistry, tool
+
+@tool
+def leaves(code: int) -> str:
+    """Calls sys.exit, as argparse does on arguments it cannot parse."""
+    sys.exit(code)
+
+@tool
+async def leaves_async(code: int) -> str:
+    """Raises SystemExit in the event loop's task."""
+    raise SystemExit(code)
+
+async def main() -> None:
+    calls = [
+        {"id": "a", "function": {"name": "leaves", "arguments": '{"code": 3}'}},
+        {"id": "b", "function": {"name": "leaves_async", "arguments": '{"code": 4}'}},
+    ]
+    for result in await ToolRegistry([leaves, leaves_async]).execute(calls):
+        print(result.error_kind, result.error)
+
+asyncio.run(main())
+print("the program goes on")
+'''
+
+
+def test_a_handler_calling_sys_exit_is_a_failed_call_not_the_end_of_the_program() -> None:
+    # Before, the program ended with the tool's exit code (3); run apart so it cannot end pytest.
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITING_TOOLS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "handler_error tool 'leaves' failed: it called sys.exit (SystemExit(3))",
+        "handler_error tool 'leaves_async' failed: it called sys.exit (SystemExit(4))",
+        "the program goes on",
+    ]
 
 
 async def test_raise_mode_cancels_the_other_calls() -> None:
