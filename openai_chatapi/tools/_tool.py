@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .._errors import ConfigurationError
 from .._json_schema import check_name
@@ -36,12 +45,18 @@ class Tool(BaseModel):
     Hand-made tools are registered with a handler: ``registry.register(Tool(...), handler)``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=_empty_parameters)
-    strict: bool | None = None
+    strict: StrictBool | None = None  # "yes" is a mistake, not True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _immutable(self.name, name)
+
+    def __delattr__(self, name: str) -> None:
+        raise _immutable(self.name, name)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -73,7 +88,12 @@ class Tool(BaseModel):
         elif not isinstance(required, list) or not all(isinstance(n, str) for n in required):
             why = "its 'required' must be a list of argument names"
         else:
-            return value
+            try:  # what cannot be sent is refused here, not as a strange failure at a call
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                why = f"it must be plain JSON (no NaN or infinity): {exc}"
+            else:
+                return value
         raise ConfigurationError(
             f"invalid Tool parameters: {why}",
             {"field": "parameters", "tool": info.data.get("name")},
@@ -88,6 +108,14 @@ class Tool(BaseModel):
         if self.strict is not None:
             function["strict"] = self.strict
         return {"type": "function", "function": function}
+
+
+def _immutable(tool: str, field: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"Tool {tool!r} cannot be changed ({field}): a registry keys its tools by name and "
+        "checks them once; create a new Tool instead",
+        {"field": field, "tool": tool},
+    )
 
 
 def check_timeout(timeout: float | None) -> float | None:
