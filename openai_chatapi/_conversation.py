@@ -13,6 +13,7 @@ began in an earlier epoch still returns its reply but is not committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections import deque
@@ -228,7 +229,9 @@ class TurnGate:
         try:
             yield
         finally:
-            _IN_TOOLS.reset(token)
+            # Closed from another context (a loop torn down under it): nothing to undo here.
+            with contextlib.suppress(ValueError):
+                _IN_TOOLS.reset(token)
 
 
 def answers_for(

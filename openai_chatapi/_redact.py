@@ -22,6 +22,7 @@ __all__ = [
     "redact_text",
     "redact_url",
     "register_secrets",
+    "scrub_chain",
     "scrub_exception",
     "url_secrets",
     "with_encodings",
@@ -223,6 +224,19 @@ def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
     for name in ("message", "details"):
         if hasattr(exc, name):
             setattr(exc, name, map_strings(getattr(exc, name), scrub))
+
+
+def scrub_chain(exc: BaseException, secrets: Iterable[str]) -> None:
+    """:func:`scrub_exception` for ``exc`` and every exception it was raised from or during
+    (user code's errors: a traceback prints them all)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is not None and id(item) not in seen:
+            seen.add(id(item))
+            scrub_exception(item, secrets)
+            stack += [item.__cause__, item.__context__]
 
 
 # httpx and httpcore log request URLs (credentials and query secrets included) on their own

@@ -25,7 +25,7 @@ from ._conversation import answers_for
 from ._errors import ConfigurationError, ToolExecutionError
 from ._events import FinishEvent, StreamEvent, ToolResultEvent
 from ._messages import ChatMessage, ContentPart, TextPart
-from ._redact import map_strings, redact_text, scrub_exception
+from ._redact import map_strings, redact_text, scrub_chain
 from ._request import RequestOptions, build_body
 from ._text import check_encodable, repaired
 
@@ -413,11 +413,10 @@ class TurnRunner:
                 results = await registry.execute(
                     made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
                 )
-        except ToolExecutionError as exc:
-            self.stats.record_tool_round(failed=1)
-            for error in (exc, exc.__cause__):  # a handler may quote the key in its error
-                if error is not None:
-                    scrub_exception(error, secrets)
+        except BaseException as exc:  # a handler may quote the key in what it raises
+            if isinstance(exc, ToolExecutionError):
+                self.stats.record_tool_round(failed=1)
+            scrub_chain(exc, secrets)
             raise
         results = [_scrubbed(result, secrets) for result in results]
         succeeded = sum(1 for r in results if r.ok)

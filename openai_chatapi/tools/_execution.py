@@ -211,7 +211,7 @@ async def _run_handler(
         if entry.is_async:
             work: Awaitable[Any] = entry.func(**kwargs)
         else:
-            work = asyncio.to_thread(entry.func, **kwargs)
+            work = asyncio.to_thread(_in_thread, entry.func, kwargs)
     except Exception as exc:
         raise failure("handler_error", _describe(entry, exc)) from exc
     result = await _within(work, limit, entry, failure)
@@ -255,21 +255,36 @@ async def _within(
 
 
 class _HandlerExit(Exception):
-    """A handler's ``SystemExit`` (``sys.exit()``, argparse on bad arguments), made a failure
-    of that call: raised in a task it would stop the event loop, and the program with it."""
+    """What a handler raised that is not an ``Exception`` but still its own failure, made a
+    failure of that call: ``SystemExit`` (``sys.exit()``, argparse on bad arguments), which in
+    a task would stop the event loop and the program; in a sync handler's thread also
+    ``KeyboardInterrupt`` and ``GeneratorExit`` (no signal arrives there, so the handler raised
+    them itself)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        if isinstance(exc, SystemExit):
+            super().__init__(f"it called sys.exit (SystemExit({exc.code!r}))")
+        else:
+            super().__init__(f"it raised {type(exc).__name__}: {exc}")
 
 
 async def _no_exit(work: Awaitable[Any]) -> Any:
     try:
         return await work
     except SystemExit as exc:
-        raise _HandlerExit(f"SystemExit({exc.code!r})") from exc
+        raise _HandlerExit(exc) from exc
+
+
+def _in_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return func(**kwargs)
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        raise _HandlerExit(exc) from exc
 
 
 def _describe(entry: ToolFunction[..., Any], exc: Exception) -> str:
-    if isinstance(exc, _HandlerExit):
-        return f"tool {entry.name!r} failed: it called sys.exit ({exc})"
-    text = truncate(f"{type(exc).__name__}: {exc}", _ERROR_TEXT_LIMIT)
+    shown = str(exc) if isinstance(exc, _HandlerExit) else f"{type(exc).__name__}: {exc}"
+    text = truncate(shown, _ERROR_TEXT_LIMIT)
     return f"tool {entry.name!r} failed: {text}"
 
 

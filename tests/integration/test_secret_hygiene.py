@@ -454,6 +454,8 @@ def leaky(what: str) -> str:
     """
     if what == "raise":
         raise ValueError(f"kaboom {KEY}")
+    if what == "interrupt":  # in a sync handler's thread: its own failure, two causes deep
+        raise KeyboardInterrupt(f"stop {KEY}")
     return f"the environment says OPENAI_API_KEY={KEY}"
 
 
@@ -491,6 +493,39 @@ async def test_a_tool_quoting_the_key_does_not_leak_it(
     assert len(server.requests) == (2 if errors == "raise" else 3)
     for text in exposed:
         assert KEY not in text
+
+
+async def test_a_key_two_causes_deep_in_a_tool_error_is_scrubbed(server: FakeServer) -> None:
+    server.add_json(calls_reply(tool_call("a", "leaky", {"what": "interrupt"})))
+    async with _debug_agent(server, tool_errors="raise") as agent:
+        agent.register_tool(leaky)
+        with pytest.raises(ToolExecutionError) as info:
+            await agent.chat("hi")
+    assert "it raised KeyboardInterrupt: stop [REDACTED]" in info.value.message
+    assert isinstance(info.value.__cause__.__cause__, KeyboardInterrupt)  # type: ignore[union-attr]
+    for text in everything_about(info.value):
+        assert KEY not in text
+
+
+async def test_what_an_async_tool_raises_past_the_error_policy_is_scrubbed_too(
+    server: FakeServer,
+) -> None:
+    """A GeneratorExit from an async handler is not a tool failure (it ends the caller, as it
+    was raised) but it left with the key in clear."""
+
+    @tool
+    async def quits() -> str:
+        """Gives up."""
+        raise GeneratorExit(f"gave up holding {KEY}")
+
+    server.add_json(calls_reply(tool_call("a", "quits", {})))
+    async with _debug_agent(server) as agent:
+        agent.register_tool(quits)
+        with pytest.raises(GeneratorExit) as info:
+            await agent.chat("hi")
+        assert agent.history == ()
+    assert str(info.value) == "gave up holding [REDACTED]"
+    assert KEY not in "".join(traceback.format_exception(info.value))
 
 
 async def test_key_never_appears_in_config_errors_or_reprs(
