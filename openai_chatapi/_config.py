@@ -124,8 +124,14 @@ def _named_fields(cls: type[_C]) -> type[_C]:
         finally:
             state[_CHECKING] = False
 
+    def refuse_delete(self: Any, name: str) -> None:  # its class default would come back
+        raise ConfigurationError(
+            f"{cls.__name__}.{name} cannot be deleted; set it to a value", {"field": name}
+        )
+
     setattr(cls, "__init__", checked_init)  # noqa: B010
     setattr(cls, "__setattr__", checked_setattr)  # noqa: B010
+    setattr(cls, "__delattr__", refuse_delete)  # noqa: B010
     return cls
 
 

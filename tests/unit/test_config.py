@@ -150,6 +150,9 @@ def test_a_good_value_set_after_creation_is_normalised_and_an_unknown_name_refus
     with pytest.raises(ConfigurationError, match="did you mean 'timeout'"):
         runtime.timout = 1  # type: ignore[attr-defined]
     assert not hasattr(runtime, "timout")
+    with pytest.raises(ConfigurationError, match="cannot be deleted"):
+        del runtime.timeout  # the class default came back: `del cfg.model` sent "gpt-4o"
+    assert runtime.timeout == 5
     config = ModelConfig(api_key="sk-first-000000")
     config.api_key = "sk-second-000000\n"  # as read from a file
     assert config.api_key == "sk-second-000000"

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -99,6 +100,9 @@ def test_tool_rejects_invalid_names() -> None:
         ({"parameters": {"properties": ["q"]}}, "parameters", "'properties' must be an object"),
         ({"parameters": {"required": "q"}}, "parameters", "'required' must be a list"),
         ({"strict": "maybe"}, "strict", "valid boolean"),
+        ({"strict": "yes"}, "strict", "valid boolean"),  # was sent as strict: true
+        ({"parameters": {"properties": {"a": object()}}}, "parameters", "plain JSON"),
+        ({"parameters": {"properties": {"a": {"maximum": math.nan}}}}, "parameters", "NaN"),
         ({"colour": "red"}, "colour", "Extra inputs"),
     ],
 )
@@ -109,6 +113,18 @@ def test_a_malformed_tool_definition_is_a_configuration_error_naming_the_field(
         Tool(name="lookup", **fields)
     assert info.value.details == {"field": field, "tool": "lookup"}
     assert info.value.__cause__ is None  # no pydantic error chained in
+
+
+def test_a_tool_definition_cannot_be_changed_after_creation() -> None:
+    # A registry checks a Tool once and keys it by name: t.parameters = "x" was accepted and
+    # failed at registration with an AttributeError.
+    lookup = Tool(name="lookup")
+    for field, value in (("name", ""), ("parameters", "x"), ("strict", True)):
+        with pytest.raises(ConfigurationError, match=f"cannot be changed \\({field}\\)"):
+            setattr(lookup, field, value)
+    with pytest.raises(ConfigurationError, match="cannot be changed"):
+        del lookup.description
+    assert lookup == Tool(name="lookup")
 
 
 def test_bare_decorator_keeps_function_behaviour() -> None:
@@ -479,6 +495,11 @@ def leaves(code: int) -> str:
     sys.exit(code)
 
 @tool
+def interrupts(what: str) -> str:
+    """Raises KeyboardInterrupt or GeneratorExit itself (in its thread no signal arrives)."""
+    raise KeyboardInterrupt(what) if what == "ki" else GeneratorExit(what)
+
+@tool
 async def leaves_async(code: int) -> str:
     """Raises SystemExit in the event loop's task."""
     raise SystemExit(code)
@@ -487,8 +508,10 @@ async def main() -> None:
     calls = [
         {"id": "a", "function": {"name": "leaves", "arguments": '{"code": 3}'}},
         {"id": "b", "function": {"name": "leaves_async", "arguments": '{"code": 4}'}},
+        {"id": "c", "function": {"name": "interrupts", "arguments": '{"what": "ki"}'}},
+        {"id": "d", "function": {"name": "interrupts", "arguments": '{"what": "gx"}'}},
     ]
-    for result in await ToolRegistry([leaves, leaves_async]).execute(calls):
+    for result in await ToolRegistry([leaves, leaves_async, interrupts]).execute(calls):
         print(result.error_kind, result.error)
 
 asyncio.run(main())
@@ -496,7 +519,7 @@ print("the program goes on")
 '''
 
 
-def test_a_handler_calling_sys_exit_is_a_failed_call_not_the_end_of_the_program() -> None:
+def test_a_handler_calling_sys_exit_or_raising_an_interrupt_is_a_failed_call() -> None:
     # Before, the program ended with the tool's exit code (3); run apart so it cannot end pytest.
     done = subprocess.run(
         [sys.executable, "-c", _EXITING_TOOLS], capture_output=True, text=True, timeout=60
@@ -505,6 +528,8 @@ def test_a_handler_calling_sys_exit_is_a_failed_call_not_the_end_of_the_program(
     assert done.stdout.splitlines() == [
         "handler_error tool 'leaves' failed: it called sys.exit (SystemExit(3))",
         "handler_error tool 'leaves_async' failed: it called sys.exit (SystemExit(4))",
+        "handler_error tool 'interrupts' failed: it raised KeyboardInterrupt: ki",
+        "handler_error tool 'interrupts' failed: it raised GeneratorExit: gx",
         "the program goes on",
     ]
 
