@@ -75,6 +75,11 @@ class ModelCalls:
             on_retry=stats.record_retry,
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What the agent must never show (its key, its URL's credentials, their forms)."""
+        return self.transport.secrets
+
     async def list_models(self) -> ModelList:
         raw = await self.transport.request("GET", "models")
         return parse_model_list(raw, strict=self._runtime.strict_parsing)

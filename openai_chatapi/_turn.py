@@ -25,7 +25,6 @@ from ._conversation import answers_for
 from ._errors import ConfigurationError, ToolExecutionError
 from ._events import FinishEvent, StreamEvent, ToolResultEvent
 from ._messages import ChatMessage, ContentPart, TextPart
-from ._redact import map_strings, redact_text, scrub_chain
 from ._request import RequestOptions, build_body
 from ._text import check_encodable, repaired
 
@@ -407,38 +406,23 @@ class TurnRunner:
             from .tools import ToolRegistry
 
             registry = ToolRegistry()
-        secrets = self.calls.transport.secrets
         try:
             async with self.state.gate.running_tools():
                 results = await registry.execute(
-                    made, timeout=runtime.tool_timeout, errors=runtime.tool_errors
+                    made,
+                    timeout=runtime.tool_timeout,
+                    errors=runtime.tool_errors,
+                    secrets=self.calls.secrets,  # a handler may quote the key
                 )
-        except BaseException as exc:  # a handler may quote the key in what it raises
-            if isinstance(exc, ToolExecutionError):
-                self.stats.record_tool_round(failed=1)
-            scrub_chain(exc, secrets)
+        except ToolExecutionError:
+            self.stats.record_tool_round(failed=1)
             raise
-        results = [_scrubbed(result, secrets) for result in results]
         succeeded = sum(1 for r in results if r.ok)
         self.stats.record_tool_round(succeeded=succeeded, failed=len(results) - succeeded)
         if call.options.tool_choice not in (None, "auto", "none"):
             # A forced tool ("required" or named) would be called again forever.
             call.options.tool_choice = None
         return results
-
-
-def _scrubbed(result: ToolResult, secrets: tuple[str, ...]) -> ToolResult:
-    """``result`` without the agent's secrets: what a handler returns or raises goes to the
-    model, the history and the caller, none of which may see the key."""
-
-    def scrub(text: str) -> str:
-        return redact_text(text, secrets)
-
-    content, error = scrub(result.content), result.error and scrub(result.error)
-    arguments = map_strings(result.arguments, scrub)
-    if content == result.content and error == result.error and arguments == result.arguments:
-        return result
-    return dataclasses.replace(result, content=content, error=error, arguments=arguments)
 
 
 def _tool_message(result: ToolResult) -> ChatMessage:

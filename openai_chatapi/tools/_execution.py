@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import json
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, get_args
 
 import pydantic_core
@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from .._config import ToolErrorMode
 from .._errors import ConfigurationError, ToolExecutionError, truncate
 from .._generated import ToolCall
+from .._redact import map_strings, redact_text, scrub_chain
 from ._function_schema import parse_arguments, tool_error
 from ._tool import ToolFunction, check_timeout
 
@@ -112,17 +113,45 @@ async def run_calls(
     *,
     timeout: float | None,
     errors: ToolErrorMode,
+    secrets: Iterable[str] = (),
 ) -> list[ToolResult]:
     """Run ``calls`` concurrently; one :class:`ToolResult` per call, in call order.
 
     See :meth:`ToolRegistry.execute` for the promises. A dict-shaped call (the wire form) is
-    read as a ``ToolCall`` first.
+    read as a ``ToolCall`` first. This is the boundary of the handlers' code, as the transport
+    is the network's: each of ``secrets`` is replaced by the one placeholder in what they
+    return or raise (results, errors, the whole cause chain of what leaves).
     """
     if errors not in _POLICIES:
         raise ConfigurationError(f"errors must be 'feedback' or 'raise', not {errors!r}")
     check_timeout(timeout)
-    raising = errors == "raise"
     typed = [ToolCall.model_validate(c) if isinstance(c, Mapping) else c for c in calls]
+    hidden = tuple(secret for secret in secrets if secret)
+    try:
+        results = await _run_calls(tools, typed, timeout, errors == "raise")
+    except BaseException as exc:
+        scrub_chain(exc, hidden)
+        raise
+    return [_scrubbed(result, hidden) for result in results] if hidden else results
+
+
+def _scrubbed(result: ToolResult, secrets: tuple[str, ...]) -> ToolResult:
+    def scrub(text: str) -> str:
+        return redact_text(text, secrets)
+
+    content, error = scrub(result.content), result.error and scrub(result.error)
+    arguments = map_strings(result.arguments, scrub)
+    if content == result.content and error == result.error and arguments == result.arguments:
+        return result
+    return dataclasses.replace(result, content=content, error=error, arguments=arguments)
+
+
+async def _run_calls(
+    tools: Mapping[str, ToolFunction[..., Any]],
+    typed: Sequence[ToolCallLike],
+    timeout: float | None,
+    raising: bool,
+) -> list[ToolResult]:
     if len(typed) <= 1:  # common case: no task per call
         return [await _run_call(tools, call, timeout, raising) for call in typed]
     tasks = [asyncio.ensure_future(_run_call(tools, call, timeout, raising)) for call in typed]

@@ -128,6 +128,7 @@ class ToolRegistry:
         *,
         timeout: float | None = None,
         errors: ToolErrorMode = "feedback",
+        secrets: Iterable[str] = (),
     ) -> list[ToolResult]:
         """Run ``calls`` concurrently; one :class:`ToolResult` per call, in call order.
 
@@ -142,6 +143,7 @@ class ToolRegistry:
         Cancelling the caller cancels every running handler and re-raises ``CancelledError``;
         a handler whose own work is cancelled (the caller is not) fails with kind ``cancelled``.
         A sync handler's thread cannot be interrupted: on timeout or cancellation it finishes
-        in the background and its result is discarded.
+        in the background and its result is discarded. Each of ``secrets`` (an agent passes
+        its API key) is replaced by ``[REDACTED]`` in the results and in what is raised.
         """
-        return await run_calls(self._tools, calls, timeout=timeout, errors=errors)
+        return await run_calls(self._tools, calls, timeout=timeout, errors=errors, secrets=secrets)

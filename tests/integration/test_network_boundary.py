@@ -28,6 +28,7 @@ from openai_chatapi import (
 from openai_chatapi import _agent as agent_module
 from openai_chatapi import _model_call as model_call_module
 from openai_chatapi import _turn as turn_module
+from openai_chatapi.tools import _execution as execution_module
 
 from ..support.fakes import FakeServer, Reply, chunk, sse
 
@@ -44,9 +45,13 @@ ENCODED = tuple(
 
 
 def test_the_agent_side_holds_no_scrubbing_of_its_own() -> None:
-    # One home for scrubbing: the network boundary (and the errors built from server text).
+    # Two boundaries scrub, each once: the network's (the transport, and the errors built from
+    # server text) and the tool handlers' (tools/_execution.py); the turn runner hands the
+    # agent's secrets to the second and scrubs nothing itself.
     for module in (agent_module, model_call_module, turn_module):
-        assert "scrub_exception" not in vars(module), module.__name__
+        for name in ("scrub_exception", "scrub_chain", "redact_text", "map_strings"):
+            assert name not in vars(module), (module.__name__, name)
+    assert "scrub_chain" in vars(execution_module)
 
 
 def _agent(server: FakeServer, **runtime: Any) -> ChatAgent:

@@ -10,6 +10,7 @@ import math
 import subprocess
 import sys
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -643,3 +644,33 @@ async def test_a_handler_raising_tool_execution_error_is_a_handler_error() -> No
     [result] = await ToolRegistry([nested]).execute([call("nested")])
     assert result.error_kind == "handler_error"
     assert result.error == "tool 'nested' failed: ToolExecutionError: inner"
+
+
+async def test_execute_hides_the_secrets_it_is_given_in_results_and_raised_errors() -> None:
+    @tool
+    def tells(what: str) -> str:
+        """Quotes a secret.
+
+        Args:
+            what: ``raise`` to fail with it.
+        """
+        if what == "raise":
+            raise ValueError(f"token {secret} refused")
+        return f"token {secret}"
+
+    secret = "sk-hidden-" + "0123456789"  # not in the source a traceback quotes
+    registry = ToolRegistry([tells])
+    secrets = (secret,)
+    ok, failed = await registry.execute(
+        [call("tells", {"what": "x"}, "a"), call("tells", {"what": "raise"}, "b")],
+        secrets=secrets,
+    )
+    assert (ok.content, failed.error) == (
+        "token [REDACTED]",
+        "tool 'tells' failed: ValueError: token [REDACTED] refused",
+    )
+    with pytest.raises(ToolExecutionError) as info:
+        await registry.execute([call("tells", {"what": "raise"})], errors="raise", secrets=secrets)
+    assert secret not in "".join(traceback.format_exception(info.value))
+    [plain] = await registry.execute([call("tells", {"what": "x"})])  # none given: as returned
+    assert plain.content == f"token {secret}"

@@ -27,6 +27,7 @@ class ScriptedCalls:
     def __init__(self, *bodies: dict[str, Any]) -> None:
         self.bodies = list(bodies)
         self.sent: list[Any] = []
+        self.secrets: tuple[str, ...] = ()
 
     async def complete(self, body: Any) -> gen.ChatCompletion:
         self.sent.append(body)
