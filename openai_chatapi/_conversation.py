@@ -254,29 +254,28 @@ def answers_for(
         )
     else:
         for position, item in enumerate(results):
-            given = item.tool_call_id if isinstance(item, ToolResult) else None
-            if isinstance(item, Mapping) and isinstance(item.get("tool_call_id"), str):
-                given = item["tool_call_id"]
-            if given is not None and given in by_id:
-                raise ConfigurationError(
-                    f"result {position} answers tool call {given!r} a second time",
-                    {"field": f"results[{position}]", "tool_call_id": given},
-                )
             if isinstance(item, ToolResult):
-                by_id[item.tool_call_id] = item
+                given, answer = item.tool_call_id, item
             elif isinstance(item, Mapping) and isinstance(item.get("tool_call_id"), str):
+                given = item["tool_call_id"]
                 if "content" not in item:
                     raise ConfigurationError(
-                        f"result {position} (tool call {item['tool_call_id']!r}) has no 'content'",
-                        {"field": f"results[{position}]", "tool_call_id": item["tool_call_id"]},
+                        f"result {position} (tool call {given!r}) has no 'content'",
+                        {"field": f"results[{position}]", "tool_call_id": given},
                     )
-                by_id[item["tool_call_id"]] = _result(item["tool_call_id"], item["content"])
+                answer = _result(given, item["content"])
             else:
                 raise ConfigurationError(
                     f"result {position} must be a ToolResult or a dict with 'tool_call_id' "
                     f"(a string) and 'content', not {type(item).__name__}",
                     {"field": f"results[{position}]", "value": type(item).__name__},
                 )
+            if given in by_id:
+                raise ConfigurationError(
+                    f"result {position} answers tool call {given!r} a second time",
+                    {"field": f"results[{position}]", "tool_call_id": given},
+                )
+            by_id[given] = answer
     pending = [str(call.id) for call in calls]
     unknown = [call_id for call_id in by_id if call_id not in pending]
     if unknown:  # a typo in an id would otherwise pass unnoticed beside the right answers

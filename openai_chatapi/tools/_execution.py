@@ -263,9 +263,8 @@ async def _within(
     handler's thread cannot be interrupted, so it finishes in the background, ignored.
     """
     bound = None if limit is None or math.isinf(limit) else limit
-    if not inspect.isawaitable(work):  # an "async" callable that returned no awaitable
-        exc = TypeError(f"{type(work).__name__} is not awaitable")
-        raise failure("handler_error", _describe(entry, exc))
+    # Not awaitable (an "async" callable that returned something else): a TypeError in the
+    # task, a handler_error as any other.
     task = asyncio.ensure_future(_no_exit(work))
     try:
         done, _ = await asyncio.wait({task}, timeout=bound)
