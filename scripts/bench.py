@@ -15,7 +15,7 @@ process's CPU time is shown beside it because it is much less sensitive to other
     python scripts/bench.py --package ../base      # the package of another checkout, this
                                                    # harness and server (before/after tables)
     python scripts/bench.py --instructions         # client instructions per item under
-                                                   # valgrind (deterministic, for before/after)
+                                                   # valgrind (steadier than time, for before/after)
 
 Sections are functions registered by name with ``@section`` (import, chat, concurrent,
 stream, sse, load, media).
@@ -34,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -378,7 +379,7 @@ async def _worker(
     if workload.startswith("sse-"):
         return _sse_micro(client, workload[4:], n, repeat)
     if workload.startswith("load-"):
-        return await _load_worker(client, workload, n, url, repeat)
+        return await _load_worker(client, workload, n, url)
     try:
         runner = RUNNERS[client](url)
     except ImportError as exc:
@@ -462,13 +463,11 @@ class Bench:
         """
         totals = []
         for repeat in (1, 2):
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "callgrind.out"
-                prefix = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+            with callgrind() as (prefix, total):
                 result = self.run_worker(client, workload, n, prefix, repeat)
                 if "error" in result:
                     return result
-                totals.append(callgrind_total(out))
+                totals.append(total())
         return {"instructions": totals[1] - totals[0], "n": n}
 
     def measure(self, workload: str, n: int) -> tuple[dict[str, float | None], ...]:
@@ -513,12 +512,20 @@ class Bench:
         return _medians(walls), {} if self.args.instructions else _medians(cpus)
 
 
-def callgrind_total(path: Path) -> int:
-    """The instruction total of a callgrind output file."""
-    for line in path.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no totals line in {path}")
+@contextmanager
+def callgrind() -> Iterator[tuple[list[str], Callable[[], int]]]:
+    """The command prefix that runs a program under callgrind, and the reader of its
+    instruction total once it has run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+
+        def total() -> int:
+            for line in out.read_text().splitlines():
+                if line.startswith(("totals:", "summary:")):
+                    return int(line.split()[1])
+            raise RuntimeError(f"no totals line in {out}")
+
+        yield ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"], total
 
 
 def _medians(samples: dict[str, list[float]]) -> dict[str, float | None]:
@@ -555,12 +562,10 @@ def bench_import(bench: Bench) -> list[Row]:
     def once(module: str) -> float:
         code = f"import {module}" if module else "pass"
         if bench.args.instructions:  # deterministic: one run is the figure
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "callgrind.out"
-                cmd = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
-                cmd += [sys.executable, "-c", code]
+            with callgrind() as (prefix, total):
+                cmd = [*prefix, sys.executable, "-c", code]
                 subprocess.run(cmd, check=True, cwd=PACKAGE_ROOT, env=bench.env)
-                return float(callgrind_total(out))
+                return float(total())
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE_ROOT, env=bench.env)
         return time.perf_counter() - start
@@ -689,9 +694,7 @@ async def _load(runners: list[Runner], kind: str, n: int) -> None:
         _expect(text, TOKEN * LOAD_CHUNKS)
 
 
-async def _load_worker(
-    client: str, workload: str, n: int, url: str, repeat: int = 1
-) -> dict[str, Any]:
+async def _load_worker(client: str, workload: str, n: int, url: str) -> dict[str, Any]:
     """One load workload (``load-chat-50``: chats through 50 clients) in this process."""
     import resource
 
@@ -704,8 +707,7 @@ async def _load_worker(
         await _load(runners, kind, max(len(runners), n // 5))  # warm-up: pools, first calls
         gc.collect()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        for _ in range(repeat):
-            await _load(runners, kind, n)
+        await _load(runners, kind, n)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         for runner in runners:
@@ -928,7 +930,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--instructions",
         action="store_true",
         help="count the client's instructions per item under valgrind's callgrind instead of "
-        "timing (deterministic: one round, a fixed hash seed; slow, so --quick suits it)",
+        "timing (one round, a fixed hash seed: import and SSE count the same every run, network "
+        "workloads within a few per cent; slow, so use modest sizes)",
     )
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
